@@ -1,2 +1,5 @@
-"""GUI-free core shared by the visualizer and every CLI. Keep this file free of imports: viz/ imports
-engine.protocol and must not pull in torch."""
+"""GUI-free core shared by the visualizer and every CLI: loading, latents, devices, rendering, spectra.
+
+Never imports imgui/glfw/OpenGL. Submodules are imported explicitly (`from engine import loading`); nothing heavy
+happens when this package is imported.
+"""

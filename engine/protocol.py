@@ -18,6 +18,45 @@ import numpy as np
 
 NOISE_MODES = ('const', 'random', 'none')
 
+# Name of the final image in ``RenderResult.layers`` and a valid ``RenderRequest.layer_name`` (like None).
+OUTPUT_LAYER = 'output'
+
+# Colours of the FFT view, low (-fft_range_db) to high (+fft_range_db): viridis (CC0, van der Walt & Smith 2015)
+# sampled at 9 evenly spaced points; `fft_colormap` interpolates linearly between them.
+_FFT_COLORMAP_ANCHORS = (
+    (68, 1, 84),
+    (71, 44, 122),
+    (59, 82, 139),
+    (44, 113, 142),
+    (33, 145, 140),
+    (39, 173, 129),
+    (92, 200, 99),
+    (170, 220, 50),
+    (253, 231, 37),
+)
+
+
+def fft_colormap(num_colors: int = 256) -> np.ndarray:
+    """The FFT view's colormap (also for drawing its colour bar in the GUI).
+
+    Args:
+        num_colors: number of entries, >= 2.
+
+    Returns:
+        uint8 [num_colors, 3] RGB table; entry 0 is -fft_range_db, entry num_colors-1 is +fft_range_db, and a dB value
+        v maps to entry round((v / fft_range_db + 1) / 2 * (num_colors - 1)) clamped.
+
+    Raises:
+        ValueError: if num_colors < 2.
+    """
+    if int(num_colors) < 2:
+        raise ValueError(f'fft_colormap(): num_colors must be >= 2, got {num_colors}')
+    anchors = np.asarray(_FFT_COLORMAP_ANCHORS, dtype=np.float64)  # [9, 3]
+    pos = np.linspace(0.0, 1.0, len(anchors))
+    t = np.linspace(0.0, 1.0, int(num_colors))
+    lut = np.stack([np.interp(t, pos, anchors[:, i]) for i in range(3)], axis=1)
+    return np.round(lut).clip(0, 255).astype(np.uint8)
+
 
 @dataclass(frozen=True)
 class RenderRequest:
@@ -36,11 +75,14 @@ class RenderRequest:
         noise_mode: 'const' | 'random' | 'none' (SG2 noise inputs; SG3 ignores it).
         noise_seed: seed of ``torch.manual_seed`` before synthesis when ``noise_mode == 'random'``.
         force_fp32: disable fp16 layers (they are only used on CUDA anyway).
-        layer_name: child of ``G.synthesis`` whose output is shown (None = final image).
+        layer_name: name from ``RenderResult.layers`` whose output is shown (None or 'output' = final image); a
+            child of ``G.synthesis``, with ``:<i>`` appended for the i-th (i >= 1) 4-D output of a child that returns
+            several (SG2 blocks return (x, img): 'b8' is x, 'b8:1' is img). Unknown names show the final image.
         sel_channels: 1 (single channel, greyscale) or 3 (three consecutive channels as RGB).
-        base_channel: first displayed channel.
-        img_scale_db: brightness in dB (image multiplied by 10**(db/20)).
-        img_normalize: normalise the displayed channels to zero mean / unit std first.
+        base_channel: first displayed channel (clamped to the layer's channel count).
+        img_scale_db: brightness in dB (image multiplied by 10**(db/20)); the displayed value v maps to
+            uint8 clamp(v * 127.5 + 128), so the final image in [-1, 1] fills 0..255 at 0 dB.
+        img_normalize: normalise each displayed channel first: subtract its mean, divide by its max |value|.
         fft_show: also compute the FFT view.
         fft_all: spectrum of all channels (True) or the selected ones.
         fft_range_db: displayed range, +-dB around 0 (default 50).
@@ -137,14 +179,20 @@ class RenderResult:
         stamp: the request's stamp.
         image: displayed image, uint8 [H, W, 3] (or None on error).
         fft: FFT view, uint8 [H, W, 3] colour-mapped over +-fft_range_db (None unless requested).
-        layers: every capturable layer (in order), for the layer table.
-        stats: {'mean': (all, sel), 'std': (all, sel), 'max': (all, sel)} of the raw selected layer output.
+        layers: every capturable layer (in order, 'output' last), for the layer table.
+        stats: {'mean': (all, sel), 'std': (all, sel), 'max': (all, sel)} of the raw shown layer output (sample 0):
+            over all its channels and over the displayed ones (floats; 'max' is the largest value, not |value|).
         net: the loaded network's facts (None if nothing loaded).
         error: user-facing error text (the previous network stays usable), else None.
         refused_names: classes/globals a safe-mode load refused (the GUI asks "trust this file?").
         render_ms: time spent rendering (CUDA events on CUDA, wall clock otherwise), milliseconds.
         impl: {op name: implementation that ran}, e.g. {'filtered_lrelu': 'ref'}.
         device: the device the renderer ran on.
+        layer_name: the layer actually shown ('output' for the final image; None on error).
+        base_channel: the first displayed channel after clamping.
+        sel_channels: the number of displayed channels (1 or 3; 0 on error).
+        load_ms: time spent loading the network for this request (0 when it was cached), milliseconds.
+        error_detail: the traceback behind ``error`` when there is one worth showing (for a "details" view).
     """
 
     stamp: int = 0
@@ -158,3 +206,8 @@ class RenderResult:
     render_ms: float = 0.0
     impl: dict = field(default_factory=dict)
     device: str = ''
+    layer_name: str | None = None
+    base_channel: int = 0
+    sel_channels: int = 0
+    load_ms: float = 0.0
+    error_detail: str | None = None

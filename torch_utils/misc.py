@@ -200,7 +200,9 @@ def params_and_buffers(module: torch.nn.Module) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Module, require_all: bool = False) -> None:
+def copy_params_and_buffers(
+    src_module: torch.nn.Module, dst_module: torch.nn.Module, require_all: bool = False
+) -> None:
     """Copies every parameter and buffer of `src_module` into the same-named one of `dst_module` in place.
 
     `requires_grad` of the destination is kept.

@@ -134,7 +134,7 @@ def import_hook(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return hook
 
 
-def _reconstruct_persistent_obj(meta: dict) -> Any:
+def _reconstruct_persistent_obj(meta: Any) -> Any:
     """Unpickling entry point of persistent objects. EXECUTES `meta['module_src']` (once per distinct source)."""
     from dnnlib.util import EasyDict
 
@@ -150,7 +150,7 @@ def _reconstruct_persistent_obj(meta: dict) -> Any:
         raise ValueError(f"_reconstruct_persistent_obj(): meta.type must be 'class', got {meta.type!r}")
     module = _src_to_module(meta.module_src)
     orig_class = module.__dict__[meta.class_name]
-    decorator_class = persistent_class(orig_class)
+    decorator_class: Any = persistent_class(orig_class)
     obj = decorator_class.__new__(decorator_class)
 
     setstate = getattr(obj, '__setstate__', None)
@@ -184,6 +184,14 @@ def _src_to_module(src: str) -> types.ModuleType:
     return module
 
 
+def _is_array_or_tensor(obj: Any) -> bool:
+    torch = sys.modules.get('torch', None)
+    numpy = sys.modules.get('numpy', None)
+    return (torch is not None and isinstance(obj, torch.Tensor)) or (
+        numpy is not None and isinstance(obj, numpy.ndarray)
+    )
+
+
 def _check_pickleable(obj: Any) -> None:
     """Raises if `obj` (the constructor arguments of a persistent object) cannot be pickled.
 
@@ -197,7 +205,7 @@ def _check_pickleable(obj: Any) -> None:
             return [[recurse(x), recurse(y)] for x, y in obj.items()]
         if isinstance(obj, (str, int, float, bool, bytes, bytearray)):
             return None  # Python primitive types are pickleable.
-        if f'{type(obj).__module__}.{type(obj).__name__}' in ['numpy.ndarray', 'torch.Tensor', 'torch.nn.parameter.Parameter']:
+        if _is_array_or_tensor(obj):
             return None  # NumPy arrays and PyTorch tensors are pickleable.
         if is_persistent(obj):
             return None  # Persistent objects are pickleable by virtue of the constructor check.

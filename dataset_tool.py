@@ -1,0 +1,524 @@
+"""Make training datasets in the reference StyleGAN2-ADA / StyleGAN3 format (REFERENCE.md section 8).
+
+Output: uncompressed PNGs `00000/img00000000.png, ...` plus `dataset.json` (`{"labels": [[fname, label], ...]}`
+or `{"labels": null}`), in a zip stored without compression (dest ending in .zip) or in a folder. All images
+have the same square power-of-two size and 1 (greyscale) or 3 (RGB) channels.
+
+Examples:
+
+\b
+  python dataset_tool.py --source=../shared/data/twemoji-64 --dest=/tmp/twemoji-64.zip
+  python dataset_tool.py --source=../shared/data/fashion-mnist/train-images-idx3-ubyte.gz --dest=/tmp/fmnist.zip
+  python dataset_tool.py --source=photos/ --dest=/tmp/photos-256.zip --transform=center-crop --resolution=256x256
+  python dataset_tool.py --source=classes/ --dest=/tmp/classes.zip --labels-from-folders --resolution=64x64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import io
+import json
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+
+import click
+import numpy as np
+import PIL.Image
+from tqdm import tqdm
+
+from training.dataset import DEFAULT_BACKGROUND, IMAGE_EXTENSIONS, flatten_image
+
+# ----------------------------------------------------------------------------
+# Sources.
+
+
+@dataclasses.dataclass
+class _Item:
+    name: str  # File name inside the source (for messages and label lookup).
+    load: Callable[[], PIL.Image.Image]  # Opens and decodes the image.
+    peek: Callable[[], tuple[tuple[int, int], str]] | None = None  # ((W, H), mode) from the header only.
+    label: object = None  # int / list of floats / None.
+
+
+@dataclasses.dataclass
+class _Source:
+    items: list[_Item]
+    class_names: list[str] | None = None  # With --labels-from-folders.
+    fixed_size: tuple[int, int] | None = None  # (W, H) when known without opening files (MNIST, padded).
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+def _is_idx(path: str) -> bool:
+    return os.path.basename(path).endswith(('-idx3-ubyte.gz', '-idx3-ubyte'))
+
+
+def _read_idx(path: str, expected_magic: int) -> np.ndarray:
+    # IDX format (LeCun et al., MNIST): big-endian int32 magic (0x0801 labels, 0x0803 images), dims, uint8 data.
+    opener = gzip.open if path.endswith('.gz') else open
+    try:
+        with opener(path, 'rb') as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise ValueError(f'dataset_tool(): cannot read IDX file {path!r}: {e}') from e
+    magic = int.from_bytes(data[0:4], 'big')
+    if magic != expected_magic:
+        raise ValueError(f'dataset_tool(): {path!r} must be an IDX file with magic {expected_magic}, got {magic}')
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], 'big') for i in range(ndim)]
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise ValueError(f'dataset_tool(): {path!r} is truncated: expected {int(np.prod(dims))} values, got {arr.size}')
+    return arr.reshape(dims)
+
+
+def _mnist_image(images: np.ndarray, i: int) -> PIL.Image.Image:
+    return PIL.Image.fromarray(images[i], 'L')
+
+
+def _open_mnist(path: str, max_images: int | None) -> _Source:
+    images = _read_idx(path, 0x0803)  # [N, 28, 28]
+    # MNIST-style images are padded with 2 black pixels per side: 28 -> 32, a power of two (REFERENCE section 8).
+    images = np.pad(images, [(0, 0), (2, 2), (2, 2)], mode='constant', constant_values=0)
+    labels_path = os.path.join(os.path.dirname(path), os.path.basename(path).replace('images-idx3', 'labels-idx1'))
+    warnings = []
+    labels = None
+    if os.path.isfile(labels_path):
+        labels = _read_idx(labels_path, 0x0801)
+        if labels.shape[0] != images.shape[0]:
+            raise ValueError(
+                f'dataset_tool(): {labels_path!r} must have one label per image ({images.shape[0]}), '
+                f'got {labels.shape[0]}'
+            )
+    else:
+        warnings.append(f'no labels file {labels_path!r} beside the images; writing "labels": null')
+    n = images.shape[0] if max_images is None else min(max_images, images.shape[0])
+    items = [
+        _Item(
+            name=f'{os.path.basename(path)}[{i}]',
+            load=functools.partial(_mnist_image, images, i),
+            label=None if labels is None else int(labels[i]),
+        )
+        for i in range(n)
+    ]
+    return _Source(items=items, fixed_size=(images.shape[2], images.shape[1]), warnings=warnings)
+
+
+def _class_labels(fnames: list[str], source: str) -> tuple[list[int], list[str]]:
+    loose = [f for f in fnames if '/' not in f]
+    if loose:
+        raise ValueError(
+            f'dataset_tool(): --labels-from-folders needs every image inside a class sub-folder of {source!r}, '
+            f'got {loose[0]!r} at the top level; move it into a folder or drop the flag'
+        )
+    tops = [f.split('/', 1)[0] for f in fnames]
+    class_names = sorted(set(tops))
+    index = {name: i for i, name in enumerate(class_names)}
+    return [index[t] for t in tops], class_names
+
+
+def _open_files(source: str, max_images: int | None, labels_from_folders: bool) -> _Source:
+    if os.path.isdir(source):
+        all_fnames = sorted(
+            os.path.relpath(os.path.join(root, f), source).replace(os.sep, '/')
+            for root, _dirs, files in os.walk(source)
+            for f in files
+        )
+
+        def opener(fname: str):
+            return open(os.path.join(source, fname), 'rb')
+    else:
+        try:
+            zf = zipfile.ZipFile(source)
+        except (OSError, zipfile.BadZipFile) as e:
+            raise ValueError(
+                f'dataset_tool(): --source must be a folder, a .zip or an MNIST idx file, got {source!r}: {e}'
+            ) from e
+        all_fnames = sorted(zf.namelist())
+
+        def opener(fname: str):
+            return zf.open(fname, 'r')
+
+    fnames = [f for f in all_fnames if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+    if not fnames:
+        idx = os.path.join(source, 'train-images-idx3-ubyte.gz')
+        if os.path.isdir(source) and os.path.isfile(idx):
+            return _open_mnist(idx, max_images)
+        raise ValueError(f'dataset_tool(): --source {source!r} contains no images ({", ".join(IMAGE_EXTENSIONS)})')
+
+    source_obj = _Source(items=[])
+    labels: list[object] = [None] * len(fnames)
+    if labels_from_folders:
+        labels, source_obj.class_names = _class_labels(fnames, source)  # type: ignore[assignment]
+    elif 'dataset.json' in all_fnames:
+        try:
+            with opener('dataset.json') as f:
+                table = json.load(f).get('labels')
+        except (OSError, ValueError, AttributeError) as e:
+            raise ValueError(f'dataset_tool(): cannot read dataset.json in {source!r}: {e}') from e
+        if table is not None:
+            table = dict(table)
+            labels = [table.get(f) for f in fnames]
+            missing = [f for f, lab in zip(fnames, labels) if lab is None]
+            if missing:
+                source_obj.warnings.append(
+                    f'dataset.json has no label for {len(missing)} image(s), e.g. {missing[0]!r}; writing "labels": null'
+                )
+                labels = [None] * len(fnames)
+
+    if max_images is not None:
+        fnames, labels = fnames[:max_images], labels[:max_images]
+
+    def load(fname: str) -> PIL.Image.Image:
+        try:
+            with opener(fname) as f:
+                img = PIL.Image.open(f)
+                img.load()
+            return img
+        except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f'dataset_tool(): cannot read image {fname!r} in {source!r}: {e}') from e
+
+    def peek(fname: str) -> tuple[tuple[int, int], str]:
+        try:
+            with opener(fname) as f:
+                img = PIL.Image.open(f)
+                return img.size, img.mode
+        except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f'dataset_tool(): cannot read image {fname!r} in {source!r}: {e}') from e
+
+    source_obj.items = [
+        _Item(name=f, load=functools.partial(load, f), peek=functools.partial(peek, f), label=lab)
+        for f, lab in zip(fnames, labels)
+    ]
+    return source_obj
+
+
+def open_source(source: str, max_images: int | None = None, labels_from_folders: bool = False) -> _Source:
+    """Lists the images (and labels) of a folder, zip or MNIST idx(.gz) file. Raises ValueError for bad input."""
+    if not os.path.exists(source):
+        raise ValueError(f'dataset_tool(): --source does not exist: {source!r}')
+    if _is_idx(source):
+        return _open_mnist(source, max_images)
+    return _open_files(source, max_images, labels_from_folders)
+
+
+# ----------------------------------------------------------------------------
+# Transforms.
+
+
+def _is_pow2(x: int) -> bool:
+    return x >= 1 and (x & (x - 1)) == 0
+
+
+def parse_resolution(text: str | None) -> tuple[int, int] | None:
+    """'256x256' -> (256, 256); None -> None. Raises ValueError."""
+    if text is None:
+        return None
+    parts = text.lower().split('x')
+    try:
+        w, h = (int(p) for p in parts)
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f'dataset_tool(): --resolution must be WxH with positive integers such as 64x64, got {text!r}'
+        ) from None
+    return w, h
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'255,255,255' -> (255, 255, 255). Raises ValueError."""
+    try:
+        rgb = tuple(int(v) for v in text.split(','))
+        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f'dataset_tool(): --background must be R,G,B with values in 0..255, got {text!r}') from None
+    return rgb  # type: ignore[return-value]
+
+
+def _resize(arr: np.ndarray, w: int, h: int) -> np.ndarray:
+    if arr.shape[1] == w and arr.shape[0] == h:
+        return arr
+    img = PIL.Image.fromarray(arr)
+    return np.asarray(img.resize((w, h), PIL.Image.Resampling.LANCZOS))
+
+
+def _center_crop(arr: np.ndarray, w: int, h: int) -> np.ndarray:
+    # Largest centred square, then resize to w x h.
+    s = min(arr.shape[0], arr.shape[1])
+    y0, x0 = (arr.shape[0] - s) // 2, (arr.shape[1] - s) // 2
+    return _resize(arr[y0 : y0 + s, x0 : x0 + s], w, h)
+
+
+def _center_crop_wide(arr: np.ndarray, w: int, h: int) -> np.ndarray:
+    # Largest centred crop of aspect w:h, resized to w x h, letterboxed (black) into a w x w square canvas.
+    ih, iw = arr.shape[:2]
+    if iw * h >= ih * w:  # source wider than the target aspect: crop columns
+        cw, ch = int(round(ih * w / h)), ih
+    else:  # taller: crop rows
+        cw, ch = iw, int(round(iw * h / w))
+    y0, x0 = (ih - ch) // 2, (iw - cw) // 2
+    img = _resize(arr[y0 : y0 + ch, x0 : x0 + cw], w, h)
+    canvas = np.zeros((w, w) + img.shape[2:], dtype=np.uint8)
+    top = (w - h) // 2
+    canvas[top : top + h] = img
+    return canvas
+
+
+def _output_size(transform: str | None, resolution: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Checks --transform/--resolution and returns the square output size, or None when it follows the source."""
+    if transform is not None and resolution is None:
+        raise ValueError(f'dataset_tool(): --transform={transform} needs --resolution=WxH, e.g. --resolution=256x256')
+    if resolution is None:
+        return None
+    w, h = resolution
+    if transform == 'center-crop-wide':
+        if not _is_pow2(w) or h > w:
+            raise ValueError(
+                f'dataset_tool(): --resolution for center-crop-wide must be WxH with W a power of two and H <= W '
+                f'(output is WxW with bars), got {w}x{h}; e.g. --resolution=512x384'
+            )
+        return w, w
+    if w != h or not _is_pow2(w):
+        raise ValueError(
+            f'dataset_tool(): --resolution must be a square power of two for training, got {w}x{h}; '
+            f'use e.g. --resolution={_next_pow2(max(w, h))}x{_next_pow2(max(w, h))}'
+        )
+    return w, h
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, int(x - 1).bit_length())
+
+
+def _scan_sizes(src: _Source, progress: bool, same_size: bool) -> tuple[tuple[int, int], bool]:
+    """Reads only the image headers: returns the common (W, H) and whether any image is colour.
+
+    Raises ValueError naming two files of different sizes (when `same_size`), or an unreadable file.
+    """
+    first_size = first_name = None
+    any_color = False
+    for item in tqdm(src.items, desc='Checking sizes', unit='img', disable=not progress, leave=False):
+        assert item.peek is not None
+        size, mode = item.peek()
+        any_color |= mode not in ('L', 'LA', '1', 'I;16', 'I;16B', 'I;16L', 'La')
+        if first_size is None:
+            first_size, first_name = size, item.name
+        elif same_size and size != first_size:
+            raise ValueError(
+                f'dataset_tool(): all images must have the same size without --resolution, got {first_name!r} '
+                f'{first_size[0]}x{first_size[1]} and {item.name!r} {size[0]}x{size[1]}; '
+                f'pass --resolution=WxH (resize) or --transform=center-crop --resolution=WxH'
+            )
+    assert first_size is not None
+    return first_size, any_color
+
+
+# ----------------------------------------------------------------------------
+# Writers.
+
+
+class _Writer:
+    def __init__(self, dest: str):
+        self.dest = dest
+        self.is_zip = dest.lower().endswith('.zip')
+        if self.is_zip:
+            parent = os.path.dirname(os.path.abspath(dest))
+            os.makedirs(parent, exist_ok=True)
+            self.zf = zipfile.ZipFile(dest, 'w', compression=zipfile.ZIP_STORED)
+        else:
+            if os.path.isdir(dest) and os.listdir(dest):
+                raise ValueError(f'dataset_tool(): --dest folder must be empty or new, got non-empty {dest!r}')
+            if os.path.exists(dest) and not os.path.isdir(dest):
+                raise ValueError(f'dataset_tool(): --dest must be a .zip or a folder, got existing file {dest!r}')
+            os.makedirs(dest, exist_ok=True)
+
+    def write(self, fname: str, data: bytes) -> None:
+        if self.is_zip:
+            self.zf.writestr(fname, data, compress_type=zipfile.ZIP_STORED)
+        else:
+            path = os.path.join(self.dest, fname)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'wb') as f:
+                f.write(data)
+
+    def close(self) -> None:
+        if self.is_zip:
+            self.zf.close()
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    PIL.Image.fromarray(arr).save(buf, format='png', compress_level=0, optimize=False)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------
+
+
+def _iter_arrays(src: _Source, out_size, transform, resolution, background, to_rgb) -> Iterator[np.ndarray]:
+    for item in src.items:
+        arr = flatten_image(item.load(), background)  # [H, W] or [H, W, 3] uint8
+        if to_rgb and arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        if transform == 'center-crop':
+            arr = _center_crop(arr, *resolution)
+        elif transform == 'center-crop-wide':
+            arr = _center_crop_wide(arr, *resolution)
+        elif resolution is not None:
+            arr = _resize(arr, *resolution)
+        if arr.shape[1] != out_size[0] or arr.shape[0] != out_size[1]:  # cannot happen after the scan
+            raise ValueError(
+                f'dataset_tool(): {item.name!r} has size {arr.shape[1]}x{arr.shape[0]}, expected {out_size}'
+            )
+        yield arr
+
+
+def convert_dataset(
+    source: str,
+    dest: str,
+    *,
+    max_images: int | None = None,
+    transform: str | None = None,
+    resolution: tuple[int, int] | None = None,
+    labels_from_folders: bool = False,
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+    progress: bool = True,
+) -> dict:
+    """Converts `source` into a dataset at `dest` (zip or folder) in the reference format.
+
+    Args:
+        source: folder or zip of images (labels from its dataset.json or, with `labels_from_folders`, from the
+            top-level sub-folder names), or an MNIST `*-images-idx3-ubyte(.gz)` file (labels from the sibling
+            `*-labels-idx1-ubyte(.gz)`, images padded 28 -> 32).
+        dest: `*.zip` (stored, no compression) or a new/empty folder.
+        max_images: keep the first N images in sorted file-name order (None = all).
+        transform: None (resize only when `resolution` is given), 'center-crop' or 'center-crop-wide'.
+        resolution: (W, H) output size; must be square power of two except for 'center-crop-wide' (W x W out).
+        labels_from_folders: label = index of the sorted sub-folder name; class names go in dataset.json.
+        background: (r, g, b) composited under transparent pixels (RGBA, LA, palette images).
+        progress: show tqdm progress bars.
+
+    Returns:
+        dict(num_images, resolution (W, H), channels, has_labels, dest, warnings: list[str]).
+
+    Raises:
+        ValueError: missing/empty/unreadable source (names the file), mixed sizes without `resolution` (names two
+            files), output size not a square power of two (names the fix), non-empty dest folder.
+    """
+    out_size = _output_size(transform, resolution)
+    src = open_source(source, max_images=max_images, labels_from_folders=labels_from_folders)
+    if not src.items:
+        raise ValueError(f'dataset_tool(): --source {source!r} contains no images')
+
+    if src.fixed_size is not None:  # MNIST: no need to open anything
+        scanned, any_color = src.fixed_size, False
+    else:
+        scanned, any_color = _scan_sizes(src, progress, same_size=out_size is None)
+    if out_size is None:
+        w, h = scanned
+        if w != h or not _is_pow2(w):
+            s = _next_pow2(max(w, h))
+            raise ValueError(
+                f'dataset_tool(): images must be square with a power-of-two side for training, got {w}x{h} '
+                f'(e.g. {src.items[0].name!r}); pass --resolution={s}x{s} (resize) or '
+                f'--transform=center-crop --resolution={s}x{s}'
+            )
+        out_size = scanned
+
+    labels_out: list | None = [] if all(it.label is not None for it in src.items) else None
+    writer = _Writer(dest)
+    channels = 0
+    ok = False
+    try:
+        arrays = _iter_arrays(src, out_size, transform, resolution, background, to_rgb=any_color)
+        for idx, (item, arr) in enumerate(
+            tqdm(zip(src.items, arrays), total=len(src.items), desc='Writing', unit='img', disable=not progress)
+        ):
+            idx_str = f'{idx:08d}'
+            fname = f'{idx_str[:5]}/img{idx_str}.png'
+            writer.write(fname, _png_bytes(arr))
+            channels = 1 if arr.ndim == 2 else arr.shape[2]
+            if labels_out is not None:
+                labels_out.append([fname, item.label])
+        meta: dict = {'labels': labels_out}
+        if src.class_names is not None:
+            meta['class_names'] = src.class_names
+        writer.write('dataset.json', json.dumps(meta).encode('utf-8'))
+        ok = True
+    finally:
+        writer.close()
+        if not ok and writer.is_zip and os.path.isfile(dest):
+            os.remove(dest)  # a half-written zip we created ourselves
+    return dict(
+        num_images=len(src.items), resolution=tuple(out_size), channels=channels, has_labels=labels_out is not None,
+        dest=dest, warnings=list(src.warnings),
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------
+
+
+@click.command(help=__doc__)
+@click.option(
+    '--source', metavar='PATH', required=True, help='Folder or zip of images, or an MNIST *-images-idx3-ubyte.gz file'
+)
+@click.option('--dest', metavar='PATH', required=True, help='Output dataset: *.zip (stored) or a new/empty folder')
+@click.option(
+    '--max-images',
+    metavar='INT',
+    type=click.IntRange(min=1),
+    default=None,
+    show_default=True,
+    help='Keep only the first N images (sorted file names); default all',
+)
+@click.option(
+    '--transform',
+    type=click.Choice(['center-crop', 'center-crop-wide']),
+    default=None,
+    show_default=True,
+    help='Crop before resizing (needs --resolution); default: plain resize',
+)
+@click.option(
+    '--resolution',
+    metavar='WxH',
+    type=str,
+    default=None,
+    show_default=True,
+    help='Output size in pixels, square power of two such as 64x64 (center-crop-wide: WxH inside a WxW canvas); default: keep the source size',
+)
+@click.option(
+    '--labels-from-folders',
+    is_flag=True,
+    default=False,
+    show_default=True,
+    help='Label = index of the sorted top-level sub-folder name (instead of the source dataset.json)',
+)
+@click.option(
+    '--background',
+    metavar='R,G,B',
+    type=str,
+    default='255,255,255',
+    show_default=True,
+    help='Colour composited under transparent pixels of RGBA / LA / palette images (greyscale uses its luma)',
+)
+def main(source, dest, max_images, transform, resolution, labels_from_folders, background):  # noqa: D103
+    try:
+        summary = convert_dataset(
+            source, dest, max_images=max_images, transform=transform, resolution=parse_resolution(resolution),
+            labels_from_folders=labels_from_folders, background=parse_color(background),
+        )  # fmt: skip
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    for w in summary['warnings']:
+        click.echo(f'Warning: {w}', err=True)
+    w, h = summary['resolution']
+    labels = 'with labels' if summary['has_labels'] else 'no labels'
+    click.echo(f'Wrote {summary["num_images"]} images of {w}x{h}x{summary["channels"]} ({labels}) to {dest}')
+
+
+if __name__ == '__main__':
+    main()

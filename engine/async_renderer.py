@@ -1,0 +1,518 @@
+"""Rendering off the GUI thread: a :class:`engine.renderer.Renderer` in a spawned process (or a worker thread).
+
+The GUI calls :meth:`AsyncRenderer.set_request` every frame and :meth:`AsyncRenderer.get_result` whenever it wants
+the newest frame; neither blocks. Requests are stamped; an unchanged request (dataclass equality, the stamp
+ignored) is not rendered again; the worker skips requests superseded while it was busy; results older than the
+newest one already delivered are dropped.
+
+Separate process (default): a *spawned* child (``multiprocessing`` spawn context) that imports only this module,
+``engine.protocol`` and -- inside the child -- ``engine.renderer`` (torch). The parent never imports torch, and the
+child never re-runs the GUI's ``__main__`` (see :func:`_bare_main`). Requests and small results travel pickled
+through pipes; the image and FFT arrays of a result travel through one ``multiprocessing.shared_memory`` block per
+result that the child creates under a name the parent can predict (``<prefix>_<counter>``) and the parent unlinks
+after copying the arrays out, so no segment outlives the renderer even when the child is killed. If the child
+dies, the next call notices, starts a new one, re-sends the request that was in flight (once), and delivers one
+result whose error reads ``render process died (exit code N); restarted``.
+
+In-process mode runs the same renderer in a daemon worker thread; :meth:`AsyncRenderer.set_separate_process`
+switches between the two at run time.
+
+Example::
+
+    r = AsyncRenderer(device='auto')
+    r.set_request(RenderRequest(pkl='network.pkl', w0_seeds=((1, 1.0),)))
+    while (res := r.get_result()) is None:
+        time.sleep(0.01)
+    r.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import queue
+import signal
+import sys
+import threading
+import traceback
+import types
+import uuid
+import weakref
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from engine.protocol import RenderRequest, RenderResult
+
+logger = logging.getLogger(__name__)
+
+_ARRAY_FIELDS = ('image', 'fft')  # RenderResult fields that go through shared memory.
+_DEFAULT_SHM_MIN_BYTES = 64 * 1024  # Arrays smaller than this in total are simply pickled.
+_JOIN_TIMEOUT_SEC = 5.0
+
+
+class AsyncRenderer:
+    """Non-blocking front end of the renderer, for the GUI thread.
+
+    Args:
+        device: the renderer's device for requests whose ``device`` is 'auto' ('auto', 'cpu', 'cuda', 'cuda:N',
+            'mps').
+        separate_process: render in a spawned child process (True) or a worker thread of this process (False).
+        shm_min_bytes: results whose image + FFT arrays total fewer bytes are pickled instead of going through
+            shared memory (0: always shared memory).
+
+    The worker (process or thread) starts on the first request. Not thread-safe: call it from one thread.
+    """
+
+    def __init__(
+        self, device: str = 'auto', separate_process: bool = True, *, shm_min_bytes: int = _DEFAULT_SHM_MIN_BYTES
+    ):
+        self._device = device
+        self._separate = bool(separate_process)
+        self._shm_min_bytes = int(shm_min_bytes)
+        self._backend: _ProcessBackend | _ThreadBackend | None = None
+        self._last_req: RenderRequest | None = None  # The newest request sent (stamped).
+        self._next_stamp = 1
+        self._received_stamp = 0  # Newest stamp the worker answered.
+        self._delivered_stamp = 0  # Newest stamp get_result() returned.
+        self._pending: RenderResult | None = None  # Newest result not delivered yet.
+        self._notice: RenderResult | None = None  # A crash report, delivered once before anything else.
+        self._crashed_stamp = -1  # Stamp of the request in flight at the last crash (re-sent once only).
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Public API.
+
+    def set_request(self, req: RenderRequest) -> None:
+        """Asks for a render of ``req`` unless it equals the previous request (the stamp is ignored).
+
+        Args:
+            req: the request; its ``stamp`` is replaced by the next stamp of this renderer.
+
+        Raises:
+            TypeError: if ``req`` is not a RenderRequest.
+            RuntimeError: after :meth:`close`.
+        """
+        if not isinstance(req, RenderRequest):
+            raise TypeError(f'set_request(): req must be a RenderRequest, got {type(req).__name__}')
+        if self._closed:
+            raise RuntimeError('set_request(): the AsyncRenderer is closed; make a new one')
+        self._check_worker()
+        if self._last_req is not None and req == self._last_req:
+            return
+        stamped = dataclasses.replace(req, stamp=self._next_stamp)
+        self._next_stamp += 1
+        self._last_req = stamped
+        self._submit(stamped)
+
+    def get_result(self) -> RenderResult | None:
+        """The newest result not delivered yet, or None (never blocks). Older results are dropped."""
+        if self._closed:
+            return None
+        self._poll()
+        self._check_worker()
+        if self._notice is not None:
+            res, self._notice = self._notice, None
+        elif self._pending is not None:
+            res, self._pending = self._pending, None
+        else:
+            return None
+        self._delivered_stamp = max(self._delivered_stamp, res.stamp)
+        return res
+
+    @property
+    def is_busy(self) -> bool:
+        """True while the newest request has not been answered yet."""
+        if self._closed or self._last_req is None:
+            return False
+        self._poll()
+        self._check_worker()
+        return self._received_stamp < self._last_req.stamp
+
+    @property
+    def separate_process(self) -> bool:
+        """Whether rendering happens in a separate process."""
+        return self._separate
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the render process (None in in-process mode or before the first request)."""
+        return self._backend.pid if isinstance(self._backend, _ProcessBackend) else None
+
+    def set_separate_process(self, separate_process: bool) -> None:
+        """Switches between a separate render process and an in-process worker thread; the current request is
+        rendered again by the new worker (networks are loaded again there)."""
+        separate_process = bool(separate_process)
+        if separate_process == self._separate or self._closed:
+            self._separate = separate_process
+            return
+        self._stop_backend()
+        self._separate = separate_process
+        if self._last_req is not None:
+            self._last_req = dataclasses.replace(self._last_req, stamp=self._next_stamp)
+            self._next_stamp += 1
+            self._submit(self._last_req)
+
+    def close(self) -> None:
+        """Stops the worker and frees its shared memory. Idempotent."""
+        if not self._closed:
+            self._stop_backend()
+            self._closed = True
+
+    def __enter__(self) -> AsyncRenderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Internals.
+
+    def _submit(self, req: RenderRequest) -> None:
+        if self._backend is None:
+            self._backend = (
+                _ProcessBackend(self._device, self._shm_min_bytes) if self._separate else _ThreadBackend(self._device)
+            )
+        self._backend.submit(req)  # A dead worker is noticed by the next _check_worker().
+
+    def _poll(self) -> None:
+        if self._backend is not None:
+            for res in self._backend.poll():
+                self._offer(res)
+
+    def _offer(self, res: RenderResult) -> None:
+        """Keeps ``res`` if it is the newest so far; drops stale results."""
+        self._received_stamp = max(self._received_stamp, res.stamp)
+        if res.stamp < self._delivered_stamp:
+            return
+        if self._pending is None or res.stamp >= self._pending.stamp:
+            self._pending = res
+
+    def _check_worker(self) -> None:
+        """Notices a dead worker: restarts it, queues the crash notice, re-sends the in-flight request once."""
+        backend = self._backend
+        if backend is None or backend.is_alive():
+            return
+        for res in backend.poll():  # Results it finished before dying.
+            self._offer(res)
+        exitcode = backend.exitcode
+        backend.close()
+        self._backend = None
+        what = 'render process' if isinstance(backend, _ProcessBackend) else 'render thread'
+        logger.warning('%s died (exit code %s); restarting', what, exitcode)
+        in_flight = (
+            self._last_req if self._last_req is not None and self._received_stamp < self._last_req.stamp else None
+        )
+        stamp = max(self._delivered_stamp, self._last_req.stamp if self._last_req is not None else 0)
+        self._notice = RenderResult(stamp=stamp, error=f'{what} died (exit code {exitcode}); restarted')
+        if in_flight is not None and in_flight.stamp != self._crashed_stamp:
+            self._crashed_stamp = in_flight.stamp  # Re-sent once: a request that kills the worker is not looped.
+            self._submit(in_flight)
+            return
+        self._received_stamp = max(self._received_stamp, stamp)
+        if backend.num_answered > 0:
+            self._submit_nothing()  # It was healthy: have the next one warm. (Else: start on the next request.)
+
+    def _submit_nothing(self) -> None:
+        """Starts a fresh worker without a request (so the next one does not wait for the start-up)."""
+        self._backend = (
+            _ProcessBackend(self._device, self._shm_min_bytes) if self._separate else _ThreadBackend(self._device)
+        )
+
+    def _stop_backend(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        self._pending = None
+        self._received_stamp = self._last_req.stamp if self._last_req is not None else 0
+
+    def _child_modules(self, timeout: float = 60.0) -> list[str]:
+        """(Tests) names in the render process's ``sys.modules``."""
+        assert isinstance(self._backend, _ProcessBackend)
+        return self._backend.query_modules(timeout)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Workers.
+
+
+def _render_safely(renderer, req: RenderRequest) -> RenderResult:
+    try:
+        return renderer.render(req)
+    except BaseException as e:  # Renderer.render() should not raise; never let one request kill the worker.
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
+        return RenderResult(
+            stamp=req.stamp, error=f'Rendering failed: {type(e).__name__}: {e}', error_detail=traceback.format_exc()
+        )
+
+
+class _ThreadBackend:
+    """The renderer in a daemon worker thread of this process."""
+
+    pid = None
+
+    def __init__(self, device: str):
+        self.num_answered = 0
+        self._in: queue.Queue = queue.Queue()
+        self._out: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, args=(device,), name='sg3viz-render', daemon=True)
+        self._thread.start()
+
+    def _run(self, device: str) -> None:
+        from engine.renderer import Renderer
+
+        renderer = Renderer(device)
+        while True:
+            msgs = [self._in.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    msgs.append(self._in.get_nowait())
+            if any(m is None for m in msgs):
+                return
+            self._out.put(_render_safely(renderer, msgs[-1]))
+
+    def submit(self, req: RenderRequest) -> None:
+        self._in.put(req)
+
+    def poll(self) -> list[RenderResult]:
+        results = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                results.append(self._out.get_nowait())
+        self.num_answered += len(results)
+        return results
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self._in.put(None)
+        self._thread.join(timeout=_JOIN_TIMEOUT_SEC)
+
+
+class _ShmNames:
+    """Names of the shared-memory blocks one child creates: ``<prefix>_<k>``, k = 0, 1, 2, ... in order."""
+
+    def __init__(self):
+        self.prefix = 'sgv_' + uuid.uuid4().hex[:12]  # Short: macOS allows 31 characters.
+        self.num_freed = 0  # Blocks 0..num_freed-1 are unlinked.
+
+    def name(self, k: int) -> str:
+        return f'{self.prefix}_{k}'
+
+
+class _ProcessBackend:
+    """The renderer in a spawned child process; pipes for messages, shared memory for the arrays."""
+
+    def __init__(self, device: str, shm_min_bytes: int):
+        ctx = multiprocessing.get_context('spawn')
+        req_recv, self._req_send = ctx.Pipe(duplex=False)
+        self._res_recv, res_send = ctx.Pipe(duplex=False)
+        self._names = _ShmNames()
+        self._proc = ctx.Process(
+            target=_child_main,
+            args=(req_recv, res_send, device, self._names.prefix, int(shm_min_bytes)),
+            name='sg3viz-render',
+            daemon=True,
+        )
+        with _bare_main():
+            self._proc.start()
+        req_recv.close()  # The child's ends: closing ours lets a dead child show up as EOF / broken pipe.
+        res_send.close()
+        self._others: list = []  # Non-result replies (tests).
+        self.num_answered = 0
+        self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._req_send, self._res_recv, self._names)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._proc.exitcode
+
+    def is_alive(self) -> bool:
+        return self._proc.is_alive()
+
+    def submit(self, req: RenderRequest) -> None:
+        with contextlib.suppress(OSError):  # BrokenPipeError: the child is dead; the caller notices.
+            self._req_send.send(('render', req))
+
+    def poll(self) -> list[RenderResult]:
+        results = []
+        for msg in _drain(self._res_recv):
+            if msg[0] == 'result':
+                results.append(_unpack(msg, self._names))
+            else:
+                self._others.append(msg)
+        self.num_answered += len(results)
+        return results
+
+    def query_modules(self, timeout: float) -> list[str]:
+        self._req_send.send(('modules',))
+        deadline = _now() + timeout
+        while _now() < deadline:
+            if self._res_recv.poll(0.05):
+                msg = self._res_recv.recv()
+                if msg[0] == 'modules':
+                    return msg[1]
+                if msg[0] == 'result':
+                    _unpack(msg, self._names)
+        raise TimeoutError('query_modules(): no answer from the render process')
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def _drain(conn) -> list:
+    msgs = []
+    try:
+        while conn.poll():
+            msgs.append(conn.recv())
+    except (EOFError, OSError):  # The child died (maybe mid-message): what came before is kept.
+        pass
+    return msgs
+
+
+def _unpack(msg: tuple, names: _ShmNames) -> RenderResult:
+    """('result', RenderResult without arrays, shm index or None, {field: (shape, dtype, offset)}) -> result."""
+    _, res, index, layout = msg
+    if index is None:
+        return res
+    arrays = {}
+    name = names.name(index)
+    try:
+        shm = shared_memory.SharedMemory(name=name)
+    except FileNotFoundError:
+        return dataclasses.replace(res, error=res.error or 'render process: shared memory block is gone')
+    try:
+        buf = shm.buf
+        assert buf is not None
+        for field, (shape, dtype, offset) in layout.items():
+            count = int(np.prod(shape))
+            arrays[field] = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
+        del buf
+    finally:
+        shm.close()
+        shm.unlink()
+    names.num_freed = max(names.num_freed, index + 1)
+    return dataclasses.replace(res, **arrays)
+
+
+def _unlink_leftovers(names: _ShmNames, extra: int = 4) -> None:
+    """Unlinks blocks a dead/stopped child created but the parent never read (at most a few)."""
+    for k in range(names.num_freed, names.num_freed + extra):
+        try:
+            shm = shared_memory.SharedMemory(name=names.name(k))
+        except (FileNotFoundError, OSError):
+            continue
+        shm.close()
+        shm.unlink()
+
+
+def _shutdown(proc, req_send, res_recv, names: _ShmNames) -> None:
+    """Stops a child process and frees everything it left (also called at interpreter exit via finalize)."""
+    with contextlib.suppress(OSError):
+        req_send.send(('close',))
+    proc.join(timeout=_JOIN_TIMEOUT_SEC)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=_JOIN_TIMEOUT_SEC)
+    for msg in _drain(res_recv):
+        if msg[0] == 'result':
+            _unpack(msg, names)
+    _unlink_leftovers(names)
+    for conn in (req_send, res_recv):
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+@contextlib.contextmanager
+def _bare_main():
+    """Hides the parent's ``__main__`` while a spawned child is being started.
+
+    A spawn child normally re-imports the parent's main script (as ``__mp_main__``); for the visualizer that would
+    import the GUI (imgui, glfw, OpenGL) into the render process. The child needs nothing from ``__main__`` (its
+    target lives in this module), so it gets an empty one. ``Process.start()`` reads ``__main__`` synchronously.
+    """
+    main = sys.modules.get('__main__')
+    sys.modules['__main__'] = types.ModuleType('__main__')
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules['__main__'] = main
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The child process.
+
+
+def _child_main(req_conn, res_conn, device: str, shm_prefix: str, shm_min_bytes: int) -> None:
+    """Entry point of the render process: render the newest request, send the result, repeat."""
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the GUI's terminal: the parent closes us.
+    from engine.renderer import Renderer
+
+    renderer = Renderer(device)
+    counter = 0
+    while True:
+        try:
+            msgs = [req_conn.recv()]
+            while req_conn.poll():
+                msgs.append(req_conn.recv())
+        except (EOFError, OSError):
+            return  # The parent is gone.
+        if any(m[0] == 'close' for m in msgs):
+            return
+        if any(m[0] == 'modules' for m in msgs):
+            res_conn.send(('modules', sorted(sys.modules)))
+        renders = [m[1] for m in msgs if m[0] == 'render']
+        if not renders:
+            continue
+        res = _render_safely(renderer, renders[-1])
+        msg, counter = _pack(res, shm_prefix, counter, shm_min_bytes)
+        try:
+            res_conn.send(msg)
+        except (EOFError, OSError):
+            return
+
+
+def _pack(res: RenderResult, shm_prefix: str, counter: int, shm_min_bytes: int) -> tuple[tuple, int]:
+    """Moves the arrays of ``res`` into a new shared-memory block (unless small); returns the message."""
+    arrays = {f: getattr(res, f) for f in _ARRAY_FIELDS if getattr(res, f) is not None}
+    total = sum(a.nbytes for a in arrays.values())
+    if not arrays or total < shm_min_bytes:
+        return ('result', res, None, None), counter
+    shm = shared_memory.SharedMemory(name=f'{shm_prefix}_{counter}', create=True, size=max(total, 1))
+    layout = {}
+    offset = 0
+    buf = shm.buf
+    assert buf is not None
+    try:
+        for field, a in arrays.items():
+            a = np.ascontiguousarray(a)
+            np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=offset).reshape(a.shape)[...] = a
+            layout[field] = (a.shape, a.dtype.str, offset)
+            offset += a.nbytes
+    finally:
+        del buf
+        shm.close()  # The parent unlinks it after reading.
+    light = dataclasses.replace(res, image=None, fft=None)
+    return ('result', light, counter, layout), counter + 1
+
+
+__all__ = ['AsyncRenderer']

@@ -1,0 +1,111 @@
+"""Seeds, latents and user transforms, exactly as the reference tools derive them (REFERENCE sections 3 and 6)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+
+def _check_seed(func: str, seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
+        raise ValueError(f'{func}(): seed must be an integer in [0, 2**32), got {seed!r}')
+    return int(seed)
+
+
+def z_from_seed(seed: int, z_dim: int) -> np.ndarray:
+    """The latent of a seed: `np.random.RandomState(seed).randn(1, z_dim)` as float32 (same seed, same image).
+
+    Returns:
+        z: [1, z_dim] float32, standard normal.
+
+    Raises:
+        ValueError: On a seed outside [0, 2**32) or a negative z_dim.
+    """
+    seed = _check_seed('z_from_seed', seed)
+    if int(z_dim) < 0:
+        raise ValueError(f'z_from_seed(): z_dim must be >= 0, got {z_dim}')
+    return np.random.RandomState(seed).randn(1, int(z_dim)).astype(np.float32)
+
+
+def class_from_seed(seed: int, c_dim: int, z_dim: int = 512) -> int:
+    """The class a conditional network draws for a seed: `rnd.randint(c_dim)` from the seed's RandomState, drawn
+    right after `rnd.randn(1, z_dim)` (as the reference visualizer does).
+
+    Raises:
+        ValueError: On a bad seed or c_dim < 1.
+    """
+    seed = _check_seed('class_from_seed', seed)
+    if int(c_dim) < 1:
+        raise ValueError(f'class_from_seed(): c_dim must be >= 1 (a conditional network), got {c_dim}')
+    rnd = np.random.RandomState(seed)
+    rnd.randn(1, int(z_dim))
+    return int(rnd.randint(int(c_dim)))
+
+
+def parse_range(s: str | int | list[int]) -> list[int]:
+    """Parses a list of integers and inclusive ranges, e.g. `'0,3,5-9'` -> `[0, 3, 5, 6, 7, 8, 9]`.
+
+    Raises:
+        ValueError: On anything else (the message shows the expected form).
+    """
+    if isinstance(s, (list, tuple)):
+        return [int(x) for x in s]
+    if isinstance(s, (int, np.integer)):
+        return [int(s)]
+    values: list[int] = []
+    for part in str(s).split(','):
+        part = part.strip()
+        m = re.fullmatch(r'(\d+)\s*-\s*(\d+)', part)
+        if m and int(m.group(1)) <= int(m.group(2)):
+            values.extend(range(int(m.group(1)), int(m.group(2)) + 1))
+        elif re.fullmatch(r'-?\d+', part):
+            values.append(int(part))
+        else:
+            raise ValueError(
+                f"parse_range(): value must be integers and ranges like '0,3,5-9', got {s!r} (bad part {part!r})"
+            )
+    return values
+
+
+def parse_vec2(s: str | tuple[float, float]) -> tuple[float, float]:
+    """Parses a 2-vector `'0.1,0.2'` -> `(0.1, 0.2)`.
+
+    Raises:
+        ValueError: If it is not two comma-separated numbers.
+    """
+    if isinstance(s, (tuple, list)) and len(s) == 2:
+        return (float(s[0]), float(s[1]))
+    parts = str(s).split(',')
+    try:
+        if len(parts) != 2:
+            raise ValueError(s)
+        return (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise ValueError(f"parse_vec2(): value must be two numbers like '0.1,0.2', got {s!r}") from None
+
+
+def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle_deg: float = 0.0) -> np.ndarray:
+    """The user's rotation + translation as a 3x3 matrix (REFERENCE section 3).
+
+    `[[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]]` with a in radians and t in units where the image spans 1.
+    An SG3 generator takes its *inverse*: `G.synthesis.input.transform.copy_(torch.from_numpy(np.linalg.inv(m)))`.
+
+    Args:
+        translate: (tx, ty) in image widths.
+        angle_deg: Rotation in degrees.
+
+    Returns:
+        [3, 3] float64 matrix.
+    """
+    a = math.radians(float(angle_deg))
+    tx, ty = (float(t) for t in translate)
+    m = np.eye(3)
+    m[0][0] = math.cos(a)
+    m[0][1] = math.sin(a)
+    m[0][2] = tx
+    m[1][0] = -math.sin(a)
+    m[1][1] = math.cos(a)
+    m[1][2] = ty
+    return m

@@ -1,0 +1,290 @@
+"""Loading network pickles from a path, a `file://` or `http(s)://` URL, or a training-run directory.
+
+Safe mode is the default: nothing from the file is executed (see `engine.safe_pickle`); known StyleGAN2/StyleGAN3
+networks are rebuilt with our code. `trust=True` loads the way the reference tools do, executing the source code
+embedded in the file. URLs are downloaded once into a cache (`$XDG_CACHE_HOME/sg3viz/downloads`, default
+`~/.cache/sg3viz/downloads`); downloads go to a temporary file that is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pathlib
+import pickle
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import torch
+
+from engine.safe_pickle import LoadError, UnsafePickleError, safe_load, trusted_load
+
+__all__ = [
+    'LoadError',
+    'UnsafePickleError',
+    'cache_dir',
+    'default_network_path',
+    'download',
+    'load_generator',
+    'load_network_pkl',
+    'resolve_source',
+]
+
+logger = logging.getLogger(__name__)
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+_URL_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
+_SNAPSHOT_GLOB = 'network-snapshot-*.pkl'
+
+
+def default_network_path() -> pathlib.Path:
+    """Path of the bundled default network, `models/default.pkl` in the checkout."""
+    return _REPO / 'models' / 'default.pkl'
+
+
+def cache_dir() -> pathlib.Path:
+    """Download cache: `$XDG_CACHE_HOME/sg3viz/downloads`, or `~/.cache/sg3viz/downloads`."""
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return pathlib.Path(base) / 'sg3viz' / 'downloads'
+
+
+# ----------------------------------------------------------------------------
+# Sources.
+
+
+def _cache_name(url: str) -> str:
+    basename = os.path.basename(urllib.parse.urlparse(url).path) or 'download'
+    basename = re.sub(r'[^A-Za-z0-9._-]', '_', basename)[:80]
+    return f'{hashlib.sha256(url.encode()).hexdigest()[:16]}_{basename}'
+
+
+def download(
+    url: str,
+    *,
+    cache: str | os.PathLike | None = None,
+    retries: int = 3,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> pathlib.Path:
+    """Downloads `url` into the cache once and returns the cached file.
+
+    The file is written to a temporary name in the cache folder and renamed into place (`os.replace`) only after
+    it is complete, so the cache never holds a partial file.
+
+    Args:
+        url: http(s) URL.
+        cache: Cache folder (default `cache_dir()`).
+        retries: Attempts on network errors and 5xx responses (>= 1); 4xx responses fail at once.
+        timeout: Socket timeout per attempt in seconds.
+        progress: Show a tqdm progress bar on stderr.
+
+    Raises:
+        LoadError: When every attempt failed (the message names the URL and the last error).
+    """
+    from tqdm import tqdm
+
+    folder = pathlib.Path(cache) if cache is not None else cache_dir()
+    path = folder / _cache_name(url)
+    if path.is_file():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+
+    last_error: Exception | None = None
+    for attempt in range(max(int(retries), 1)):
+        if attempt:
+            time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+        tmp_name = None
+        try:
+            request = urllib.request.Request(url, headers={'User-Agent': 'sg3viz'})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                total = response.headers.get('Content-Length')
+                total = int(total) if total and total.isdigit() else None
+                with (
+                    tempfile.NamedTemporaryFile(dir=folder, prefix=f'.{path.name}.', suffix='.part', delete=False) as f,
+                    tqdm(
+                        total=total, unit='B', unit_scale=True, desc=path.name[17:], disable=not progress, leave=False
+                    ) as bar,
+                ):
+                    tmp_name = f.name
+                    num_bytes = 0
+                    while chunk := response.read(1 << 20):
+                        f.write(chunk)
+                        num_bytes += len(chunk)
+                        bar.update(len(chunk))
+                    f.flush()
+                    os.fsync(f.fileno())
+                if total is not None and num_bytes != total:
+                    raise OSError(f'incomplete download: got {num_bytes} of {total} bytes')
+            os.replace(tmp_name, path)
+            tmp_name = None
+            return path
+        except urllib.error.HTTPError as e:
+            last_error = e
+            if 400 <= e.code < 500:
+                break
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            last_error = e
+        finally:
+            if tmp_name is not None and os.path.exists(tmp_name):
+                os.remove(tmp_name)
+        logger.info('Download attempt %d of %s failed: %s', attempt + 1, url, last_error)
+    raise LoadError(
+        f'could not download {url}: {last_error}; check the URL and your network connection, or download the file '
+        'yourself and pass its path'
+    )
+
+
+def resolve_source(source: str | os.PathLike, **download_kwargs: Any) -> pathlib.Path:
+    """Turns a network source into a local pickle path.
+
+    Args:
+        source: A file path; a `file://` URL; an `http(s)://` URL (downloaded once into the cache); or a training
+            run directory (its newest `network-snapshot-*.pkl`).
+        **download_kwargs: Passed to `download()` (cache, retries, timeout, progress).
+
+    Raises:
+        LoadError: If the file or directory does not exist, the directory has no snapshot, the URL scheme is not
+            supported, or the download failed.
+    """
+    if isinstance(source, pathlib.Path):
+        path = source
+    elif isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if _URL_RE.match(text):
+            scheme = text.split('://', 1)[0].lower()
+            if scheme in ('http', 'https'):
+                return download(text, **download_kwargs)
+            if scheme != 'file':
+                raise LoadError(
+                    f'unsupported URL scheme {scheme!r} in {text}; use a path, file://, http:// or https://'
+                )
+            parsed = urllib.parse.urlparse(text)
+            path = pathlib.Path(urllib.request.url2pathname(parsed.path))
+        else:
+            path = pathlib.Path(text).expanduser()
+    else:
+        raise LoadError(f'network source must be a path or URL, got {type(source).__name__}')
+
+    if path.is_dir():
+        snapshots = sorted(path.glob(_SNAPSHOT_GLOB))
+        if not snapshots:
+            raise LoadError(
+                f'no {_SNAPSHOT_GLOB} in directory {path}; pass a training run directory that has snapshots, '
+                'or the .pkl file itself'
+            )
+        return snapshots[-1]
+    if not path.is_file():
+        raise LoadError(f'network file not found: {path}; check the path (or pass a URL or a training run directory)')
+    return path
+
+
+# ----------------------------------------------------------------------------
+# Loading.
+
+
+def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    size = path.stat().st_size
+    if size == 0:
+        return LoadError(f'{path} is empty; re-download or re-export the network pickle')
+    if head.startswith(b'PK'):
+        return LoadError(
+            f'{path} is a zip file (a torch.save checkpoint or a dataset?), not a network pickle; pass a .pkl '
+            'written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+        )
+    if not head.startswith(b'\x80'):
+        return LoadError(
+            f'{path} is not a network pickle (it does not start like a pickle stream; an HTML page or a text file?); '
+            'pass a .pkl written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+        )
+    if isinstance(e, EOFError) or 'truncated' in str(e) or 'ran out of input' in str(e).lower():
+        return LoadError(f'{path} is truncated (incomplete download or copy?): {e}; download or copy it again')
+    return LoadError(f'{path} is a corrupt or unsupported pickle ({type(e).__name__}: {e}); check the file')
+
+
+def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **download_kwargs: Any) -> dict:
+    """Loads a network pickle (REFERENCE section 1).
+
+    Args:
+        source: Path, `file://` / `http(s)://` URL, or training-run directory; see `resolve_source()`.
+        trust: False (default): safe mode, never executes anything from the file and rebuilds known networks with
+            our code. True: load like the reference tools, EXECUTING the code embedded in the file.
+        **download_kwargs: Passed to `download()` for URLs.
+
+    Returns:
+        dict with at least `G_ema` (an nn.Module) and the keys `G`, `D`, `augment_pipe`, `training_set_kwargs`
+        (None when the file lacks them).
+
+    Raises:
+        LoadError: Missing file, not a pickle, truncated file, no `G_ema`, failed download, or a network our code
+            cannot rebuild; the message names the problem and the fix.
+        UnsafePickleError: In safe mode, if the file references anything not allowed (`.names` lists it).
+    """
+    path = resolve_source(source, **download_kwargs)
+    try:
+        with open(path, 'rb') as f:
+            data = trusted_load(f) if trust else safe_load(f)
+    except LoadError as e:
+        raise _with_path(e, path) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+        raise _describe_bad_stream(path, e) from e
+    except (ImportError, SyntaxError, NameError) as e:
+        raise LoadError(
+            f'{path}: executing its embedded code failed ({type(e).__name__}: {e}); the file needs code this '
+            'installation lacks'
+        ) from e
+    except RuntimeError as e:
+        raise LoadError(f'{path}: could not read tensors ({e}); the file may be corrupt') from e
+
+    if not isinstance(data, dict) or 'G_ema' not in data:
+        keys = sorted(map(str, data.keys())) if isinstance(data, dict) else type(data).__name__
+        raise LoadError(
+            f'{path} has no G_ema network (found {keys}); pass a network pickle (e.g. network-snapshot-*.pkl) '
+            'that contains G_ema'
+        )
+    if not isinstance(data['G_ema'], torch.nn.Module):
+        raise LoadError(f'{path}: G_ema is a {type(data["G_ema"]).__name__}, not a network')
+    for key in ('G', 'D', 'augment_pipe', 'training_set_kwargs'):
+        data.setdefault(key, None)
+    return data
+
+
+def _with_path(e: LoadError, path: pathlib.Path) -> LoadError:
+    """The same error with the file path in front of its message."""
+    if isinstance(e, UnsafePickleError):
+        new: LoadError = UnsafePickleError(e.names)
+        new.args = (f'{path}: {e}',)
+        return new
+    return LoadError(f'{path}: {e}')
+
+
+def load_generator(
+    source: str | os.PathLike | None = None,
+    *,
+    trust: bool = False,
+    device: str | torch.device = 'cpu',
+    **download_kwargs: Any,
+) -> torch.nn.Module:
+    """Loads `G_ema` from a network pickle, in eval mode without gradients, on `device`.
+
+    Args:
+        source: As for `load_network_pkl()`; None means the bundled default network (`default_network_path()`).
+        trust: See `load_network_pkl()`.
+        device: 'auto', 'cpu', 'cuda', 'mps' or a torch.device.
+
+    Raises:
+        LoadError / UnsafePickleError: See `load_network_pkl()`.
+        ValueError: On an unavailable device.
+    """
+    from engine.devices import pick_device
+
+    dev = pick_device(device)
+    data = load_network_pkl(default_network_path() if source is None else source, trust=trust, **download_kwargs)
+    return data['G_ema'].eval().requires_grad_(False).to(dev)

@@ -1,0 +1,507 @@
+"""Render looping latent-interpolation videos (or PNG sequences) of a generator.
+
+Keyframes: one W per grid cell and keyframe (from seeds); between keyframes W follows a cubic spline
+(`scipy.interpolate.interp1d(kind='cubic')`) over a keyframe axis wrapped around, so the video loops: the frame
+after the last equals the first. `--ws` renders a given latent sequence frame by frame instead, and `--layer`
+shows three channels of one synthesis layer's output instead of the image.
+
+Examples:
+
+\b
+    python gen_video.py --seeds 0-3 --grid 2x2 --output out/lerp.mp4
+    python gen_video.py --network run/network-snapshot-000100.pkl --seeds 0-31 --grid 4x2 --w-frames 60
+    python gen_video.py --ws path.npy --output out/frames/              # PNG sequence out/frames/0000.png ...
+    python gen_video.py --seeds 0-2 --layer L2_36_256 --output out/layer.mp4
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+from collections.abc import Callable, Iterator
+
+import click
+import numpy as np
+import torch
+
+VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv')
+
+
+# ----------------------------------------------------------------------------
+# Latents.
+
+
+def keyframe_ws(
+    G,
+    *,
+    seeds: list[int],
+    grid: tuple[int, int] = (1, 1),
+    num_keyframes: int | None = None,
+    shuffle_seed: int | None = None,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    device: torch.device | str = 'cpu',
+) -> np.ndarray:
+    """The W keyframes of a grid video.
+
+    Seed `idx` of the `grid_w * grid_h * num_keyframes` cells (reused cyclically; optionally shuffled with
+    `shuffle_seed`) gives z = RandomState(seed).randn(1, z_dim) (and a class from the same RandomState for
+    conditional networks), mapped with truncation.
+
+    Returns:
+        ws [grid_h, grid_w, num_keyframes, num_ws, w_dim] float32.
+
+    Raises:
+        ValueError: Empty seeds, bad grid, or len(seeds) not a multiple of the grid size without num_keyframes.
+    """
+    from engine.latents import class_from_seed, z_from_seed
+
+    gw, gh = grid
+    if gw < 1 or gh < 1:
+        raise ValueError(f'keyframe_ws(): grid must be at least 1x1, got {gw}x{gh}')
+    if not seeds:
+        raise ValueError('keyframe_ws(): seeds must not be empty; pass e.g. --seeds 0-3')
+    if num_keyframes is None:
+        if len(seeds) % (gw * gh) != 0:
+            raise ValueError(
+                f'keyframe_ws(): the number of seeds must be a multiple of the grid size {gw}x{gh} = {gw * gh}, '
+                f'got {len(seeds)} seeds; pass more seeds or --num-keyframes'
+            )
+        num_keyframes = len(seeds) // (gw * gh)
+    if num_keyframes < 1:
+        raise ValueError(f'keyframe_ws(): num_keyframes must be >= 1, got {num_keyframes}')
+    all_seeds = [seeds[i % len(seeds)] for i in range(num_keyframes * gw * gh)]
+    if shuffle_seed is not None:
+        np.random.RandomState(shuffle_seed).shuffle(all_seeds)
+    z = torch.from_numpy(np.concatenate([z_from_seed(s, G.z_dim) for s in all_seeds])).to(device)
+    c = torch.zeros([len(all_seeds), G.c_dim], device=device)
+    for i, s in enumerate(all_seeds):
+        if G.c_dim > 0:
+            c[i, class_from_seed(s, G.c_dim, G.z_dim)] = 1
+    with torch.no_grad():
+        ws = G.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+    return ws.cpu().numpy().reshape(gh, gw, num_keyframes, *ws.shape[1:]).astype(np.float32)
+
+
+def looping_interpolator(kf_ws: np.ndarray) -> Callable[[float], np.ndarray]:
+    """Cubic interpolation over keyframes that wraps around (period = num_keyframes).
+
+    Args:
+        kf_ws: [grid_h, grid_w, K, num_ws, w_dim] keyframes.
+
+    Returns:
+        f(t) -> ws [grid_h * grid_w, num_ws, w_dim] float32 for t in keyframe units; f(t + K) == f(t) and
+        f(k) equals keyframe k.
+    """
+    import scipy.interpolate
+
+    gh, gw, k = kf_ws.shape[:3]
+    cells = kf_ws.reshape(gh * gw, k, -1)
+    x = np.arange(-2 * k, 3 * k)  # Five periods: the spline around [0, K) sees the wrapped neighbours.
+    y = np.tile(cells, [1, 5, 1])
+    spline = scipy.interpolate.interp1d(x, y, kind='cubic', axis=1)
+    shape = kf_ws.shape[3:]
+
+    def interp(t: float) -> np.ndarray:
+        return spline(float(t) % k).reshape(gh * gw, *shape).astype(np.float32)
+
+    return interp
+
+
+def load_ws_file(path: str | os.PathLike, num_ws: int, w_dim: int) -> np.ndarray:
+    """A latent sequence from .npy / .npz (key 'ws' or 'w', or the only array).
+
+    Args:
+        path: File of shape [T, num_ws, w_dim] (per-layer W) or [T, w_dim] (one W per frame, broadcast).
+
+    Returns:
+        ws [T, num_ws, w_dim] float32.
+
+    Raises:
+        ValueError: Unreadable file or wrong shape (the message names the expected shapes).
+    """
+    path = pathlib.Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f'load_ws_file(): cannot read {path} as .npy/.npz ({e})') from e
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            keys = list(data.keys())
+            key = next((k for k in ('ws', 'w') if k in keys), keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise ValueError(f"load_ws_file(): {path} must hold an array 'ws' (or exactly one array), got {keys}")
+            arr = data[key]
+    else:
+        arr = data
+    expected = f'[T, {num_ws}, {w_dim}] or [T, {w_dim}]'
+    if arr.ndim == 2 and arr.shape[1] == w_dim:
+        arr = np.repeat(arr[:, None, :], num_ws, axis=1)
+    if (
+        arr.ndim != 3
+        or arr.shape[1:] != (num_ws, w_dim)
+        or arr.shape[0] < 1
+        or not np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise ValueError(
+            f'load_ws_file(): ws must have shape {expected} (float), got {list(arr.shape)} {arr.dtype} in {path}'
+        )
+    return arr.astype(np.float32)
+
+
+def truncate_ws(ws: np.ndarray, w_avg: np.ndarray, psi: float, cutoff: int | None) -> np.ndarray:
+    """Lerps the first `cutoff` ws (all when None) of [T, num_ws, w_dim] toward w_avg [w_dim] by psi."""
+    ws = ws.copy()
+    ws[:, :cutoff] = w_avg + psi * (ws[:, :cutoff] - w_avg)
+    return ws
+
+
+# ----------------------------------------------------------------------------
+# Rendering.
+
+
+class _StopForward(Exception):
+    pass
+
+
+def layer_names(G) -> list[str]:
+    """Names of the children of G.synthesis whose outputs `--layer` can show."""
+    return [name for name, _ in G.synthesis.named_children()]
+
+
+class LayerCapture:
+    """Context manager capturing the output of `G.synthesis.<name>` with a forward hook.
+
+    The forward pass stops right after the layer (nothing later is computed). Use `capture.run(ws)` to get the
+    layer's first 4-D output [N, C, H, W].
+
+    Raises:
+        ValueError: Unknown layer name (the message lists the valid ones).
+    """
+
+    def __init__(self, G, name: str):
+        modules = dict(G.synthesis.named_children())
+        if name not in modules:
+            raise ValueError(f'LayerCapture(): layer must be one of {", ".join(modules)}; got {name!r}')
+        self.G, self.module, self.name = G, modules[name], name
+        self.output: torch.Tensor | None = None
+
+    def _hook(self, _module, _inputs, output):
+        outputs = output if isinstance(output, (tuple, list)) else [output]
+        self.output = next((o for o in outputs if isinstance(o, torch.Tensor) and o.ndim == 4), None)
+        raise _StopForward
+
+    def __enter__(self) -> LayerCapture:
+        self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+    def run(self, ws: torch.Tensor) -> torch.Tensor:
+        self.output = None
+        try:
+            self.G.synthesis(ws, noise_mode='const')
+        except _StopForward:
+            pass
+        if self.output is None:
+            raise ValueError(f'LayerCapture.run(): layer {self.name!r} has no 4-D tensor output to show')
+        return self.output.to(torch.float32)
+
+
+def layer_to_rgb(x: torch.Tensor, stats: dict) -> torch.Tensor:
+    """Channels 0..2 of a layer output [N, C, H, W] as RGB in [-1, 1].
+
+    Each channel is centred and scaled by 3 standard deviations; the mean/std come from the first call (kept in
+    `stats`) so the brightness does not flicker from frame to frame.
+    """
+    x = x[:, :3] if x.shape[1] >= 3 else x[:, :1].repeat(1, 3, 1, 1)
+    if not stats:
+        stats['mean'] = x.mean(dim=[0, 2, 3], keepdim=True)
+        stats['std'] = x.std(dim=[0, 2, 3], keepdim=True).clamp(min=1e-8)
+    return ((x - stats['mean']) / (3 * stats['std'])).clamp(-1, 1)
+
+
+def to_grid_u8(img: torch.Tensor, grid: tuple[int, int]) -> np.ndarray:
+    """[gw*gh, C, H, W] in [-1, 1] (C = 1 or 3) -> uint8 [gh*H, gw*W, 3] (row-major cells), even-sized (pads)."""
+    gw, gh = grid
+    n, c, h, w = img.shape
+    img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
+    img = img.repeat(1, 3, 1, 1) if c == 1 else img[:, :3]
+    frame = img.reshape(gh, gw, 3, h, w).permute(0, 3, 1, 4, 2).reshape(gh * h, gw * w, 3).numpy()
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    return np.pad(frame, [(0, pad_h), (0, pad_w), (0, 0)]) if pad_h or pad_w else frame
+
+
+def render_frames(
+    G,
+    ws_of_frame: Callable[[int], np.ndarray],
+    num_frames: int,
+    grid: tuple[int, int],
+    layer: str | None = None,
+    max_batch: int = 4,
+) -> Iterator[np.ndarray]:
+    """Yields uint8 frames [H, W, 3]: frame f shows `ws_of_frame(f)` [grid_w*grid_h, num_ws, w_dim] (or its layer).
+
+    Consecutive frames are rendered together, about `max_batch` images per synthesis call.
+    """
+    device = G.mapping.w_avg.device if hasattr(G.mapping, 'w_avg') else torch.device('cpu')
+    cells = grid[0] * grid[1]
+    frames_per_call = max(1, max_batch // cells)
+    stats: dict = {}
+    capture = LayerCapture(G, layer) if layer is not None else None
+    with torch.no_grad():
+        for start in range(0, num_frames, frames_per_call):
+            count = min(frames_per_call, num_frames - start)
+            ws = torch.from_numpy(np.concatenate([ws_of_frame(start + i) for i in range(count)])).to(device)
+            if capture is not None:
+                with capture:
+                    img = layer_to_rgb(capture.run(ws), stats)
+            else:
+                img = G.synthesis(ws, noise_mode='const').to(torch.float32)
+            for i in range(count):
+                yield to_grid_u8(img[i * cells : (i + 1) * cells], grid)
+
+
+# ----------------------------------------------------------------------------
+# Output.
+
+
+def _output_kind(output: str) -> tuple[str, str]:
+    """('video', path) | ('png', pattern with %d)."""
+    if '%' in output:
+        try:
+            output % 0
+        except (TypeError, ValueError):
+            raise ValueError(f"output must contain one integer field like 'frames/%04d.png', got {output!r}") from None
+        if not output.lower().endswith('.png'):
+            raise ValueError(f'output pattern must end with .png, got {output!r}')
+        return 'png', output
+    suffix = pathlib.Path(output).suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return 'video', output
+    if suffix == '' or os.path.isdir(output):
+        return 'png', os.path.join(output, '%04d.png')
+    raise ValueError(
+        f'output must be a video ({", ".join(VIDEO_SUFFIXES)}), a directory or a %04d.png pattern, got {output!r}'
+    )
+
+
+def write_frames(frames: Iterator[np.ndarray], output: str, *, fps: int = 60, num_frames: int | None = None,
+                 progress: bool = True) -> int:  # fmt: skip
+    """Writes frames to an mp4 (libx264, yuv420p, 16 Mbit/s, via imageio-ffmpeg) or a PNG sequence.
+
+    Returns:
+        Number of frames written.
+
+    Raises:
+        ValueError: Unsupported output name.
+    """
+    import PIL.Image
+    from tqdm import tqdm
+
+    kind, target = _output_kind(output)
+    parent = os.path.dirname(target % 0 if kind == 'png' else target)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    bar = tqdm(frames, total=num_frames, unit='frame', disable=not progress)
+    count = 0
+    if kind == 'png':
+        for frame in bar:
+            PIL.Image.fromarray(frame, 'RGB').save(target % count)
+            count += 1
+        return count
+    import imageio.v2 as imageio
+
+    writer = imageio.get_writer(
+        target, format='FFMPEG', mode='I', fps=fps, codec='libx264', pixelformat='yuv420p', bitrate='16M',
+        macro_block_size=1,
+    )  # fmt: skip
+    try:
+        for frame in bar:
+            writer.append_data(frame)
+            count += 1
+    finally:
+        writer.close()
+    return count
+
+
+def generate_video(
+    G,
+    *,
+    output: str,
+    seeds: list[int] | None = None,
+    grid: tuple[int, int] = (1, 1),
+    num_keyframes: int | None = None,
+    shuffle_seed: int | None = None,
+    w_frames: int = 120,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    fps: int = 60,
+    ws_file: str | None = None,
+    layer: str | None = None,
+    progress: bool = True,
+) -> int:
+    """Renders a looping interpolation video over a grid (or a latent file's frames) and writes it.
+
+    Args:
+        G: Generator (REFERENCE section 3), on its device.
+        output: .mp4/.mov/.mkv file, directory, or '%04d.png' pattern.
+        seeds: Keyframe seeds (ignored with ws_file).
+        grid: (columns, rows).
+        num_keyframes: Keyframes per cell (None: len(seeds) / cells).
+        w_frames: Frames between consecutive keyframes.
+        ws_file: .npy/.npz of [T, num_ws, w_dim] or [T, w_dim]; renders T frames, grid must be 1x1.
+        layer: Name of a child of G.synthesis to show instead of the image.
+
+    Returns:
+        Number of frames written (num_keyframes * w_frames, or T).
+
+    Raises:
+        ValueError: Bad arguments (seeds/grid mismatch, ws shape, layer name, output name).
+    """
+    if w_frames < 1 or fps < 1:
+        raise ValueError(f'generate_video(): w_frames and fps must be >= 1, got {w_frames}, {fps}')
+    if layer is not None:
+        LayerCapture(G, layer)  # Validate the name before doing any work.
+    _output_kind(output)
+    if ws_file is not None:
+        if tuple(grid) != (1, 1):
+            raise ValueError(
+                f'generate_video(): --ws renders one image per frame; grid must be 1x1, got {grid[0]}x{grid[1]}'
+            )
+        ws = load_ws_file(ws_file, G.num_ws, G.w_dim)
+        if truncation_psi != 1:
+            ws = truncate_ws(ws, G.mapping.w_avg.cpu().numpy(), truncation_psi, truncation_cutoff)
+        num_frames = ws.shape[0]
+        frames = render_frames(G, lambda f: ws[f : f + 1], num_frames, (1, 1), layer)
+    else:
+        device = G.mapping.w_avg.device
+        kf = keyframe_ws(
+            G, seeds=seeds or [], grid=grid, num_keyframes=num_keyframes, shuffle_seed=shuffle_seed,
+            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, device=device,
+        )  # fmt: skip
+        interp = looping_interpolator(kf)
+        num_frames = kf.shape[2] * w_frames
+        frames = render_frames(G, lambda f: interp(f / w_frames), num_frames, grid, layer)
+    return write_frames(frames, output, fps=fps, num_frames=num_frames, progress=progress)
+
+
+# ----------------------------------------------------------------------------
+# CLI.
+
+
+def _parse_grid(_ctx, _param, value: str) -> tuple[int, int]:
+    m = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', value or '')
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise click.BadParameter(f"must be WxH with W, H >= 1, like '2x2', got {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _parse_seeds(_ctx, _param, value: str) -> list[int]:
+    from engine.latents import parse_range
+
+    try:
+        return parse_range(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.command(help=__doc__)
+@click.option(
+    '--network', 'network', metavar='PATH|URL', default=None, help='Network pickle (default: bundled network)'
+)
+@click.option(
+    '--seeds',
+    metavar='LIST',
+    default='0-3',
+    show_default=True,
+    callback=_parse_seeds,
+    help="Keyframe seeds, e.g. '0-31' or '1,5,9'",
+)
+@click.option('--shuffle-seed', metavar='INT', type=int, default=None, help='Shuffle the keyframe seeds with this seed')
+@click.option(
+    '--grid',
+    metavar='WxH',
+    default='1x1',
+    show_default=True,
+    callback=_parse_grid,
+    help='Grid of videos (columns x rows)',
+)
+@click.option(
+    '--num-keyframes',
+    metavar='INT',
+    type=click.IntRange(min=1),
+    default=None,
+    help='Keyframes per cell (default: seeds / cells)',
+)
+@click.option(
+    '--w-frames',
+    metavar='FRAMES',
+    type=click.IntRange(min=1),
+    default=120,
+    show_default=True,
+    help='Frames between keyframes',
+)
+@click.option(
+    '--trunc', 'truncation_psi', metavar='PSI', type=float, default=1.0, show_default=True, help='Truncation psi'
+)
+@click.option(
+    '--trunc-cutoff',
+    'truncation_cutoff',
+    metavar='LAYERS',
+    type=click.IntRange(min=0),
+    default=None,
+    help='Truncate only the first LAYERS ws (default: all)',
+)
+@click.option(
+    '--fps',
+    metavar='FPS',
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help='Frames per second of the video',
+)
+@click.option(
+    '--output',
+    metavar='FILE|DIR',
+    default='out/video.mp4',
+    show_default=True,
+    help='.mp4/.mov/.mkv, a directory, or a %04d.png pattern',
+)
+@click.option(
+    '--ws',
+    'ws_file',
+    metavar='FILE',
+    default=None,
+    help='Render this latent sequence (.npy/.npz [T, num_ws, w_dim] or [T, w_dim])',
+)
+@click.option(
+    '--layer', metavar='NAME', default=None, help='Show 3 channels of this G.synthesis layer instead of the image'
+)
+@click.option('--device', metavar='NAME', default='auto', show_default=True, help='auto, cpu, cuda, cuda:N or mps')
+@click.option(
+    '--trust',
+    is_flag=True,
+    default=False,
+    help='Run code embedded in the pickle (reference loader); only for files you trust',
+)
+def main(network, seeds, shuffle_seed, grid, num_keyframes, w_frames, truncation_psi, truncation_cutoff, fps, output,
+         ws_file, layer, device, trust):  # fmt: skip
+    from engine.loading import LoadError, load_generator
+
+    try:
+        G = load_generator(network, trust=trust, device=device)
+        count = generate_video(
+            G, output=output, seeds=seeds, grid=grid, num_keyframes=num_keyframes, shuffle_seed=shuffle_seed,
+            w_frames=w_frames, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, fps=fps,
+            ws_file=ws_file, layer=layer,
+        )  # fmt: skip
+    except (LoadError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f'Wrote {count} frames to {output}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,215 @@
+"""engine.async_renderer: render process round trip, stale results, restart after a crash, in-process mode,
+shared memory, and the import rules (no torch in the GUI process, no GUI code in the render process).
+
+One render process is shared by the module (spawning one imports torch: seconds on a busy machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from engine.async_renderer import AsyncRenderer
+from engine.protocol import RenderRequest, RenderResult
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMEOUT_SEC = 180.0  # Generous: the machine running the suite may be very busy; a healthy run takes seconds.
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    """Tiny networks render much faster with one thread on a busy shared machine."""
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)
+
+
+@pytest.fixture(scope='module')
+def net_pkl(tmp_path_factory) -> str:
+    from training import networks_stylegan3 as sg3
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        G = sg3.Generator(
+            z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=128, channel_max=8,
+            num_layers=3, mapping_kwargs=dict(num_layers=1),
+        ).eval()  # fmt: skip
+    path = tmp_path_factory.mktemp('async_nets') / 'sg3.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump(dict(G_ema=G), f)
+    return str(path)
+
+
+def _wait_result(r: AsyncRenderer) -> RenderResult:
+    deadline = time.monotonic() + TIMEOUT_SEC
+    while time.monotonic() < deadline:
+        res = r.get_result()
+        if res is not None:
+            return res
+        time.sleep(0.01)
+    raise AssertionError('no result from the renderer')
+
+
+def _wait_idle(r: AsyncRenderer) -> list[RenderResult]:
+    """Every result delivered until the renderer has answered its newest request."""
+    results = []
+    deadline = time.monotonic() + TIMEOUT_SEC
+    while time.monotonic() < deadline:
+        res = r.get_result()
+        if res is not None:
+            results.append(res)
+        elif not r.is_busy:
+            return results
+        time.sleep(0.01)
+    raise AssertionError('the renderer stayed busy')
+
+
+def _shm_files(prefixes) -> list[str]:
+    return sorted(f for p in prefixes for f in glob.glob(f'/dev/shm/{p}*'))
+
+
+@pytest.fixture(scope='module')
+def shm_prefixes() -> list[str]:
+    return []
+
+
+@pytest.fixture(scope='module')
+def async_r(net_pkl, tmp_path_factory, shm_prefixes):
+    """A separate-process renderer (arrays always via shared memory), started while ``__main__`` is a script that
+    must not run in the render process (it would leave a marker file)."""
+    d = tmp_path_factory.mktemp('fake_main')
+    marker = d / 'gui_main_ran'
+    script = d / 'fake_gui_main.py'
+    script.write_text(f'open({str(marker)!r}, "w").close()\n')
+    fake_main = types.ModuleType('__main__')
+    fake_main.__file__ = str(script)
+    mp = pytest.MonkeyPatch()
+    mp.setenv('OMP_NUM_THREADS', '1')  # Tiny networks; the render process inherits the environment.
+    r = AsyncRenderer('cpu', separate_process=True, shm_min_bytes=0)
+    try:
+        with pytest.MonkeyPatch.context() as main_mp:
+            main_mp.setitem(sys.modules, '__main__', fake_main)
+            r.set_request(RenderRequest(pkl=net_pkl))
+        shm_prefixes.append(r._backend._names.prefix)
+        first = _wait_result(r)
+        assert first.error is None, first.error
+        assert not marker.exists(), 'the render process ran the GUI main script'
+        yield r
+    finally:
+        r.close()
+        mp.undo()
+    if os.path.isdir('/dev/shm'):
+        assert _shm_files(shm_prefixes) == [], 'leaked shared memory'
+
+
+def test_round_trip_matches_renderer(async_r, net_pkl):
+    from engine.renderer import Renderer
+
+    req = RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),), fft_show=True)
+    async_r.set_request(req)
+    res = _wait_result(async_r)
+    assert res.error is None and res.stamp == async_r._last_req.stamp
+    assert res.image.shape == (16, 16, 3) and res.image.dtype == np.uint8 and res.fft.shape == (16, 16, 3)
+    assert res.net.arch == 'stylegan3' and res.layers[-1].name == 'output' and res.device == 'cpu'
+    expected = Renderer('cpu').render(req)
+    np.testing.assert_array_equal(res.image, expected.image)
+    np.testing.assert_array_equal(res.fft, expected.fft)
+    if os.path.isdir('/dev/shm'):
+        assert _shm_files([async_r._backend._names.prefix]) == []  # freed once delivered
+
+
+def test_child_imports_no_gui(async_r):
+    modules = async_r._child_modules(TIMEOUT_SEC)
+    assert 'torch' in modules and 'engine.renderer' in modules
+    gui = [m for m in modules if m.split('.')[0] in ('imgui_bundle', 'imgui', 'glfw', 'OpenGL', 'viz', 'gui_utils')]
+    assert gui == []
+
+
+def test_unchanged_request_not_rendered_again(async_r, net_pkl):
+    req = RenderRequest(pkl=net_pkl, w0_seeds=((5, 1.0),))
+    async_r.set_request(req)
+    _wait_idle(async_r)
+    stamp = async_r._last_req.stamp
+    async_r.set_request(dataclasses.replace(req, stamp=12345))  # equal: the stamp does not count
+    assert not async_r.is_busy and async_r._last_req.stamp == stamp
+    assert async_r.get_result() is None
+
+
+def test_newest_result_wins(async_r, net_pkl):
+    for seed in range(10, 16):
+        async_r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((seed, 1.0),)))
+    results = _wait_idle(async_r)
+    stamps = [res.stamp for res in results]
+    assert stamps and stamps == sorted(set(stamps)) and stamps[-1] == async_r._last_req.stamp
+    assert all(res.error is None for res in results)
+
+
+def test_stale_results_dropped():
+    r = AsyncRenderer(separate_process=False)  # No worker is started: results are fed by hand.
+    r._offer(RenderResult(stamp=3))
+    r._offer(RenderResult(stamp=2))
+    assert r.get_result().stamp == 3
+    r._offer(RenderResult(stamp=1))  # older than the one delivered
+    assert r.get_result() is None
+    r._offer(RenderResult(stamp=5))
+    r._offer(RenderResult(stamp=4))
+    assert r.get_result().stamp == 5 and r.get_result() is None
+    r.close()
+
+
+def test_in_process_mode(net_pkl):
+    with AsyncRenderer('cpu', separate_process=False) as r:
+        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((7, 1.0),)))
+        res = _wait_result(r)
+        assert res.error is None and res.image.shape == (16, 16, 3) and r.pid is None and not r.separate_process
+    with pytest.raises(RuntimeError):
+        r.set_request(RenderRequest())
+
+
+def test_switch_modes_and_crash(async_r, net_pkl, shm_prefixes):
+    """separate -> in-process -> separate; the new render process is killed while it has a request in flight: the
+    next result reports the crash, the restarted process renders the request that was in flight, and later ones."""
+    req = RenderRequest(pkl=net_pkl, w0_seeds=((8, 1.0),))
+    async_r.set_request(req)
+    in_process = _wait_idle(async_r)[-1]
+    async_r.set_separate_process(False)  # the current request is rendered again by the new worker
+    assert async_r.pid is None and not async_r.separate_process
+    threaded = _wait_idle(async_r)[-1]
+    assert threaded.error is None and threaded.stamp > in_process.stamp
+    np.testing.assert_array_equal(threaded.image, in_process.image)
+
+    async_r.set_separate_process(True)
+    shm_prefixes.append(async_r._backend._names.prefix)
+    pid = async_r.pid
+    assert pid is not None and async_r.is_busy
+    os.kill(pid, signal.SIGKILL)
+    async_r._backend._proc.join(TIMEOUT_SEC)
+    notice = _wait_result(async_r)
+    assert notice.error == f'render process died (exit code {-signal.SIGKILL}); restarted'
+    shm_prefixes.append(async_r._backend._names.prefix)
+    assert async_r.pid not in (None, pid)
+    resent = _wait_result(async_r)
+    assert resent.error is None and resent.stamp == notice.stamp
+    np.testing.assert_array_equal(resent.image, in_process.image)
+    async_r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((22, 1.0),)))
+    again = _wait_result(async_r)
+    assert again.error is None and again.stamp > resent.stamp and again.image.shape == (16, 16, 3)
+
+
+def test_import_keeps_torch_out():
+    code = 'import sys, engine.async_renderer, engine.protocol; print("torch" in sys.modules)'
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_SEC)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'False'

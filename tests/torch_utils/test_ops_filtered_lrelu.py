@@ -1,0 +1,148 @@
+"""filtered_lrelu: reference parity (ops.npz), composition oracle, fast-vs-ref case table, gradients, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from torch_utils.ops import bias_act as BA
+from torch_utils.ops import filtered_lrelu as FL
+from torch_utils.ops import upfirdn2d as U
+
+# Tolerance table, fast vs ref (|fast - ref| <= atol * max|ref| + rtol * |ref|).
+#   quantity            dtype     atol    rtol
+TOLERANCES = {
+    ('forward', torch.float32): (1e-6, 1e-5),
+    ('grad', torch.float32): (1e-6, 1e-5),
+}
+
+# Case table: (shape, fu, fd, up, down, padding, gain, slope, clamp, flip_filter, with_bias, layout).
+# Filters: 'sepK' 1-D (separable) K taps, 'radK' 2-D KxK, None = no filter.
+CASES = [
+    ([2, 3, 9, 7], 'sep12', 'sep12', 2, 2, [7, 6, 7, 6], math.sqrt(2), 0.2, None, False, True, 'contig'),
+    ([1, 2, 11, 13], 'sep8', 'sep8', 2, 1, 3, 1.0, 1.0, None, False, True, 'noncontig'),
+    ([1, 3, 7, 9], 'rad6', 'rad4', 4, 2, [5, 4, 3, 6], math.sqrt(2), 0.2, 0.5, True, True, 'channels_last'),
+    ([2, 2, 14, 12], 'sep8', 'sep8', 1, 2, [-1, 5, 3, 2], 2.0, 0.1, 1.0, False, False, 'contig'),
+    ([1, 2, 8, 8], None, 'sep8', 1, 4, [2, 3, 1, 4], math.sqrt(2), 0.2, None, False, True, 'contig'),
+    ([2, 1, 5, 6], 'sep8', None, 4, 1, [-2, 1, 0, 3], math.sqrt(2), 0.2, 0.3, True, True, 'noncontig'),
+    ([1, 2, 9, 9], 'rad5', 'rad5', 2, 2, 5, 1.0, 0.0, None, False, True, 'contig'),
+    ([1, 1, 6, 7], 'sep3', 'sep3', 1, 1, 0, math.sqrt(2), 0.2, None, False, False, 'channels_last'),
+]
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _single_thread():
+    """Tiny ops are dominated by thread start-up on a loaded machine: run them on one intra-op thread."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _filter(kind, dtype=torch.float32, seed=0):
+    if kind is None:
+        return None
+    rnd = np.random.RandomState(seed + int(kind[3:]))
+    taps = rnd.rand(int(kind[3:])) + 0.2
+    if kind.startswith('sep'):
+        return U.setup_filter(taps).to(dtype) if len(taps) >= 8 else U.setup_filter(taps, separable=True).to(dtype)
+    return U.setup_filter(np.outer(taps, taps[::-1]) + 0.1 * rnd.rand(len(taps), len(taps))).to(dtype)
+
+
+def _layout(x, layout):
+    if layout == 'noncontig':
+        x = x.transpose(2, 3).contiguous().transpose(2, 3)
+        assert not x.is_contiguous()
+    elif layout == 'channels_last':
+        x = x.to(memory_format=torch.channels_last)
+    return x
+
+
+def _rel(tol, ref):
+    atol, rtol = tol
+    return dict(atol=atol * float(ref.detach().abs().max()), rtol=rtol)
+
+
+def test_parity_ops_npz(parity_dir, close_report):
+    d = np.load(parity_dir / 'ops.npz')
+    cases = [c for c in json.loads(str(d['meta'])) if c['key'].startswith('filtered_lrelu.')]
+    assert len(cases) >= 5
+    x, fu, fd, b = (torch.tensor(d[f'filtered_lrelu.{k}']) for k in ('x', 'fu', 'fd', 'b'))
+    for case in cases:
+        kwargs = {k: v for k, v in case.items() if k != 'key'}
+        for impl in ('ref', 'fast', 'auto'):
+            y = FL.filtered_lrelu(x, fu, fd, b, impl=impl, **kwargs)
+            close_report(y, d[case['key']], atol=1e-5, rtol=1e-5, name=f'{case["key"]} impl={impl}')
+
+
+def test_composition_oracle(close_report):
+    """The specification written out with the (scipy-tested) upfirdn2d and (numpy-tested) bias_act, float64."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 8, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    fu, fd = _filter('sep8', torch.float64), _filter('rad4', torch.float64)
+    y = U.upfirdn2d(x + b[None, :, None, None], fu, up=2, padding=[4, 5, 3, 6], gain=4, impl='ref')
+    y = (torch.where(y >= 0, y, y * 0.25) * 1.7).clamp(-0.8, 0.8)
+    y = U.upfirdn2d(y, fd, down=2, impl='ref')
+    for impl in ('ref', 'fast'):
+        out = FL.filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[4, 5, 3, 6], gain=1.7, slope=0.25, clamp=0.8, impl=impl)
+        close_report(out, y, atol=1e-12, rtol=1e-10, name=f'composition impl={impl}')
+
+
+@pytest.mark.parametrize('case', CASES, ids=[f'case{i}' for i in range(len(CASES))])
+def test_fast_matches_ref(case, close_report):
+    shape, fu, fd, up, down, padding, gain, slope, clamp, flip, with_bias, layout = case
+    torch.manual_seed(0)
+    x0 = torch.randn(shape)
+    b0 = torch.randn(shape[1]) * 0.3 if with_bias else None
+    fu_t, fd_t = _filter(fu), _filter(fd, seed=1)
+    kw = dict(up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp, flip_filter=flip)
+    xs = [x0.clone().requires_grad_(), _layout(x0.clone(), layout).requires_grad_()]
+    bs = [b0.clone().requires_grad_() if with_bias else None for _ in range(2)]
+    ys = [FL.filtered_lrelu(xi, fu_t, fd_t, bi, impl=impl, **kw) for xi, bi, impl in zip(xs, bs, ('ref', 'fast'))]
+    close_report(ys[1], ys[0], **_rel(TOLERANCES[('forward', torch.float32)], ys[0]), name='forward')
+    dy = torch.randn_like(ys[0])
+    grads = [torch.autograd.grad(y, [xi] + ([bi] if with_bias else []), dy) for y, xi, bi in zip(ys, xs, bs)]
+    for g_fast, g_ref, name in zip(grads[1], grads[0], ('x', 'b')):
+        close_report(g_fast, g_ref, **_rel(TOLERANCES[('grad', torch.float32)], g_ref), name=f'grad {name}')
+    with torch.no_grad():  # the in-place elementwise stage
+        close_report(FL.filtered_lrelu(xs[1], fu_t, fd_t, bs[1], impl='fast', **kw), ys[0], **_rel(TOLERANCES[('forward', torch.float32)], ys[0]), name='no_grad')
+
+
+@pytest.mark.parametrize('impl', ['ref', 'fast'])
+def test_gradcheck_and_gradgradcheck(impl):
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.1, -0.2], dtype=torch.float64, requires_grad=True)
+    fu = _filter('sep3', torch.float64).clone().requires_grad_()
+    fd = _filter('rad3', torch.float64).clone().requires_grad_()
+    fn = lambda x, b, fu, fd: FL.filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=2, clamp=5.0, impl=impl)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, b, fu, fd))
+    assert torch.autograd.gradgradcheck(fn, (x, b, fu, fd))
+
+
+def test_auto_selects_fast_on_cpu():
+    from torch_utils import ops
+
+    assert ops.impl_report('cpu')['filtered_lrelu'] == 'fast'
+    assert ops.impl_report('cuda')['filtered_lrelu'] == 'ref'
+
+
+def test_errors():
+    x = torch.zeros(1, 2, 6, 6)
+    f = _filter('sep3')
+    with pytest.raises(ValueError, match='impl'):
+        FL.filtered_lrelu(x, f, f, impl='cuda')
+    with pytest.raises(ValueError, match='up must'):
+        FL.filtered_lrelu(x, f, f, up=0)
+    with pytest.raises(ValueError, match='b must'):
+        FL.filtered_lrelu(x, f, f, b=torch.zeros(3))
+    with pytest.raises(ValueError, match='empty'):
+        FL.filtered_lrelu(x, f, f, padding=-3)
+    assert isinstance(BA.activation_funcs['lrelu'].def_gain, float)

@@ -1,0 +1,138 @@
+"""Alias-free leaky ReLU: bias, upsample, leaky ReLU, clamp, downsample (``filtered_lrelu``).
+
+Alias-Free GAN (arXiv 2106.12423), Sec. 3.2 and Fig. 3 (and App. D): a pointwise nonlinearity creates arbitrarily
+high frequencies, so it is applied at ``up`` times the sampling rate between an interpolation filter ``fu`` and a
+low-pass filter ``fd``. Compatible with the reference ``torch_utils.ops.filtered_lrelu`` API (REFERENCE.md
+section 2).
+
+Implementations (``impl``):
+  * ``'ref'``  -- the specification: ``bias_act`` (bias), ``upfirdn2d`` (up, ``impl='ref'``), ``bias_act`` (lrelu,
+    gain, clamp), ``upfirdn2d`` (down, ``impl='ref'``).
+  * ``'fast'`` -- the same chain with the polyphase ``upfirdn2d`` (``impl='fast'``) and a fused elementwise stage.
+  * ``'auto'`` -- ``'fast'`` for CPU/MPS tensors, else ``'ref'``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import _fast_resample, bias_act, upfirdn2d
+
+__all__ = ['filtered_lrelu']
+
+
+def filtered_lrelu(
+    x: torch.Tensor,
+    fu: torch.Tensor | None = None,
+    fd: torch.Tensor | None = None,
+    b: torch.Tensor | None = None,
+    up: int = 1,
+    down: int = 1,
+    padding: int | Sequence[int] = 0,
+    gain: float = math.sqrt(2),
+    slope: float = 0.2,
+    clamp: float | None = None,
+    flip_filter: bool = False,
+    impl: str = 'auto',
+) -> torch.Tensor:
+    """Filtered leaky ReLU (Alias-Free GAN, Sec. 3.2).
+
+    Computes ``upfirdn2d(clamp(gain * lrelu(upfirdn2d(x + b, fu, up, padding, gain=up**2), slope)), fd, down)``.
+    Output size per axis: ``((in * up + pad0 + pad1 - fu_taps + 1) - fd_taps) // down + 1``.
+
+    Args:
+        x: Input [N, C, H, W], floating dtype, any device and layout.
+        fu: Upsampling filter from ``upfirdn2d.setup_filter``: float32 [K] (separable) or [fh, fw] (radial), or None.
+        fd: Downsampling filter, same forms as ``fu``.
+        b: Bias [C] (dtype of ``x``) or None.
+        up: Integer upsampling factor >= 1.
+        down: Integer downsampling factor >= 1.
+        padding: int, [px, py] or [px0, px1, py0, py1], applied in the upsampled domain; negative crops.
+        gain: Scale after the leaky ReLU (default sqrt(2)).
+        slope: Leaky ReLU slope for negative inputs (1 = linear).
+        clamp: Clamp after the gain to ``[-clamp, clamp]``; None = no clamp.
+        flip_filter: Correlate with ``fu``/``fd`` instead of convolving.
+        impl: 'auto', 'ref' or 'fast'.
+
+    Returns:
+        Tensor [N, C, out_h, out_w] with the dtype and device of ``x``.
+
+    Raises:
+        ValueError: Bad shapes, factors, padding, impl, or an empty output.
+        TypeError: Non-floating ``x``.
+    """
+    upfirdn2d._check_x(x, 'filtered_lrelu')
+    for name, v in (('up', up), ('down', down)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f'filtered_lrelu(): {name} must be an int >= 1, got {v!r}')
+    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding, 'filtered_lrelu')
+    if b is not None and (not isinstance(b, torch.Tensor) or b.shape != (x.shape[1],)):
+        raise ValueError(f'filtered_lrelu(): b must be None or a tensor [C={x.shape[1]}], got {upfirdn2d._describe(b)}')
+    fu_w, fu_h = upfirdn2d._get_filter_size(fu)
+    fd_w, fd_h = upfirdn2d._get_filter_size(fd)
+    mid_w = x.shape[3] * up + px0 + px1 - fu_w + 1
+    mid_h = x.shape[2] * up + py0 + py1 - fu_h + 1
+    if min(mid_w - fd_w, mid_h - fd_h) < 0:
+        raise ValueError(
+            f'filtered_lrelu(): output would be empty for input {list(x.shape)}, filters {fu_h}x{fu_w} / '
+            f'{fd_h}x{fd_w}, up {up}, down {down}, padding {[px0, px1, py0, py1]}; increase the padding'
+        )
+    impl = upfirdn2d._resolve_impl(impl, x, 'filtered_lrelu')
+    fn = _filtered_lrelu_fast if impl == 'fast' else _filtered_lrelu_ref
+    return fn(x, fu, fd, b, int(up), int(down), (px0, px1, py0, py1), float(gain), float(slope), clamp, bool(flip_filter))
+
+
+def _filtered_lrelu_ref(
+    x: torch.Tensor,
+    fu: torch.Tensor | None,
+    fd: torch.Tensor | None,
+    b: torch.Tensor | None,
+    up: int,
+    down: int,
+    padding: tuple[int, int, int, int],
+    gain: float,
+    slope: float,
+    clamp: float | None,
+    flip_filter: bool,
+) -> torch.Tensor:
+    """Plain-PyTorch specification of :func:`filtered_lrelu` (arguments already parsed)."""
+    x = bias_act.bias_act(x, b, impl='ref')
+    x = upfirdn2d.upfirdn2d(x, fu, up=up, padding=padding, flip_filter=flip_filter, gain=up**2, impl='ref')
+    x = bias_act.bias_act(x, act='lrelu', alpha=slope, gain=gain, clamp=clamp, impl='ref')
+    x = upfirdn2d.upfirdn2d(x, fd, down=down, flip_filter=flip_filter, impl='ref')
+    return x
+
+
+def _filtered_lrelu_fast(
+    x: torch.Tensor,
+    fu: torch.Tensor | None,
+    fd: torch.Tensor | None,
+    b: torch.Tensor | None,
+    up: int,
+    down: int,
+    padding: tuple[int, int, int, int],
+    gain: float,
+    slope: float,
+    clamp: float | None,
+    flip_filter: bool,
+) -> torch.Tensor:
+    """Polyphase :func:`filtered_lrelu`; matches ``_filtered_lrelu_ref`` to float rounding."""
+    if b is not None:
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    x = _fast_resample.upfirdn2d_fast(x, fu, (up, up), (1, 1), padding, flip_filter, float(up * up))
+    in_place = not (torch.is_grad_enabled() and x.requires_grad)
+    if in_place and slope > 0:
+        x = F.leaky_relu_(x, slope) if slope != 1 else x
+        if gain != 1:
+            x.mul_(gain)
+        if clamp is not None and clamp >= 0:
+            x.clamp_(-clamp, clamp)
+    else:
+        x = bias_act._bias_act_ref(x, act='lrelu', alpha=slope, gain=gain, clamp=clamp)
+    x = _fast_resample.upfirdn2d_fast(x, fd, (1, 1), (down, down), (0, 0, 0, 0), flip_filter, 1.0)
+    return x

@@ -1,0 +1,308 @@
+"""2-D FIR resampling: upsample by zero insertion, pad, FIR-filter, downsample (``upfirdn2d``).
+
+The maths is the classical polyphase up-FIR-down chain (``scipy.signal.upfirdn`` per axis); StyleGAN2
+(arXiv 1912.04958, Sec. 2 and App. B) uses it for its blurred up/downsampling and Alias-Free GAN (arXiv 2106.12423,
+Sec. 3.2 and App. D) for its windowed-sinc filters. Compatible with the reference ``torch_utils.ops.upfirdn2d`` API
+(REFERENCE.md section 2).
+
+Implementations (``impl``):
+  * ``'ref'``  -- plain PyTorch, the specification: zero insertion, ``F.pad`` and depthwise ``conv2d``.
+  * ``'fast'`` -- plain PyTorch polyphase decomposition (``_fast_resample.py``): no zero-stuffed tensors, only the
+    kept samples are computed when downsampling, separable filters as two 1-D passes. Works on every device.
+  * ``'auto'`` -- ``'fast'`` for CPU/MPS tensors, ``'ref'`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import _fast_resample
+
+__all__ = ['setup_filter', 'upfirdn2d', 'filter2d', 'upsample2d', 'downsample2d']
+
+_IMPLS = ('auto', 'ref', 'fast')
+
+# ----------------------------------------------------------------------------
+# Argument parsing shared with filtered_lrelu / conv2d_resample.
+
+
+def _parse_scaling(scaling: int | Sequence[int], name: str = 'up', func: str = 'upfirdn2d') -> tuple[int, int]:
+    """int or [sx, sy] -> (sx, sy), each an int >= 1."""
+    if isinstance(scaling, (int, np.integer)):
+        scaling = [int(scaling), int(scaling)]
+    if not isinstance(scaling, (list, tuple)) or len(scaling) != 2:
+        raise ValueError(f'{func}(): {name} must be an int or a pair [x, y], got {scaling!r}')
+    sx, sy = scaling
+    if not all(isinstance(s, (int, np.integer)) and s >= 1 for s in (sx, sy)):
+        raise ValueError(f'{func}(): {name} must be integers >= 1, got {scaling!r}')
+    return int(sx), int(sy)
+
+
+def _parse_padding(padding: int | Sequence[int], func: str = 'upfirdn2d') -> tuple[int, int, int, int]:
+    """int, [px, py] or [px0, px1, py0, py1] -> (px0, px1, py0, py1); negative values crop."""
+    if isinstance(padding, (int, np.integer)):
+        padding = [int(padding), int(padding)]
+    if not isinstance(padding, (list, tuple)) or len(padding) not in (2, 4):
+        raise ValueError(f'{func}(): padding must be an int, [px, py] or [px0, px1, py0, py1], got {padding!r}')
+    if not all(isinstance(p, (int, np.integer)) for p in padding):
+        raise ValueError(f'{func}(): padding must contain integers, got {padding!r}')
+    if len(padding) == 2:
+        px, py = padding
+        padding = [px, px, py, py]
+    px0, px1, py0, py1 = (int(p) for p in padding)
+    return px0, px1, py0, py1
+
+
+def _get_filter_size(f: torch.Tensor | None) -> tuple[int, int]:
+    """(fw, fh) of a 1-D (separable) or 2-D [fh, fw] filter; (1, 1) for None."""
+    if f is None:
+        return 1, 1
+    if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
+        raise ValueError(f'upfirdn2d(): f must be None or a 1-D/2-D tensor from setup_filter(), got {_describe(f)}')
+    fw = f.shape[-1]
+    fh = f.shape[0]
+    return int(fw), int(fh)
+
+
+def _describe(v: object) -> str:
+    if isinstance(v, torch.Tensor):
+        return f'tensor of shape {list(v.shape)} and dtype {v.dtype}'
+    return repr(v)
+
+
+def _check_x(x: torch.Tensor, func: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f'{func}(): x must be a 4-D tensor [N, C, H, W], got {_describe(x)}')
+    if not x.dtype.is_floating_point:
+        raise TypeError(f'{func}(): x must have a floating-point dtype, got {x.dtype}; cast it with x.float()')
+
+
+def _resolve_impl(impl: str, x: torch.Tensor, func: str, fast_ok: bool = True) -> str:
+    """Maps impl='auto' to 'fast' for CPU/MPS tensors (when ``fast_ok``) and to 'ref' otherwise."""
+    if impl not in _IMPLS:
+        raise ValueError(f"{func}(): impl must be one of {list(_IMPLS)}, got {impl!r} (no compiled kernels are built)")
+    if impl == 'auto':
+        return 'fast' if (fast_ok and x.device.type in ('cpu', 'mps')) else 'ref'
+    if impl == 'fast' and not fast_ok:
+        raise ValueError(f"{func}(): impl='fast' cannot run these arguments; use impl='ref' or 'auto'")
+    return impl
+
+
+# ----------------------------------------------------------------------------
+
+
+def setup_filter(
+    f: object,
+    device: torch.device | str = torch.device('cpu'),
+    normalize: bool = True,
+    flip_filter: bool = False,
+    gain: float = 1,
+    separable: bool | None = None,
+) -> torch.Tensor:
+    """Converts FIR taps into a float32 filter tensor for :func:`upfirdn2d`.
+
+    Args:
+        f: Taps as anything ``torch.as_tensor`` accepts: None (identity), a scalar, a 1-D list/array [K] or a 2-D
+            array [fh, fw].
+        device: Device of the returned tensor.
+        normalize: Divide by the sum of the taps (DC gain 1).
+        flip_filter: Flip the taps (correlation instead of convolution later on).
+        gain: Overall gain; a separable 1-D filter gets ``sqrt(gain)`` so that the two passes multiply to ``gain``.
+        separable: Keep a 1-D filter 1-D (applied as two passes). None: True for 1-D filters of >= 8 taps.
+
+    Returns:
+        float32 tensor [K] (separable) or [fh, fw] on ``device``.
+
+    Raises:
+        ValueError: ``f`` has more than 2 dimensions or ``separable=True`` with a 2-D filter.
+    """
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise ValueError(f'setup_filter(): f must be a scalar, 1-D or 2-D, got shape {list(f.shape)}')
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = f.outer(f)  # [K, K]
+    if separable and f.ndim != 1:
+        raise ValueError(f'setup_filter(): separable=True needs a 1-D filter, got shape {list(f.shape)}')
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+
+# ----------------------------------------------------------------------------
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    up: int | Sequence[int] = 1,
+    down: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: str = 'auto',
+) -> torch.Tensor:
+    """Upsample (zero insertion), pad, FIR-filter and downsample a batch of images.
+
+    Per axis: insert ``up - 1`` zeros after every sample, pad by ``padding`` (negative crops), convolve with ``f``
+    (true convolution unless ``flip_filter``; "valid" part only), keep every ``down``-th sample starting at 0.
+    Output size per axis: ``(in * up + pad0 + pad1 - taps) // down + 1``.
+
+    Args:
+        x: Input [N, C, H, W], any floating dtype and device, any memory layout.
+        f: Filter from :func:`setup_filter`: float32 [K] (separable, applied along W then H), [fh, fw], or None.
+        up: Upsampling factor, int or [upx, upy].
+        down: Downsampling factor, int or [downx, downy].
+        padding: int, [px, py] or [px0, px1, py0, py1] in upsampled pixels; negative values crop.
+        flip_filter: Correlate instead of convolve.
+        gain: Overall gain applied to the filter.
+        impl: 'auto', 'ref' or 'fast' (see module docstring).
+
+    Returns:
+        Tensor [N, C, out_h, out_w] with the dtype and device of ``x``.
+
+    Raises:
+        ValueError: Bad shapes, factors, padding, impl, or an empty output.
+        TypeError: Non-floating ``x``.
+    """
+    _check_x(x, 'upfirdn2d')
+    upx, upy = _parse_scaling(up, 'up')
+    downx, downy = _parse_scaling(down, 'down')
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw, fh = _get_filter_size(f)
+    out_w = (x.shape[3] * upx + px0 + px1 - fw) // downx + 1
+    out_h = (x.shape[2] * upy + py0 + py1 - fh) // downy + 1
+    if out_w < 1 or out_h < 1:
+        raise ValueError(
+            f'upfirdn2d(): output would be empty ({out_h}x{out_w}) for input {list(x.shape)}, filter {fh}x{fw}, '
+            f'up {[upx, upy]}, down {[downx, downy]}, padding {[px0, px1, py0, py1]}; increase the padding'
+        )
+    impl = _resolve_impl(impl, x, 'upfirdn2d')
+    args = (x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), bool(flip_filter), float(gain))
+    if impl == 'fast':
+        return _fast_resample.upfirdn2d_fast(*args)
+    return _upfirdn2d_ref(*args)
+
+
+def _upfirdn2d_ref(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    up: tuple[int, int],
+    down: tuple[int, int],
+    padding: tuple[int, int, int, int],
+    flip_filter: bool,
+    gain: float,
+) -> torch.Tensor:
+    """Plain-PyTorch specification of :func:`upfirdn2d` (arguments already parsed)."""
+    (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, padding
+    N, C, H, W = x.shape
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+
+    # Zero insertion: [N, C, H, 1, W, 1] padded to [N, C, H, upy, W, upx].
+    if upx > 1 or upy > 1:
+        x = x.reshape(N, C, H, 1, W, 1)
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape(N, C, H * upy, W * upx)
+
+    # Pad (positive) and crop (negative).
+    x = F.pad(x, [px0, px1, py0, py1])
+
+    # FIR filter as a depthwise convolution (conv2d correlates, hence the flip for a true convolution).
+    f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        x = F.conv2d(x, f[None, None].expand(C, 1, *f.shape), groups=C)
+    else:
+        x = F.conv2d(x, f[None, None, None, :].expand(C, 1, 1, f.shape[0]), groups=C)  # along W
+        x = F.conv2d(x, f[None, None, :, None].expand(C, 1, f.shape[0], 1), groups=C)  # along H
+
+    # Keep every down-th sample.
+    return x[:, :, ::downy, ::downx]
+
+
+# ----------------------------------------------------------------------------
+
+
+def filter2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    padding: int | Sequence[int] = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: str = 'auto',
+) -> torch.Tensor:
+    """FIR-filters ``x`` keeping its size (plus ``padding``); see :func:`upfirdn2d` for the arguments.
+
+    Returns:
+        Tensor [N, C, H + py0 + py1, W + px0 + px1].
+    """
+    px0, px1, py0, py1 = _parse_padding(padding, 'filter2d')
+    fw, fh = _get_filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+def upsample2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    up: int | Sequence[int] = 2,
+    padding: int | Sequence[int] = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: str = 'auto',
+) -> torch.Tensor:
+    """Upsamples by ``up`` with ``f`` and gain ``gain * upx * upy`` (DC preserved); see :func:`upfirdn2d`.
+
+    Returns:
+        Tensor [N, C, H * upy + py0 + py1, W * upx + px0 + px1].
+    """
+    upx, upy = _parse_scaling(up, 'up', 'upsample2d')
+    px0, px1, py0, py1 = _parse_padding(padding, 'upsample2d')
+    fw, fh = _get_filter_size(f)
+    p = [
+        px0 + (fw + upx - 1) // 2,
+        px1 + (fw - upx) // 2,
+        py0 + (fh + upy - 1) // 2,
+        py1 + (fh - upy) // 2,
+    ]
+    return upfirdn2d(x, f, up=[upx, upy], padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+
+
+def downsample2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    down: int | Sequence[int] = 2,
+    padding: int | Sequence[int] = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: str = 'auto',
+) -> torch.Tensor:
+    """Filters with ``f`` and keeps every ``down``-th sample; see :func:`upfirdn2d`.
+
+    Returns:
+        Tensor [N, C, (H + py0 + py1) // downy, (W + px0 + px1) // downx] (for even sizes).
+    """
+    downx, downy = _parse_scaling(down, 'down', 'downsample2d')
+    px0, px1, py0, py1 = _parse_padding(padding, 'downsample2d')
+    fw, fh = _get_filter_size(f)
+    p = [
+        px0 + (fw - downx + 1) // 2,
+        px1 + (fw - downx) // 2,
+        py0 + (fh - downy + 1) // 2,
+        py1 + (fh - downy) // 2,
+    ]
+    return upfirdn2d(x, f, down=[downx, downy], padding=p, flip_filter=flip_filter, gain=gain, impl=impl)

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Interactive StyleGAN3 / StyleGAN2 visualizer: live generator output, layer activations and their spectra.
+
+Thin command-line entry: parses and validates options, then runs ``viz.Visualizer``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import re
+import sys
+
+import click
+
+REPO = pathlib.Path(__file__).resolve().parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def parse_window_size(value: str) -> tuple[int, int]:
+    """'1600x1000' -> (1600, 1000).
+
+    Raises:
+        ValueError: not WxH with both sides in 200..16384.
+    """
+    m = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', value or '')
+    if not m:
+        raise ValueError(f'--window must be WIDTHxHEIGHT like 1600x1000, got {value!r}')
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (200 <= w <= 16384 and 200 <= h <= 16384):
+        raise ValueError(f'--window sides must be in 200..16384 pixels, got {w}x{h}')
+    return w, h
+
+
+def screenshot_script(path: str, timeout_sec: float) -> list[dict]:
+    """Steps of ``--screenshot``: wait for the first result to be displayed, a few more frames, save, exit."""
+    return [
+        {'wait_result': True, 'timeout_sec': timeout_sec},
+        {'wait_frames': 3},
+        {'screenshot': path},
+        {'wait_frames': 1},
+    ]
+
+
+@click.command(context_settings={'help_option_names': ['-h', '--help']})
+@click.argument('pkls', nargs=-1, metavar='[PKL]...')
+@click.option(
+    '--capture-dir',
+    default='captures',
+    show_default=True,
+    metavar='DIR',
+    type=click.Path(file_okay=False),
+    help='Where Capture saves numbered PNGs and JSON sidecars.',
+)
+@click.option(
+    '--browse-dir',
+    default=None,
+    metavar='DIR',
+    type=click.Path(exists=True, file_okay=False),
+    help='Directory of training runs listed by the Browse button.',
+)
+@click.option(
+    '--device',
+    default='auto',
+    show_default=True,
+    metavar='NAME',
+    type=click.Choice(['auto', 'cuda', 'mps', 'cpu']),
+    help='Render device (auto: cuda -> mps -> cpu).',
+)
+@click.option('--trust', is_flag=True, help='Load pickles with trust=True (runs code embedded in them).')
+@click.option(
+    '--ui-scale',
+    default=1.0,
+    show_default=True,
+    metavar='X',
+    type=click.FloatRange(0.25, 4.0),
+    help='User UI scale, multiplied with the monitor content scale.',
+)
+@click.option(
+    '--window',
+    'window',
+    default='1600x1000',
+    show_default=True,
+    metavar='WxH',
+    help='Initial window size in screen coordinates.',
+)
+@click.option(
+    '--screenshot',
+    default=None,
+    metavar='PNG',
+    type=click.Path(dir_okay=False),
+    help='Render until the first result is shown, save the whole window as PNG and exit.',
+)
+@click.option(
+    '--screenshot-timeout',
+    default=600.0,
+    show_default=True,
+    metavar='SEC',
+    type=click.FloatRange(1),
+    help='Give up waiting for the first result after this many seconds (exit code 1).',
+)
+@click.option('--in-process', is_flag=True, help='Render in the GUI process instead of a separate render process.')
+@click.option(
+    '--fps-limit',
+    default=60,
+    show_default=True,
+    metavar='FPS',
+    type=click.IntRange(5, 1000),
+    help='GUI frame-rate cap.',
+)
+@click.option(
+    '--script',
+    'script_path',
+    default=None,
+    metavar='JSON',
+    type=click.Path(exists=True, dir_okay=False),
+    help='Test hook: JSON list of per-frame steps (see viz/script.py); exits when done.',
+)
+@click.option('--fake-renderer', is_flag=True, hidden=True, help='Use the numpy fake renderer (GUI tests).')
+@click.option('--verbose', '-v', is_flag=True, help='Log debug messages.')
+def main(
+    pkls,
+    capture_dir,
+    browse_dir,
+    device,
+    trust,
+    ui_scale,
+    window,
+    screenshot,
+    screenshot_timeout,
+    in_process,
+    fps_limit,
+    script_path,
+    fake_renderer,
+    verbose,
+):
+    """Open the visualizer on PKL (path, URL or training-run dir; default: the bundled network).
+
+    \b
+    Examples:
+      python visualizer.py
+      python visualizer.py training-runs/00000-stylegan3-t-ffhq/network-snapshot-000400.pkl
+      python visualizer.py https://example.org/net.pkl --device cpu --ui-scale 1.5
+      python visualizer.py --browse-dir training-runs --capture-dir out/captures
+      python visualizer.py --screenshot out/visualizer.png --window 1280x800
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format='%(levelname)s: %(message)s')
+    try:
+        window_size = parse_window_size(window)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint='--window') from e
+    script = None
+    if script_path is not None:
+        from viz.script import load_script
+
+        try:
+            script = load_script(script_path)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint='--script') from e
+    if screenshot is not None:
+        script = (script or []) + screenshot_script(screenshot, screenshot_timeout)
+
+    from gui_utils.glfw_window import DisplayError, display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        raise click.ClickException(f'cannot open the visualizer window: {problem}')
+    kwargs = {}
+    if fake_renderer:
+        from viz.fake_renderer import FakeAsyncRenderer
+
+        kwargs['renderer_factory'] = lambda dev, sep: FakeAsyncRenderer(dev, sep)
+    from viz.visualizer import Visualizer
+
+    try:
+        app = Visualizer(
+            pkls=list(pkls),
+            capture_dir=capture_dir,
+            browse_dir=browse_dir,
+            device=device,
+            trust=trust,
+            ui_scale=ui_scale,
+            window_size=window_size,
+            separate_process=not in_process,
+            script=script,
+            fps_limit=fps_limit,
+            **kwargs,
+        )
+    except DisplayError as e:
+        raise click.ClickException(f'cannot open the visualizer window: {e}') from e
+    code = app.run()
+    if screenshot is not None and code == 0:
+        click.echo(f'Saved {screenshot}')
+    sys.exit(code)
+
+
+if __name__ == '__main__':
+    main()

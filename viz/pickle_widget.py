@@ -1,0 +1,280 @@
+"""Pickle widget: network path/URL/run dir, Recent, Browse, drag-and-drop, and the safe-mode "trust" dialog."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+
+from imgui_bundle import imgui
+
+from viz.widget import Widget
+
+logger = logging.getLogger(__name__)
+
+MAX_RECENT = 12
+TRUST_POPUP = 'Trust this file?'
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return '<unset>'
+
+
+UNSET = _Unset()
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(('http://', 'https://', 'file://'))
+
+
+def is_network_source(path: str) -> bool:
+    """True for what the loader accepts: a .pkl file, a URL, or a directory (training run -> newest snapshot)."""
+    return is_url(path) or path.lower().endswith('.pkl') or os.path.isdir(path)
+
+
+def push_recent(recent: list[str], source: str, max_len: int = MAX_RECENT) -> list[str]:
+    """``source`` first, then the previous entries without duplicates, at most ``max_len``."""
+    return ([source] + [r for r in recent if r != source])[:max_len]
+
+
+def list_runs(browse_dir: str | pathlib.Path | None) -> list[tuple[str, list[str]]]:
+    """Training runs under ``browse_dir`` and their snapshots (newest first).
+
+    Returns:
+        [(run directory, [snapshot .pkl paths]), ...]: loose .pkl files in ``browse_dir`` itself first, then each
+        subdirectory holding .pkl files, sorted by name (run dirs are ``NNNNN-<desc>`` so newest last).
+    """
+    if browse_dir is None:
+        return []
+    d = pathlib.Path(browse_dir)
+    if not d.is_dir():
+        return []
+    out = []
+    loose = sorted(str(p) for p in d.glob('*.pkl'))
+    if loose:
+        out.append((str(d), loose))
+    for run in sorted(p for p in d.iterdir() if p.is_dir()):
+        snaps = sorted((str(s) for s in run.glob('*.pkl')), reverse=True)
+        if snaps:
+            out.append((str(run), snaps))
+    return out
+
+
+def net_matches(net, source: str | None) -> bool:
+    """Does NetInfo ``net`` come from ``source`` (None = the bundled default network)?"""
+    if net is None:
+        return False
+    if source is None:
+        return not net.pkl or net.pkl in ('None', 'default') or net.pkl.endswith('default.pkl')
+    if net.pkl == source:
+        return True
+    try:
+        return bool(net.resolved_path) and pathlib.Path(net.resolved_path).resolve() == pathlib.Path(source).resolve()
+    except (OSError, ValueError):
+        return False
+
+
+def display_name(source: str | None) -> str:
+    return 'bundled default network' if source is None else source
+
+
+class PickleWidget(Widget):
+    """Network source selection and load bookkeeping.
+
+    State: ``pkl`` (the requested source; None = bundled default), ``recent``. Runtime: ``pending`` (a load in
+    flight), ``loaded_pkl`` (last source that loaded), ``load_error`` (sticky until the next load), ``refused``
+    (names a safe-mode load refused; triggers the trust dialog), ``trusted`` (sources the user trusted).
+
+    Args:
+        viz: the app.
+        browse_dir: directory listed by Browse (runs and snapshots), or None.
+        trust_all: ``--trust``: load every pickle with trust=True.
+    """
+
+    TITLE = 'Network'
+    KEY = 'pickle'
+    STATE_KEYS = ('pkl', 'recent')
+
+    def __init__(self, viz=None, browse_dir: str | None = None, trust_all: bool = False) -> None:
+        super().__init__(viz)
+        self.pkl: str | None = None
+        self.recent: list[str] = []
+        self.browse_dir = browse_dir
+        self.trust_all = trust_all
+        self.trusted: set[str | None] = set()
+        self.pending: object = UNSET  # the source of a load in flight
+        self.loaded_pkl: object = UNSET
+        self.load_error: str | None = None
+        self.refused: tuple[str | None, tuple[str, ...]] | None = None
+        self._open_trust_popup = False
+        self.text = ''
+
+    def set_state(self, state) -> None:
+        pkl = state.get('pkl', self.pkl)
+        super().set_state({k: v for k, v in state.items() if k != 'pkl'})
+        if pkl != self.pkl:
+            self.load(pkl)
+
+    # ---- actions ----------------------------------------------------------------------------------------------
+    def load(self, source: str | None, *, trust: bool = False) -> None:
+        """Requests ``source`` (None = bundled default); a newer load supersedes one still in flight."""
+        source = source.strip() if isinstance(source, str) else None
+        source = source or None
+        if trust:
+            self.trusted.add(source)
+        self.pkl = source
+        self.pending = source
+        self.load_error = None
+        self.refused = None
+        self.text = source or ''
+        logger.info('loading %s', display_name(source))
+
+    def confirm_trust(self) -> None:
+        """The user trusted the refused file: load it again with trust=True."""
+        if self.refused is not None:
+            self.load(self.refused[0], trust=True)
+
+    def dismiss_error(self) -> None:
+        self.load_error = None
+        self.refused = None
+
+    def handle_drop(self, paths: list[str]) -> bool:
+        """Loads the first dropped network source. Returns False (and sets an error) when there is none."""
+        for p in paths:
+            if is_network_source(p):
+                self.load(p)
+                return True
+        if paths:
+            self.load_error = (
+                f'Drop a network pickle (.pkl), a URL or a training-run directory; got {pathlib.Path(paths[0]).name!r}'
+            )
+            logger.error('%s', self.load_error)
+        return False
+
+    def is_loading(self) -> bool:
+        return self.pending is not UNSET
+
+    def on_result(self, result) -> None:
+        req = self.viz.request_of(result.stamp) if self.viz is not None else None
+        if self.pending is UNSET or req is None or req.pkl != self.pending:
+            return
+        failed = (
+            result.error is not None
+            and result.image is None
+            and (bool(result.refused_names) or not net_matches(result.net, self.pending))
+        )
+        source = self.pending
+        self.pending = UNSET
+        if failed:
+            self.load_error = f'Could not load {display_name(source)}:\n{result.error}'
+            if result.refused_names:
+                self.refused = (source, tuple(result.refused_names))
+                self._open_trust_popup = True
+            fallback = None if self.loaded_pkl is UNSET else self.loaded_pkl
+            if fallback != source:
+                self.pkl = fallback  # the previous network stays usable
+                self.pending = fallback
+                self.text = source or ''
+            return
+        self.loaded_pkl = source
+        if source is not None:
+            self.recent = push_recent(self.recent, source)
+
+    def update_request(self, args, dt) -> None:
+        args['pkl'] = self.pkl
+        args['trust'] = bool(self.trust_all or self.pkl in self.trusted)
+
+    # ---- drawing ----------------------------------------------------------------------------------------------
+    def _draw_recent_popup(self) -> None:
+        if imgui.begin_popup('recent_popup'):
+            if imgui.menu_item_simple('Bundled default network'):
+                self.load(None)
+            for r in self.recent:
+                if imgui.menu_item_simple(r):
+                    self.load(r)
+            imgui.end_popup()
+
+    def _draw_browse_popup(self) -> None:
+        if imgui.begin_popup('browse_popup'):
+            runs = list_runs(self.browse_dir)
+            if not runs:
+                imgui.text_disabled(f'No .pkl files under {self.browse_dir}')
+            for run, snaps in runs:
+                if imgui.begin_menu(pathlib.Path(run).name or run):
+                    if imgui.menu_item_simple('Newest snapshot') and snaps:
+                        self.load(snaps[0])
+                    for s in snaps:
+                        if imgui.menu_item_simple(pathlib.Path(s).name):
+                            self.load(s)
+                    imgui.end_menu()
+            imgui.end_popup()
+
+    def _draw_trust_popup(self) -> None:
+        if self._open_trust_popup:
+            imgui.open_popup(TRUST_POPUP)
+            self._open_trust_popup = False
+        opened, _ = imgui.begin_popup_modal(TRUST_POPUP, None, imgui.WindowFlags_.always_auto_resize)
+        if opened:
+            if self.refused is None:  # superseded by another load
+                imgui.close_current_popup()
+                imgui.end_popup()
+                return
+            source, names = self.refused
+            imgui.text(f'Safe mode refused {display_name(source)}.')
+            imgui.text('It references classes/functions outside the safe list:')
+            for n in names[:12]:
+                imgui.bullet_text(n)
+            if len(names) > 12:
+                imgui.text_disabled(f'... and {len(names) - 12} more')
+            imgui.text('Loading it with trust runs code embedded in the file. Only do this for files you trust.')
+            if imgui.button('Trust and load'):
+                self.confirm_trust()
+                imgui.close_current_popup()
+            imgui.same_line()
+            if imgui.button('Cancel'):
+                imgui.close_current_popup()
+            imgui.end_popup()
+
+    def draw(self) -> None:
+        fs = self.font_size
+        imgui.set_next_item_width(-fs * 0.5 - imgui.calc_text_size('Load').x - imgui.get_style().frame_padding.x * 2)
+        entered, self.text = imgui.input_text_with_hint(
+            '##pkl',
+            'path, URL or run dir (empty: bundled default)',
+            self.text,
+            imgui.InputTextFlags_.enter_returns_true,
+        )
+        imgui.same_line()
+        if imgui.button('Load') or entered:
+            self.load(self.text)
+        if imgui.button('Recent'):
+            imgui.open_popup('recent_popup')
+        self._draw_recent_popup()
+        imgui.same_line()
+        imgui.begin_disabled(self.browse_dir is None)
+        if imgui.button('Browse'):
+            imgui.open_popup('browse_popup')
+        imgui.end_disabled()
+        if self.browse_dir is None and imgui.is_item_hovered(imgui.HoveredFlags_.allow_when_disabled):
+            imgui.set_tooltip('Start with --browse-dir DIR to list training runs')
+        self._draw_browse_popup()
+        imgui.same_line()
+        if imgui.button('Default'):
+            self.load(None)
+        if self.refused is not None:
+            imgui.same_line()
+            if imgui.button('Trust...'):
+                self._open_trust_popup = True
+        self._draw_trust_popup()
+        net = self.net
+        if self.is_loading():
+            imgui.text_disabled(f'Loading {display_name(self.pending)} ...')
+        elif net is not None:
+            imgui.text_disabled(
+                f'{net.arch}  {net.img_resolution}x{net.img_resolution}  num_ws {net.num_ws}  c_dim {net.c_dim}'
+            )
+        if self.load_error:
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_colored(imgui.ImVec4(1.0, 0.45, 0.4, 1.0), self.load_error.splitlines()[0])
+            imgui.pop_text_wrap_pos()

@@ -1,0 +1,161 @@
+"""Test hook: a JSON list of steps that drives the visualizer frame by frame (``visualizer.py --script FILE``).
+
+Steps (one key each, executed in order; waiting steps hold the script for some frames):
+    {"set": {"<widget key>": {<state>}}}   partial widget state, e.g. {"latent": {"x": 1.5}}
+    {"load": "<path>" | null}              load a network (null = bundled default)
+    {"trust": true}                        confirm the trust dialog for the refused pickle
+    {"drop": ["<path>", ...]}              deliver files through the window's drop callback
+    {"drag_image": [dx, dy]}               drag on the image by (dx, dy) pixels (moves the latent)
+    {"wait_frames": N}
+    {"wait_result": true, "timeout_sec": S}  until the latest request has been answered and displayed
+    {"screenshot": "<png path>"}           whole window, read back at the end of this frame
+    {"capture": "image" | "gui"}           the Capture widget's buttons
+    {"save_session": "<path>"}, {"load_session": "<path>"}
+    {"dump_state": "<json path>"}          request, errors, net, widget state (for assertions)
+    {"resize": [w, h]}
+    {"quit": <exit code>}
+The app exits with code 0 at the end of the script (1 if a wait timed out).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from viz.visualizer import Visualizer
+
+logger = logging.getLogger(__name__)
+
+STEP_KEYS = (
+    'set',
+    'load',
+    'trust',
+    'drop',
+    'drag_image',
+    'wait_frames',
+    'wait_result',
+    'screenshot',
+    'capture',
+    'save_session',
+    'load_session',
+    'dump_state',
+    'resize',
+    'quit',
+)
+
+
+def load_script(path: str | pathlib.Path) -> list[dict[str, Any]]:
+    """Reads and validates a script file.
+
+    Raises:
+        ValueError: not a JSON list of single-action steps with known keys.
+    """
+    try:
+        steps = json.loads(pathlib.Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f'load_script(): path must be a readable JSON file, got {str(path)!r} ({e})') from e
+    return validate_steps(steps)
+
+
+def validate_steps(steps) -> list[dict[str, Any]]:
+    if not isinstance(steps, list):
+        raise ValueError(f'validate_steps(): the script must be a JSON list of steps, got {type(steps).__name__}')
+    for i, s in enumerate(steps):
+        keys = set(s) - {'timeout_sec'} if isinstance(s, dict) else None
+        if not keys or len(keys) != 1 or not keys <= set(STEP_KEYS):
+            raise ValueError(f'validate_steps(): step {i} must be an object with one of {STEP_KEYS}, got {s!r}')
+    return steps
+
+
+class ScriptRunner:
+    """Executes steps each frame until one has to wait; finishes by asking the app to quit."""
+
+    def __init__(self, steps: list[dict[str, Any]], *, default_timeout_sec: float = 300.0) -> None:
+        self.steps = validate_steps(list(steps))
+        self.pos = 0
+        self.default_timeout_sec = default_timeout_sec
+        self.failed = False
+        self._wait_frames: int | None = None
+        self._wait_target: int | None = None
+        self._wait_started: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.steps)
+
+    def step(self, viz: Visualizer) -> None:
+        while not self.done:
+            s = self.steps[self.pos]
+            if not self._run_step(viz, s):
+                return
+            self.pos += 1
+            if 'screenshot' in s or s.get('capture') == 'gui':
+                return  # read back at the end of this frame: later steps must not change what it shows
+        viz.quit(1 if self.failed else 0)
+
+    def _run_step(self, viz: Visualizer, s: dict[str, Any]) -> bool:  # noqa: C901 -- a flat dispatch table
+        """Runs one step; returns False while it is still waiting."""
+        (key,) = set(s) - {'timeout_sec'}
+        v = s[key]
+        if key == 'wait_frames':
+            if self._wait_frames is None:
+                self._wait_frames = int(v)
+            self._wait_frames -= 1
+            if self._wait_frames >= 0:
+                return False
+            self._wait_frames = None
+        elif key == 'wait_result':
+            return self._wait_result(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
+        elif key == 'set':
+            for wkey, state in v.items():
+                viz.widget(wkey).set_state(state)
+        elif key == 'load':
+            viz.pickle.load(v)
+        elif key == 'trust':
+            viz.pickle.confirm_trust()
+        elif key == 'drop':
+            viz.window.simulate_drop([str(p) for p in v])
+        elif key == 'drag_image':
+            viz.latent.drag(float(v[0]), float(v[1]))
+        elif key == 'screenshot':
+            viz.request_screenshot(str(v))
+        elif key == 'capture':
+            if v == 'gui':
+                viz.request_gui_capture()
+            else:
+                viz.capture.capture('image', viz.current_image)
+        elif key == 'save_session':
+            viz.session.save(str(v))
+        elif key == 'load_session':
+            viz.session.load(str(v))
+        elif key == 'dump_state':
+            pathlib.Path(v).parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(v).write_text(json.dumps(viz.debug_state(), indent=2, default=str) + '\n')
+        elif key == 'resize':
+            viz.window.set_window_size(int(v[0]), int(v[1]))
+        elif key == 'quit':
+            viz.quit(int(v))
+            self.pos = len(self.steps)
+            return False
+        return True
+
+    def _wait_result(self, viz: Visualizer, timeout_sec: float) -> bool:
+        now = time.perf_counter()
+        if self._wait_started is None:
+            self._wait_started = now  # the request of this frame is submitted after the script runs
+            return False
+        # The newest request counts (a failed load reverts to the previous network: wait for that one too).
+        self._wait_target = viz.submitted_stamp
+        if viz.displayed_stamp >= self._wait_target and not viz.pickle.is_loading():
+            self._wait_started = self._wait_target = None
+            return True
+        if now - self._wait_started > timeout_sec:
+            logger.error('script: no result within %.0f s', timeout_sec)
+            self.failed = True
+            self._wait_started = self._wait_target = None
+            return True
+        return False

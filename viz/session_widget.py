@@ -1,0 +1,103 @@
+"""Saved sessions: the whole widget state as JSON (save, load), a user-visible bonus over the reference GUI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+
+from imgui_bundle import imgui
+
+from viz.widget import Widget
+
+logger = logging.getLogger(__name__)
+
+SESSION_FORMAT = 'sg3viz-session'
+SESSION_VERSION = 1
+
+
+def save_session(path: str | pathlib.Path, widgets: dict[str, dict]) -> pathlib.Path:
+    """Writes ``{'format', 'version', 'widgets': {key: state}}`` to ``path`` (parents created). Returns the path."""
+    p = pathlib.Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    doc = {'format': SESSION_FORMAT, 'version': SESSION_VERSION, 'widgets': widgets}
+    p.write_text(json.dumps(doc, indent=2) + '\n')
+    return p
+
+
+def load_session(path: str | pathlib.Path) -> dict[str, dict]:
+    """Reads a session (or a capture sidecar, which embeds one) and returns ``{widget key: state}``.
+
+    Raises:
+        ValueError: the file is missing, not JSON, or not a session / capture sidecar.
+    """
+    p = pathlib.Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError as e:
+        raise ValueError(f'load_session(): path must be an existing file, got {str(p)!r}') from e
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f'load_session(): {str(p)!r} is not a readable JSON session ({e})') from e
+    if not isinstance(doc, dict) or doc.get('format') not in (SESSION_FORMAT, 'sg3viz-capture'):
+        raise ValueError(
+            f'load_session(): {str(p)!r} is not an sg3viz session or capture sidecar; save one with the Session widget'
+        )
+    if doc.get('version', 1) > SESSION_VERSION:
+        raise ValueError(
+            f'load_session(): version must be <= {SESSION_VERSION}, got {doc.get("version")}; '
+            f'the file comes from a newer release'
+        )
+    widgets = doc.get('widgets') or {}
+    if not isinstance(widgets, dict):
+        raise ValueError(f'load_session(): "widgets" must be an object, got {type(widgets).__name__}')
+    return widgets
+
+
+class SessionWidget(Widget):
+    """Session file path with Save / Load buttons. State: ``session_path``."""
+
+    TITLE = 'Session'
+    KEY = 'session'
+    STATE_KEYS = ()
+    DEFAULT_OPEN = False
+
+    def __init__(self, viz=None, session_path: str = 'session.json') -> None:
+        super().__init__(viz)
+        self.session_path = session_path
+        self.status = ''
+
+    def save(self, path: str | None = None) -> bool:
+        path = path or self.session_path
+        try:
+            save_session(path, self.viz.get_session()['widgets'])
+        except OSError as e:
+            self.status = f'Save failed: {e}'
+            logger.error('%s', self.status)
+            return False
+        self.status = f'Saved {pathlib.Path(path).name}'
+        return True
+
+    def load(self, path: str | None = None) -> bool:
+        path = path or self.session_path
+        try:
+            self.viz.set_session({'widgets': load_session(path)})
+        except ValueError as e:
+            self.status = str(e)
+            logger.error('%s', e)
+            return False
+        self.status = f'Loaded {pathlib.Path(path).name}'
+        return True
+
+    def draw(self) -> None:
+        fs = self.font_size
+        imgui.set_next_item_width(fs * 14)
+        _, self.session_path = imgui.input_text('File##session', self.session_path)
+        if imgui.button('Save session') and self.viz is not None:
+            self.save()
+        imgui.same_line()
+        if imgui.button('Load session') and self.viz is not None:
+            self.load()
+        if self.status:
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_disabled(self.status)
+            imgui.pop_text_wrap_pos()

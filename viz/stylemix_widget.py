@@ -1,0 +1,78 @@
+"""Stylemix widget: replace chosen ws with those of a second seed (REFERENCE section 6)."""
+
+from __future__ import annotations
+
+import math
+
+from imgui_bundle import imgui
+
+from viz.widget import Widget
+
+
+def stylemix_indices(enabled: list[bool], num_ws: int) -> tuple[int, ...]:
+    """Indices of the ticked ws that exist in a network with ``num_ws`` ws (RenderRequest.stylemix_idx)."""
+    return tuple(i for i, on in enumerate(enabled[:num_ws]) if on)
+
+
+class StylemixWidget(Widget):
+    """Second seed, Anim (walks the second seed), one toggle per w, Reset.
+
+    State: ``seed`` (float; the integer part is the second seed), ``anim``, ``speed`` (seeds per second),
+    ``enabled`` (one bool per w, grown to the network's num_ws).
+    """
+
+    TITLE = 'Stylemix'
+    KEY = 'stylemix'
+    STATE_KEYS = ('seed', 'anim', 'speed', 'enabled')
+
+    def __init__(self, viz=None) -> None:
+        super().__init__(viz)
+        self.seed = 0.0
+        self.anim = False
+        self.speed = 0.5
+        self.enabled: list[bool] = []
+
+    def validate(self) -> None:
+        self.seed = float(self.seed) if math.isfinite(self.seed) and self.seed >= 0 else 0.0
+        self.enabled = [bool(v) for v in self.enabled]
+
+    def _num_ws(self) -> int:
+        return self.net.num_ws if self.net is not None else len(self.enabled)
+
+    def update_request(self, args, dt) -> None:
+        if self.anim:
+            self.seed += dt * self.speed
+        num_ws = self._num_ws()
+        if len(self.enabled) < num_ws:
+            self.enabled += [False] * (num_ws - len(self.enabled))
+        idx = stylemix_indices(self.enabled, num_ws)
+        args['stylemix_idx'] = idx
+        args['stylemix_seed'] = int(self.seed) & 0xFFFFFFFF if idx else 0
+
+    def draw(self) -> None:
+        fs = self.font_size
+        num_ws = self._num_ws()
+        imgui.set_next_item_width(fs * 8)
+        changed, s = imgui.input_int('Seed##stylemix', int(self.seed), 1, 10)
+        if changed:
+            self.seed = float(max(s, 0))
+        imgui.same_line()
+        _, self.anim = imgui.checkbox('Anim##stylemix', self.anim)
+        imgui.same_line()
+        if imgui.button('All##stylemix'):
+            self.enabled = [True] * num_ws
+        imgui.same_line()
+        if imgui.button('None##stylemix'):
+            self.enabled = [False] * num_ws
+        imgui.same_line()
+        if imgui.button('Reset##stylemix'):
+            self.reset()
+        if len(self.enabled) < num_ws:
+            self.enabled += [False] * (num_ws - len(self.enabled))
+        imgui.text_disabled('Replace ws:')
+        for i in range(num_ws):
+            if i % 8:
+                imgui.same_line()
+            _, self.enabled[i] = imgui.checkbox(f'{i}##ws{i}', self.enabled[i])
+            if imgui.is_item_hovered():
+                imgui.set_tooltip(f"Replace w[{i}] with the second seed's")

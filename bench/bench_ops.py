@@ -10,6 +10,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import sys
 import time
@@ -34,24 +35,59 @@ def _cases() -> list[tuple[str, str, list[int], dict]]:
     sep6 = _taps(6, False)
     lrelu = dict(gain=np.sqrt(2), slope=0.2, clamp=256)
     return [
-        ('flrelu T 256ch 36px up2 down2', 'flrelu', [1, 256, 36, 36], dict(fu=sep12, fd=sep12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu)),
-        ('flrelu T 256ch 36px up2 down2 N=4', 'flrelu', [4, 256, 36, 36], dict(fu=sep12, fd=sep12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu)),
-        ('flrelu T 128ch 64px up2 down1', 'flrelu', [1, 128, 64, 64], dict(fu=sep12, fd=sep6, up=2, down=1, padding=[6, 5, 6, 5], **lrelu)),
-        ('flrelu R 256ch 36px up2 down2 radial', 'flrelu', [1, 256, 36, 36], dict(fu=rad12, fd=rad12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu)),
-        ('flrelu 128ch 52px up4 down4', 'flrelu', [1, 128, 52, 52], dict(fu=_taps(24, False), fd=_taps(24, False), up=4, down=4, padding=[23, 22, 23, 22], **lrelu)),
-        ('upfirdn2d 256ch 36px up2 sep12', 'upfirdn2d', [1, 256, 36, 36], dict(f=sep12, up=2, padding=[6, 5, 6, 5], gain=4)),
-        ('upfirdn2d 256ch 72px down2 sep12', 'upfirdn2d', [1, 256, 72, 72], dict(f=sep12, down=2, padding=[5, 5, 5, 5])),
-        ('upsample2d SG2 512ch 32px [1,3,3,1]', 'upsample2d', [1, 512, 32, 32], dict(f=upfirdn2d.setup_filter([1, 3, 3, 1]))),
+        (
+            'flrelu T 256ch 36px up2 down2',
+            'flrelu',
+            [1, 256, 36, 36],
+            dict(fu=sep12, fd=sep12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu),
+        ),
+        (
+            'flrelu T 256ch 36px up2 down2 N=4',
+            'flrelu',
+            [4, 256, 36, 36],
+            dict(fu=sep12, fd=sep12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu),
+        ),
+        (
+            'flrelu T 128ch 64px up2 down1',
+            'flrelu',
+            [1, 128, 64, 64],
+            dict(fu=sep12, fd=sep6, up=2, down=1, padding=[6, 5, 6, 5], **lrelu),
+        ),
+        (
+            'flrelu R 256ch 36px up2 down2 radial',
+            'flrelu',
+            [1, 256, 36, 36],
+            dict(fu=rad12, fd=rad12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu),
+        ),
+        (
+            'flrelu 128ch 52px up4 down4',
+            'flrelu',
+            [1, 128, 52, 52],
+            dict(fu=_taps(24, False), fd=_taps(24, False), up=4, down=4, padding=[23, 22, 23, 22], **lrelu),
+        ),
+        (
+            'upfirdn2d 256ch 36px up2 sep12',
+            'upfirdn2d',
+            [1, 256, 36, 36],
+            dict(f=sep12, up=2, padding=[6, 5, 6, 5], gain=4),
+        ),
+        (
+            'upfirdn2d 256ch 72px down2 sep12',
+            'upfirdn2d',
+            [1, 256, 72, 72],
+            dict(f=sep12, down=2, padding=[5, 5, 5, 5]),
+        ),
+        (
+            'upsample2d SG2 512ch 32px [1,3,3,1]',
+            'upsample2d',
+            [1, 512, 32, 32],
+            dict(f=upfirdn2d.setup_filter([1, 3, 3, 1])),
+        ),
     ]
 
 
 def _run(op: str, x: torch.Tensor, kwargs: dict, impl: str, grad: bool) -> None:
-    if op == 'flrelu':
-        y = filtered_lrelu.filtered_lrelu(x, b=None, impl=impl, **kwargs)
-    elif op == 'upsample2d':
-        y = upfirdn2d.upsample2d(x, impl=impl, **kwargs)
-    else:
-        y = upfirdn2d.upfirdn2d(x, impl=impl, **kwargs)
+    y = _out(op, x, kwargs, impl)
     if grad:
         y.backward(torch.ones_like(y))
 
@@ -69,9 +105,25 @@ def _time(fn, device: torch.device, clock) -> float:
 
 
 @click.command()
-@click.option('--device', 'device_name', default='cpu', show_default=True, metavar='NAME', help='torch device: cpu, cuda, mps.')
-@click.option('--repeats', default=7, show_default=True, type=click.IntRange(1, 1000), metavar='N', help='Timed runs per impl (best taken).')
-@click.option('--threads', default=0, show_default=True, type=click.IntRange(0, 256), metavar='N', help='torch intra-op threads (0 = leave as is).')
+@click.option(
+    '--device', 'device_name', default='cpu', show_default=True, metavar='NAME', help='torch device: cpu, cuda, mps.'
+)
+@click.option(
+    '--repeats',
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    metavar='N',
+    help='Timed runs per impl (best taken).',
+)
+@click.option(
+    '--threads',
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 256),
+    metavar='N',
+    help='torch intra-op threads (0 = leave as is).',
+)
 @click.option('--grad', is_flag=True, help='Time forward + backward instead of forward only.')
 @click.option(
     '--clock',
@@ -80,7 +132,14 @@ def _time(fn, device: torch.device, clock) -> float:
     type=click.Choice(['wall', 'cpu']),
     help='wall = perf_counter; cpu = process CPU time (robust on a shared machine, CPU device only).',
 )
-@click.option('--dtype', 'dtype_name', default='float32', show_default=True, type=click.Choice(['float32', 'float16']), help='Activation dtype.')
+@click.option(
+    '--dtype',
+    'dtype_name',
+    default='float32',
+    show_default=True,
+    type=click.Choice(['float32', 'float16']),
+    help='Activation dtype.',
+)
 def main(device_name: str, repeats: int, threads: int, grad: bool, clock: str, dtype_name: str) -> None:
     """Prints per-case ref/fast times (ms, best of N) and the speed-up ratio ref/fast."""
     device = torch.device(device_name)
@@ -110,7 +169,9 @@ def main(device_name: str, repeats: int, threads: int, grad: bool, clock: str, d
                 _run(op, x, kwargs, impl, grad)
             for _ in range(repeats):
                 for impl in best:
-                    best[impl] = min(best[impl], _time(lambda impl=impl: _run(op, x, kwargs, impl, grad), device, clock_fn))
+                    best[impl] = min(
+                        best[impl], _time(functools.partial(_run, op, x, kwargs, impl, grad), device, clock_fn)
+                    )
         ratio = best['ref'] / best['fast']
         ratios.append(ratio)
         print(f'{name:44s} {best["ref"] * 1e3:9.2f} {best["fast"] * 1e3:9.2f} {ratio:8.2f}x {diff:10.2e}')

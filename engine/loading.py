@@ -58,6 +58,10 @@ def cache_dir() -> pathlib.Path:
 # Sources.
 
 
+class _NotAFile(Exception):
+    pass
+
+
 def _cache_name(url: str) -> str:
     basename = os.path.basename(urllib.parse.urlparse(url).path) or 'download'
     basename = re.sub(r'[^A-Za-z0-9._-]', '_', basename)[:80]
@@ -114,6 +118,8 @@ def download(
                     tmp_name = f.name
                     num_bytes = 0
                     while chunk := response.read(1 << 20):
+                        if num_bytes == 0 and chunk.lstrip()[:1] == b'<':
+                            raise _NotAFile(f'{url} returned an HTML page, not a file (a login, quota or error page?)')
                         f.write(chunk)
                         num_bytes += len(chunk)
                         bar.update(len(chunk))
@@ -124,6 +130,8 @@ def download(
             os.replace(tmp_name, path)
             tmp_name = None
             return path
+        except _NotAFile as e:
+            raise LoadError(f'{e}; use a direct download link to the .pkl file') from None
         except urllib.error.HTTPError as e:
             last_error = e
             if 400 <= e.code < 500:
@@ -242,6 +250,8 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
         ) from e
     except RuntimeError as e:
         raise LoadError(f'{path}: could not read tensors ({e}); the file may be corrupt') from e
+    except Exception as e:  # anything else from a foreign file (e.g. its embedded code in trusted mode)
+        raise LoadError(f'{path}: loading failed ({type(e).__name__}: {e})') from e
 
     if not isinstance(data, dict) or 'G_ema' not in data:
         keys = sorted(map(str, data.keys())) if isinstance(data, dict) else type(data).__name__

@@ -32,8 +32,9 @@ import dnnlib.util
 
 logger = logging.getLogger(__name__)
 
-# nn.Module bookkeeping in a pickled state: rebuilt by the constructor, never copied from the file.
-_MODULE_INTERNALS = ('_parameters', '_buffers', '_modules', '_init_args', '_init_kwargs', 'init_args', 'init_kwargs')
+# Stored attributes never copied onto a rebuilt module (besides every `_private` one: nn.Module internals and
+# `_init_args` / `_init_kwargs`, which the constructor already got).
+_SKIPPED_ATTRIBUTES = ('training', 'init_args', 'init_kwargs')
 
 
 class LoadError(Exception):
@@ -397,7 +398,7 @@ def _restore_attributes(module: torch.nn.Module, state: dict) -> None:
     """Copies the plain (non-module) attributes of a stored state onto our module, and its training flag."""
     module.training = bool(state.get('training', module.training))
     for key, value in state.items():
-        if key.startswith('_') or key in _MODULE_INTERNALS or key == 'training':
+        if key.startswith('_') or key in _SKIPPED_ATTRIBUTES:
             continue
         if _contains_stub(value) or isinstance(value, torch.nn.Module):
             continue

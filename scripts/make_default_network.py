@@ -72,6 +72,7 @@ def write_default_network(outdir: pathlib.Path, seed: int = 0) -> pathlib.Path:
     pkl_path = outdir / 'default.pkl'
     with tempfile.NamedTemporaryFile(dir=outdir, prefix='.default.', suffix='.pkl', delete=False) as f:
         pickle.dump({'G_ema': G}, f)
+    os.chmod(f.name, 0o644)  # temporary files are private; the bundled network is not
     os.replace(f.name, pkl_path)
     info = dict(
         description='Bundled default network: StyleGAN3-T generator with seeded random (untrained) weights',

@@ -353,6 +353,11 @@ def _http_server(directory: pathlib.Path, bad_length: bool = False):
 
         def do_GET(self):
             requests.append(self.path)
+            if self.path.endswith('.html'):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b'<!DOCTYPE html><html>quota exceeded</html>')
+                return
             if bad_length:  # promise more bytes than are sent, then hang up
                 self.send_response(200)
                 self.send_header('Content-Length', '1000')
@@ -385,6 +390,8 @@ def test_http_download_cached_once(tmp_path, pkl_dir, monkeypatch):
         with pytest.raises(LoadError, match='could not download.*404'):
             loading.resolve_source(f'{base}/missing.pkl', retries=3, progress=False)
         assert requests.count('/missing.pkl') == 1  # 4xx: no retries
+        with pytest.raises(LoadError, match='HTML page'):
+            loading.resolve_source(f'{base}/login.html', progress=False)
     assert [p.name for p in again.parent.iterdir()] == [again.name]
 
 

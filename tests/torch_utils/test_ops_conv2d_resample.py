@@ -54,7 +54,12 @@ def _np_oracle(x, w, f2, up, down, padding, groups, flip_weight, flip_filter):
     fh, fw = f2.shape
     px0, px1, py0, py1 = padding
     if up > 1:
-        px0, px1, py0, py1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+        px0, px1, py0, py1 = (
+            px0 + (fw + up - 1) // 2,
+            px1 + (fw - up) // 2,
+            py0 + (fh + up - 1) // 2,
+            py1 + (fh - up) // 2,
+        )
     if down > 1:
         px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
         py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
@@ -63,7 +68,9 @@ def _np_oracle(x, w, f2, up, down, padding, groups, flip_weight, flip_filter):
     z = np.pad(z, [(0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))])
     z = z[:, :, max(-py0, 0) : z.shape[2] - max(-py1, 0), max(-px0, 0) : z.shape[3] - max(-px1, 0)]
     if up > 1:
-        z = np.stack([[scipy.signal.convolve2d(z[n, c], f2 * up * up, mode='valid') for c in range(C)] for n in range(N)])
+        z = np.stack(
+            [[scipy.signal.convolve2d(z[n, c], f2 * up * up, mode='valid') for c in range(C)] for n in range(N)]
+        )
     wk = w if flip_weight else w[:, :, ::-1, ::-1]
     Og = O // groups
     y = np.stack(

@@ -91,7 +91,9 @@ def test_composition_oracle(close_report):
     y = (torch.where(y >= 0, y, y * 0.25) * 1.7).clamp(-0.8, 0.8)
     y = U.upfirdn2d(y, fd, down=2, impl='ref')
     for impl in ('ref', 'fast'):
-        out = FL.filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[4, 5, 3, 6], gain=1.7, slope=0.25, clamp=0.8, impl=impl)
+        out = FL.filtered_lrelu(
+            x, fu, fd, b, up=2, down=2, padding=[4, 5, 3, 6], gain=1.7, slope=0.25, clamp=0.8, impl=impl
+        )
         close_report(out, y, atol=1e-12, rtol=1e-10, name=f'composition impl={impl}')
 
 
@@ -112,7 +114,12 @@ def test_fast_matches_ref(case, close_report):
     for g_fast, g_ref, name in zip(grads[1], grads[0], ('x', 'b')):
         close_report(g_fast, g_ref, **_rel(TOLERANCES[('grad', torch.float32)], g_ref), name=f'grad {name}')
     with torch.no_grad():  # the in-place elementwise stage
-        close_report(FL.filtered_lrelu(xs[1], fu_t, fd_t, bs[1], impl='fast', **kw), ys[0], **_rel(TOLERANCES[('forward', torch.float32)], ys[0]), name='no_grad')
+        close_report(
+            FL.filtered_lrelu(xs[1], fu_t, fd_t, bs[1], impl='fast', **kw),
+            ys[0],
+            **_rel(TOLERANCES[('forward', torch.float32)], ys[0]),
+            name='no_grad',
+        )
 
 
 @pytest.mark.parametrize('impl', ['ref', 'fast'])

@@ -61,7 +61,15 @@ def test_impl_report():
 
 def test_embedded_source_imports():
     """The names embedded network sources use (REFERENCE.md section 2)."""
-    from torch_utils.ops import bias_act, conv2d_gradfix, conv2d_resample, filtered_lrelu, fma, grid_sample_gradfix, upfirdn2d
+    from torch_utils.ops import (
+        bias_act,
+        conv2d_gradfix,
+        conv2d_resample,
+        filtered_lrelu,
+        fma,
+        grid_sample_gradfix,
+        upfirdn2d,
+    )
 
     assert bias_act.activation_funcs['lrelu'].def_gain > 1
     for name in ('setup_filter', 'upfirdn2d', 'filter2d', 'upsample2d', 'downsample2d'):

@@ -140,7 +140,9 @@ def test_scipy_oracle(case, close_report):
     expected = _scipy_axis(x, ew, upx, downx, px0, px1, axis=3)
     expected = _scipy_axis(expected, eh, upy, downy, py0, py1, axis=2) * gain
     for impl in ('ref', 'fast'):
-        y = U.upfirdn2d(torch.tensor(x), f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain, impl=impl)
+        y = U.upfirdn2d(
+            torch.tensor(x), f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain, impl=impl
+        )
         close_report(y, expected, atol=1e-12, rtol=1e-10, name=f'scipy {case} impl={impl}')
 
 
@@ -171,11 +173,12 @@ GRAD_CASES = [
     ([1, 1, 3, 3], 'sep3', 2, 1, [1, 1, 2, 1], False, 1.0),
     ([1, 1, 4, 4], 'box4', 1, 2, [1, 2, 0, 1], True, 2.0),
     ([1, 1, 3, 4], 'sep3', [2, 1], [1, 2], [0, 1, -1, 2], True, 0.5),
+    ([1, 1, 3, 2], 'box4', 2, 1, [2, 1, 1, 2], False, 4.0),
 ]
 
 
 @pytest.mark.parametrize('impl', ['ref', 'fast'])
-@pytest.mark.parametrize('case', GRAD_CASES, ids=['sep-up2', '2d-down2', 'sep-mixed'])
+@pytest.mark.parametrize('case', GRAD_CASES, ids=['sep-up2', '2d-down2', 'sep-mixed', '2d-up2'])
 def test_gradcheck_and_gradgradcheck(impl, case):
     shape, kind, up, down, padding, flip_filter, gain = case
     torch.manual_seed(0)
@@ -224,7 +227,9 @@ def test_setup_filter():
     assert f8.shape == (8,) and torch.isclose(f8.sum(), torch.tensor(1.0))
     assert U.setup_filter([1, 2, 3], separable=True).shape == (3,)
     assert U.setup_filter(np.arange(1, 9), separable=False).shape == (8, 8)
-    torch.testing.assert_close(U.setup_filter([1, 2], flip_filter=True, normalize=False, separable=True), torch.tensor([2.0, 1.0]))
+    torch.testing.assert_close(
+        U.setup_filter([1, 2], flip_filter=True, normalize=False, separable=True), torch.tensor([2.0, 1.0])
+    )
     torch.testing.assert_close(U.setup_filter([1, 1], gain=4, separable=True), torch.tensor([1.0, 1.0]))
     assert U.setup_filter(None).shape == (1, 1)
     with pytest.raises(ValueError, match='setup_filter'):
@@ -246,3 +251,20 @@ def test_errors():
         U.upfirdn2d(x, f, padding=[1, 2, 3])
     with pytest.raises(ValueError, match='empty'):
         U.upfirdn2d(x, f, padding=-3)
+
+
+def test_auto_falls_back_on_mps_backend_errors(caplog):
+    import types
+
+    fake_mps = types.SimpleNamespace(device=types.SimpleNamespace(type='mps'))
+
+    def broken():
+        raise NotImplementedError('conv_transpose2d with groups')
+
+    with caplog.at_level('WARNING', logger=U.__name__):
+        assert U._run_auto('upfirdn2d_test', fake_mps, broken, lambda: 'ref') == 'ref'
+        assert U._run_auto('upfirdn2d_test', fake_mps, broken, lambda: 'ref') == 'ref'
+    assert sum('upfirdn2d_test' in r.getMessage() for r in caplog.records) == 1  # logged once
+    fake_cpu = types.SimpleNamespace(device=types.SimpleNamespace(type='cpu'))
+    with pytest.raises(NotImplementedError):  # elsewhere errors propagate
+        U._run_auto('upfirdn2d_test', fake_cpu, broken, lambda: 'ref')

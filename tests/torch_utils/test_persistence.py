@@ -36,8 +36,8 @@ MODULE_SRC = textwrap.dedent(
 )
 
 
-def _run(code: str, cwd: pathlib.Path, extra_path: pathlib.Path | None = None) -> str:
-    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
+def _run(code: str, cwd: pathlib.Path) -> str:
+    paths = [str(REPO)]
     prelude = f'import sys; sys.path[:0] = {paths!r}\n'
     result = subprocess.run(
         [sys.executable, '-c', prelude + textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True, timeout=120

@@ -84,11 +84,15 @@ def bias_act(
         TypeError: Non-floating ``x``.
     """
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-        raise TypeError(f'bias_act(): x must be a floating-point tensor, got {type(x).__name__} {getattr(x, "dtype", "")}')
+        raise TypeError(
+            f'bias_act(): x must be a floating-point tensor, got {type(x).__name__} {getattr(x, "dtype", "")}'
+        )
     if act not in activation_funcs:
         raise ValueError(f'bias_act(): act must be one of {sorted(activation_funcs)}, got {act!r}')
     if impl not in _IMPLS:
-        raise ValueError(f"bias_act(): impl must be one of {list(_IMPLS)}, got {impl!r} (no compiled kernels are built)")
+        raise ValueError(
+            f'bias_act(): impl must be one of {list(_IMPLS)}, got {impl!r} (no compiled kernels are built)'
+        )
     if b is not None:
         if not isinstance(b, torch.Tensor) or b.ndim != 1 or not (-x.ndim <= dim < x.ndim):
             raise ValueError(f'bias_act(): b must be a 1-D tensor and dim a valid axis of x, got b={b!r}, dim={dim}')

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from . import conv2d_gradfix, upfirdn2d
@@ -65,7 +66,7 @@ def _check_args(x, w, f, up, down, groups) -> None:
     if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or f.dtype != torch.float32):
         raise ValueError(f'conv2d_resample(): f must be None or a float32 1-D/2-D filter, got {upfirdn2d._describe(f)}')
     for name, v in (('up', up), ('down', down), ('groups', groups)):
-        if not isinstance(v, int) or v < 1:
+        if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f'conv2d_resample(): {name} must be an int >= 1, got {v!r}')
 
 
@@ -105,6 +106,7 @@ def conv2d_resample(
     if impl not in _IMPLS:
         raise ValueError(f'conv2d_resample(): impl must be one of {list(_IMPLS)}, got {impl!r}')
     padding = upfirdn2d._parse_padding(padding, 'conv2d_resample')
+    up, down, groups = int(up), int(down), int(groups)
     if impl == 'ref':
         return _conv2d_resample_ref(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
     return _conv2d_resample_auto(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
@@ -133,9 +135,7 @@ def _conv2d_resample_auto(x, w, f, up, down, padding, groups, flip_weight, flip_
         return _conv(x, w, groups=groups, flip_weight=flip_weight)
     if kw == 1 and kh == 1 and up > 1 and down == 1:
         x = _conv(x, w, groups=groups, flip_weight=flip_weight)
-        return upfirdn2d.upfirdn2d(
-            x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter
-        )
+        return upfirdn2d.upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
 
     # Downsampling only: filter, then a strided convolution computes just the kept samples.
     if down > 1 and up == 1:

@@ -82,9 +82,16 @@ def filtered_lrelu(
             f'filtered_lrelu(): output would be empty for input {list(x.shape)}, filters {fu_h}x{fu_w} / '
             f'{fd_h}x{fd_w}, up {up}, down {down}, padding {[px0, px1, py0, py1]}; increase the padding'
         )
-    impl = upfirdn2d._resolve_impl(impl, x, 'filtered_lrelu')
-    fn = _filtered_lrelu_fast if impl == 'fast' else _filtered_lrelu_ref
-    return fn(x, fu, fd, b, int(up), int(down), (px0, px1, py0, py1), float(gain), float(slope), clamp, bool(flip_filter))
+    resolved = upfirdn2d._resolve_impl(impl, x, 'filtered_lrelu')
+    clamp = None if clamp is None else float(clamp)
+    args = (x, fu, fd, b, int(up), int(down), (px0, px1, py0, py1), float(gain), float(slope), clamp, bool(flip_filter))
+    if resolved == 'ref':
+        return _filtered_lrelu_ref(*args)
+    if impl == 'auto':
+        return upfirdn2d._run_auto(
+            'filtered_lrelu', x, lambda: _filtered_lrelu_fast(*args), lambda: _filtered_lrelu_ref(*args)
+        )
+    return _filtered_lrelu_fast(*args)
 
 
 def _filtered_lrelu_ref(

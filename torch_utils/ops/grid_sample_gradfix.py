@@ -37,9 +37,13 @@ def grid_sample(input: torch.Tensor, grid: torch.Tensor, impl: str = 'auto') -> 
         ValueError: Bad shapes or impl.
     """
     if not isinstance(input, torch.Tensor) or input.ndim != 4:
-        raise ValueError(f'grid_sample(): input must be a 4-D tensor [N, C, H, W], got {getattr(input, "shape", input)}')
+        raise ValueError(
+            f'grid_sample(): input must be a 4-D tensor [N, C, H, W], got {getattr(input, "shape", input)}'
+        )
     if not isinstance(grid, torch.Tensor) or grid.ndim != 4 or grid.shape[3] != 2 or grid.shape[0] != input.shape[0]:
-        raise ValueError(f'grid_sample(): grid must be [N={input.shape[0]}, Ho, Wo, 2], got {getattr(grid, "shape", grid)}')
+        raise ValueError(
+            f'grid_sample(): grid must be [N={input.shape[0]}, Ho, Wo, 2], got {getattr(grid, "shape", grid)}'
+        )
     if impl not in _IMPLS:
         raise ValueError(f'grid_sample(): impl must be one of {list(_IMPLS)}, got {impl!r}')
     if impl == 'ref':

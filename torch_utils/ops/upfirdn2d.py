@@ -14,7 +14,8 @@ Implementations (``impl``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +26,8 @@ from . import _fast_resample
 __all__ = ['setup_filter', 'upfirdn2d', 'filter2d', 'upsample2d', 'downsample2d']
 
 _IMPLS = ('auto', 'ref', 'fast')
+_log = logging.getLogger(__name__)
+_warned_fallbacks: set[tuple[str, str]] = set()  # (func, device type) already logged; affects logging only
 
 # ----------------------------------------------------------------------------
 # Argument parsing shared with filtered_lrelu / conv2d_resample.
@@ -84,12 +87,26 @@ def _check_x(x: torch.Tensor, func: str) -> None:
 def _resolve_impl(impl: str, x: torch.Tensor, func: str, fast_ok: bool = True) -> str:
     """Maps impl='auto' to 'fast' for CPU/MPS tensors (when ``fast_ok``) and to 'ref' otherwise."""
     if impl not in _IMPLS:
-        raise ValueError(f"{func}(): impl must be one of {list(_IMPLS)}, got {impl!r} (no compiled kernels are built)")
+        raise ValueError(f'{func}(): impl must be one of {list(_IMPLS)}, got {impl!r} (no compiled kernels are built)')
     if impl == 'auto':
         return 'fast' if (fast_ok and x.device.type in ('cpu', 'mps')) else 'ref'
     if impl == 'fast' and not fast_ok:
         raise ValueError(f"{func}(): impl='fast' cannot run these arguments; use impl='ref' or 'auto'")
     return impl
+
+
+def _run_auto(func: str, x: torch.Tensor, fast: Callable[[], torch.Tensor], ref: Callable[[], torch.Tensor]):
+    """Runs the fast path that impl='auto' picked; on MPS a backend without some conv variant (RuntimeError /
+    NotImplementedError) falls back to the reference path, logging the reason once per op and device type."""
+    if x.device.type != 'mps':
+        return fast()
+    try:
+        return fast()
+    except (RuntimeError, NotImplementedError) as e:
+        if (func, x.device.type) not in _warned_fallbacks:
+            _warned_fallbacks.add((func, x.device.type))
+            _log.warning("%s(): impl='fast' failed on %s (%s); using impl='ref'", func, x.device.type, e)
+        return ref()
 
 
 # ----------------------------------------------------------------------------
@@ -120,25 +137,23 @@ def setup_filter(
     Raises:
         ValueError: ``f`` has more than 2 dimensions or ``separable=True`` with a 2-D filter.
     """
-    if f is None:
-        f = 1
-    f = torch.as_tensor(f, dtype=torch.float32)
-    if f.ndim == 0:
-        f = f[None]
-    if f.ndim not in (1, 2) or f.numel() == 0:
-        raise ValueError(f'setup_filter(): f must be a scalar, 1-D or 2-D, got shape {list(f.shape)}')
+    t = torch.as_tensor(1 if f is None else f, dtype=torch.float32)
+    if t.ndim == 0:
+        t = t[None]
+    if t.ndim not in (1, 2) or t.numel() == 0:
+        raise ValueError(f'setup_filter(): f must be a scalar, 1-D or 2-D, got shape {list(t.shape)}')
     if separable is None:
-        separable = f.ndim == 1 and f.numel() >= 8
-    if f.ndim == 1 and not separable:
-        f = f.outer(f)  # [K, K]
-    if separable and f.ndim != 1:
-        raise ValueError(f'setup_filter(): separable=True needs a 1-D filter, got shape {list(f.shape)}')
+        separable = t.ndim == 1 and t.numel() >= 8
+    if t.ndim == 1 and not separable:
+        t = t.outer(t)  # [K, K]
+    if separable and t.ndim != 1:
+        raise ValueError(f'setup_filter(): separable=True needs a 1-D filter, got shape {list(t.shape)}')
     if normalize:
-        f = f / f.sum()
+        t = t / t.sum()
     if flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+        t = t.flip(list(range(t.ndim)))
+    t = t * (gain ** (t.ndim / 2))
+    return t.to(device=device)
 
 
 # ----------------------------------------------------------------------------
@@ -189,11 +204,13 @@ def upfirdn2d(
             f'upfirdn2d(): output would be empty ({out_h}x{out_w}) for input {list(x.shape)}, filter {fh}x{fw}, '
             f'up {[upx, upy]}, down {[downx, downy]}, padding {[px0, px1, py0, py1]}; increase the padding'
         )
-    impl = _resolve_impl(impl, x, 'upfirdn2d')
+    resolved = _resolve_impl(impl, x, 'upfirdn2d')
     args = (x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), bool(flip_filter), float(gain))
-    if impl == 'fast':
-        return _fast_resample.upfirdn2d_fast(*args)
-    return _upfirdn2d_ref(*args)
+    if resolved == 'ref':
+        return _upfirdn2d_ref(*args)
+    if impl == 'auto':
+        return _run_auto('upfirdn2d', x, lambda: _fast_resample.upfirdn2d_fast(*args), lambda: _upfirdn2d_ref(*args))
+    return _fast_resample.upfirdn2d_fast(*args)
 
 
 def _upfirdn2d_ref(

@@ -309,8 +309,7 @@ def slices_figure(specs: list[tuple[str, dict]], *, smooth: float = 0.0, save: b
         ax.plot(sl['freq_45'], sl['slice_45'], color=color, linestyle='--', label=f'{label}, 45°')
         rows += [(label, 0, float(f), float(v)) for f, v in zip(sl['freq_0'], sl['slice_0'])]
         rows += [(label, 45, float(f), float(v)) for f, v in zip(sl['freq_45'], sl['slice_45'])]
-    ax.axvline(0.5, color='0.5', linestyle=':', linewidth=1)
-    ax.text(0.5, 27, ' Nyquist', color='0.4', va='top', fontsize=8)
+    ax.axvline(0.5, color='0.5', linestyle=':', linewidth=1, label='Nyquist (0.5)')
     ax.set_xlim(0, 0.5 * np.sqrt(2))
     ax.set_ylim(-50, 30)
     ax.set_xlabel('radial frequency (cycles/pixel)')

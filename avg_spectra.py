@@ -349,7 +349,7 @@ def _user_errors(fn: Callable) -> Callable:
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         except Exception as e:
-            if type(e).__name__ in ('LoadError', 'UnsafePickleError'):  # engine.loading's user-facing errors
+            if any(cls.__name__ == 'LoadError' for cls in type(e).__mro__):  # engine.loading's user-facing errors
                 raise click.ClickException(str(e)) from None
             raise
 

@@ -17,6 +17,12 @@ result whose error reads ``render process died (exit code N); restarted``.
 In-process mode runs the same renderer in a daemon worker thread; :meth:`AsyncRenderer.set_separate_process`
 switches between the two at run time.
 
+Both workers run the same loop (:func:`_serve`): networks load in a helper thread while the loop keeps reading
+requests, so a newer request for another network starts at once instead of waiting for the older load, which
+finishes in the background and is cached. The render process lowers its priority (``os.nice(5)``) and uses one CPU
+fewer than the machine has (unless ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` or ``num_threads`` say otherwise) so
+that the GUI stays responsive on small machines.
+
 Example::
 
     r = AsyncRenderer(device='auto')
@@ -32,6 +38,7 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import sys
@@ -40,7 +47,9 @@ import traceback
 import types
 import uuid
 import weakref
+from collections.abc import Callable
 from multiprocessing import shared_memory
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +60,10 @@ logger = logging.getLogger(__name__)
 _ARRAY_FIELDS = ('image', 'fft')  # RenderResult fields that go through shared memory.
 _DEFAULT_SHM_MIN_BYTES = 64 * 1024  # Arrays smaller than this in total are simply pickled.
 _JOIN_TIMEOUT_SEC = 5.0
+_LOAD_POLL_SEC = 0.02  # How often the worker looks for newer requests (and finished loads) while a network loads.
+_MAX_LOADS_IN_FLIGHT = 3  # Abandoned loads still running + the current one; a further load waits for one to end.
+_CHILD_NICE = 5  # Priority decrement of the render process.
+_THREAD_ENV_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')  # The user chose torch's thread count.
 
 
 class AsyncRenderer:
@@ -62,16 +75,36 @@ class AsyncRenderer:
         separate_process: render in a spawned child process (True) or a worker thread of this process (False).
         shm_min_bytes: results whose image + FFT arrays total fewer bytes are pickled instead of going through
             shared memory (0: always shared memory).
+        num_threads: torch threads of the render process; None: unchanged if ``OMP_NUM_THREADS`` or
+            ``MKL_NUM_THREADS`` is set, else the number of usable CPUs minus one (at least 1). In-process mode
+            leaves the thread count alone.
 
     The worker (process or thread) starts on the first request. Not thread-safe: call it from one thread.
+
+    Raises:
+        ValueError: if ``num_threads`` is not None or a positive integer.
     """
 
     def __init__(
-        self, device: str = 'auto', separate_process: bool = True, *, shm_min_bytes: int = _DEFAULT_SHM_MIN_BYTES
+        self,
+        device: str = 'auto',
+        separate_process: bool = True,
+        *,
+        shm_min_bytes: int = _DEFAULT_SHM_MIN_BYTES,
+        num_threads: int | None = None,
     ):
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+        ):
+            raise ValueError(
+                f'AsyncRenderer(): num_threads must be None or a positive integer, got {num_threads!r} '
+                '(None picks the number of CPUs minus one)'
+            )
         self._device = device
         self._separate = bool(separate_process)
         self._shm_min_bytes = int(shm_min_bytes)
+        self._num_threads = num_threads
+        self._devices: tuple[str, ...] = ()  # Newest available_devices a result reported (for crash notices).
         self._backend: _ProcessBackend | _ThreadBackend | None = None
         self._last_req: RenderRequest | None = None  # The newest request sent (stamped).
         self._next_stamp = 1
@@ -89,7 +122,9 @@ class AsyncRenderer:
         """Asks for a render of ``req`` unless it equals the previous request (the stamp is ignored).
 
         Args:
-            req: the request; its ``stamp`` is replaced by the next stamp of this renderer.
+            req: the request. A nonzero ``stamp`` newer than :attr:`last_stamp` is kept (the caller numbers its
+                requests); otherwise the request gets ``last_stamp + 1``. Results carry the stamp of the request
+                they answer.
 
         Raises:
             TypeError: if ``req`` is not a RenderRequest.
@@ -102,8 +137,9 @@ class AsyncRenderer:
         self._check_worker()
         if self._last_req is not None and req == self._last_req:
             return
-        stamped = dataclasses.replace(req, stamp=self._next_stamp)
-        self._next_stamp += 1
+        stamp = int(req.stamp) if int(req.stamp) >= self._next_stamp else self._next_stamp
+        stamped = dataclasses.replace(req, stamp=stamp)
+        self._next_stamp = stamp + 1
         self._last_req = stamped
         self._submit(stamped)
 
@@ -132,6 +168,12 @@ class AsyncRenderer:
         return self._received_stamp < self._last_req.stamp
 
     @property
+    def last_stamp(self) -> int:
+        """Stamp of the newest request sent to the worker (0 before the first), re-sends after a mode switch
+        included: a result with this stamp answers the current request."""
+        return self._last_req.stamp if self._last_req is not None else 0
+
+    @property
     def separate_process(self) -> bool:
         """Whether rendering happens in a separate process."""
         return self._separate
@@ -143,7 +185,8 @@ class AsyncRenderer:
 
     def set_separate_process(self, separate_process: bool) -> None:
         """Switches between a separate render process and an in-process worker thread; the current request is
-        rendered again by the new worker (networks are loaded again there)."""
+        rendered again by the new worker (networks are loaded again there) under the next stamp
+        (:attr:`last_stamp` + 1)."""
         separate_process = bool(separate_process)
         if separate_process == self._separate or self._closed:
             self._separate = separate_process
@@ -170,11 +213,14 @@ class AsyncRenderer:
     # ------------------------------------------------------------------------------------------------------------
     # Internals.
 
+    def _new_backend(self) -> _ProcessBackend | _ThreadBackend:
+        if self._separate:
+            return _ProcessBackend(self._device, self._shm_min_bytes, self._num_threads)
+        return _ThreadBackend(self._device)
+
     def _submit(self, req: RenderRequest) -> None:
         if self._backend is None:
-            self._backend = (
-                _ProcessBackend(self._device, self._shm_min_bytes) if self._separate else _ThreadBackend(self._device)
-            )
+            self._backend = self._new_backend()
         self._backend.submit(req)  # A dead worker is noticed by the next _check_worker().
 
     def _poll(self) -> None:
@@ -185,6 +231,8 @@ class AsyncRenderer:
     def _offer(self, res: RenderResult) -> None:
         """Keeps ``res`` if it is the newest so far; drops stale results."""
         self._received_stamp = max(self._received_stamp, res.stamp)
+        if res.available_devices:
+            self._devices = tuple(res.available_devices)
         if res.stamp < self._delivered_stamp:
             return
         if self._pending is None or res.stamp >= self._pending.stamp:
@@ -206,7 +254,9 @@ class AsyncRenderer:
             self._last_req if self._last_req is not None and self._received_stamp < self._last_req.stamp else None
         )
         stamp = max(self._delivered_stamp, self._last_req.stamp if self._last_req is not None else 0)
-        self._notice = RenderResult(stamp=stamp, error=f'{what} died (exit code {exitcode}); restarted')
+        self._notice = RenderResult(
+            stamp=stamp, error=f'{what} died (exit code {exitcode}); restarted', available_devices=self._devices
+        )
         if in_flight is not None and in_flight.stamp != self._crashed_stamp:
             self._crashed_stamp = in_flight.stamp  # Re-sent once: a request that kills the worker is not looped.
             self._submit(in_flight)
@@ -217,9 +267,7 @@ class AsyncRenderer:
 
     def _submit_nothing(self) -> None:
         """Starts a fresh worker without a request (so the next one does not wait for the start-up)."""
-        self._backend = (
-            _ProcessBackend(self._device, self._shm_min_bytes) if self._separate else _ThreadBackend(self._device)
-        )
+        self._backend = self._new_backend()
 
     def _stop_backend(self) -> None:
         if self._backend is not None:
@@ -231,7 +279,12 @@ class AsyncRenderer:
     def _child_modules(self, timeout: float = 60.0) -> list[str]:
         """(Tests) names in the render process's ``sys.modules``."""
         assert isinstance(self._backend, _ProcessBackend)
-        return self._backend.query_modules(timeout)
+        return self._backend.query('modules', timeout)
+
+    def _child_info(self, timeout: float = 60.0) -> dict:
+        """(Tests) the render process's niceness and torch thread count: {'nice': int | None, 'num_threads': int}."""
+        assert isinstance(self._backend, _ProcessBackend)
+        return self._backend.query('info', timeout)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -249,6 +302,77 @@ def _render_safely(renderer, req: RenderRequest) -> RenderResult:
         )
 
 
+class _Load:
+    """One network load in a daemon helper thread (``Renderer.load_detached``: touches no renderer state)."""
+
+    def __init__(self, renderer, key: tuple):
+        self.outcome: Any = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(renderer, key), name='sg3viz-load', daemon=True)
+        self._thread.start()
+
+    def _run(self, renderer, key: tuple) -> None:
+        try:
+            self.outcome = renderer.load_detached(key)
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[RenderResult], bool], reply=None) -> None:
+    """The worker loop shared by the render process and the render thread.
+
+    Renders the newest request; while a network for it loads (in a :class:`_Load` thread) it keeps reading requests,
+    so a newer request for another network is served at once. The abandoned load finishes in the background and
+    its network is cached when done (at most ``_MAX_LOADS_IN_FLIGHT`` loads run at once).
+
+    Args:
+        renderer: an ``engine.renderer.Renderer``.
+        recv: ``recv(timeout_sec or None) -> [message, ...]``, [] on timeout; raises EOFError / OSError when the
+            parent is gone. Messages: ('render', RenderRequest), ('close',), queries for ``reply``.
+        send: delivers a result; returns False when the parent is gone.
+        reply: answers a query message (None: queries are ignored).
+    """
+    pending: RenderRequest | None = None
+    loads: dict[tuple, _Load] = {}
+    broken: set[tuple] = set()  # Keys whose load thread died without an outcome: render() loads them itself.
+    while True:
+        try:
+            msgs = recv(None if pending is None else _LOAD_POLL_SEC)
+        except (EOFError, OSError):
+            return  # The parent is gone.
+        for msg in msgs:
+            if msg[0] == 'close':
+                return
+            if msg[0] == 'render':
+                pending = msg[1]
+            elif reply is not None:
+                reply(msg)
+        for done_key in [k for k, load in loads.items() if load.done()]:
+            outcome = loads.pop(done_key).outcome
+            if outcome is not None:
+                renderer.adopt(outcome)
+            else:
+                broken.add(done_key)
+        if pending is None:
+            continue
+        try:
+            key = renderer.pending_load(pending)
+        except Exception:  # Never expected; render() then loads synchronously and reports what goes wrong.
+            logger.exception('pending_load() failed')
+            key = None
+        if key is None or key in broken:
+            broken.discard(key)
+            res = _render_safely(renderer, pending)
+            pending = None
+            if not send(res):
+                return
+        elif key not in loads and len(loads) < _MAX_LOADS_IN_FLIGHT:
+            loads[key] = _Load(renderer, key)
+
+
 class _ThreadBackend:
     """The renderer in a daemon worker thread of this process."""
 
@@ -264,18 +388,24 @@ class _ThreadBackend:
     def _run(self, device: str) -> None:
         from engine.renderer import Renderer
 
-        renderer = Renderer(device)
-        while True:
-            msgs = [self._in.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    msgs.append(self._in.get_nowait())
-            if any(m is None for m in msgs):
-                return
-            self._out.put(_render_safely(renderer, msgs[-1]))
+        _serve(Renderer(device), self._recv, self._send)
+
+    def _recv(self, timeout: float | None) -> list:
+        try:
+            msgs = [self._in.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                msgs.append(self._in.get_nowait())
+        return msgs
+
+    def _send(self, res: RenderResult) -> bool:
+        self._out.put(res)
+        return True
 
     def submit(self, req: RenderRequest) -> None:
-        self._in.put(req)
+        self._in.put(('render', req))
 
     def poll(self) -> list[RenderResult]:
         results = []
@@ -293,7 +423,7 @@ class _ThreadBackend:
         return None
 
     def close(self) -> None:
-        self._in.put(None)
+        self._in.put(('close',))
         self._thread.join(timeout=_JOIN_TIMEOUT_SEC)
 
 
@@ -311,14 +441,14 @@ class _ShmNames:
 class _ProcessBackend:
     """The renderer in a spawned child process; pipes for messages, shared memory for the arrays."""
 
-    def __init__(self, device: str, shm_min_bytes: int):
+    def __init__(self, device: str, shm_min_bytes: int, num_threads: int | None = None):
         ctx = multiprocessing.get_context('spawn')
         req_recv, self._req_send = ctx.Pipe(duplex=False)
         self._res_recv, res_send = ctx.Pipe(duplex=False)
         self._names = _ShmNames()
         self._proc = ctx.Process(
             target=_child_main,
-            args=(req_recv, res_send, device, self._names.prefix, int(shm_min_bytes)),
+            args=(req_recv, res_send, device, self._names.prefix, int(shm_min_bytes), num_threads),
             name='sg3viz-render',
             daemon=True,
         )
@@ -355,17 +485,18 @@ class _ProcessBackend:
         self.num_answered += len(results)
         return results
 
-    def query_modules(self, timeout: float) -> list[str]:
-        self._req_send.send(('modules',))
+    def query(self, kind: str, timeout: float) -> Any:
+        """(Tests) sends a query ('modules' or 'info') and waits for its answer; results meanwhile are dropped."""
+        self._req_send.send((kind,))
         deadline = _now() + timeout
         while _now() < deadline:
             if self._res_recv.poll(0.05):
                 msg = self._res_recv.recv()
-                if msg[0] == 'modules':
+                if msg[0] == kind:
                     return msg[1]
                 if msg[0] == 'result':
                     _unpack(msg, self._names)
-        raise TimeoutError('query_modules(): no answer from the render process')
+        raise TimeoutError(f'query(): no answer to {kind!r} from the render process')
 
     def close(self) -> None:
         self._finalizer()
@@ -461,34 +592,82 @@ def _bare_main():
 # The child process.
 
 
-def _child_main(req_conn, res_conn, device: str, shm_prefix: str, shm_min_bytes: int) -> None:
-    """Entry point of the render process: render the newest request, send the result, repeat."""
+def _child_main(
+    req_conn, res_conn, device: str, shm_prefix: str, shm_min_bytes: int, num_threads: int | None = None
+) -> None:
+    """Entry point of the render process: render the newest request, send the result, repeat (see :func:`_serve`)."""
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the GUI's terminal: the parent closes us.
+    _tune_render_process(num_threads)
     from engine.renderer import Renderer
 
-    renderer = Renderer(device)
     counter = 0
-    while True:
-        try:
-            msgs = [req_conn.recv()]
-            while req_conn.poll():
-                msgs.append(req_conn.recv())
-        except (EOFError, OSError):
-            return  # The parent is gone.
-        if any(m[0] == 'close' for m in msgs):
-            return
-        if any(m[0] == 'modules' for m in msgs):
-            res_conn.send(('modules', sorted(sys.modules)))
-        renders = [m[1] for m in msgs if m[0] == 'render']
-        if not renders:
-            continue
-        res = _render_safely(renderer, renders[-1])
+
+    def recv(timeout: float | None) -> list:
+        if timeout is not None and not req_conn.poll(timeout):
+            return []
+        msgs = [req_conn.recv()]
+        while req_conn.poll():
+            msgs.append(req_conn.recv())
+        return msgs
+
+    def send(res: RenderResult) -> bool:
+        nonlocal counter
         msg, counter = _pack(res, shm_prefix, counter, shm_min_bytes)
         try:
             res_conn.send(msg)
         except (EOFError, OSError):
+            return False
+        return True
+
+    def reply(msg: tuple) -> None:
+        if msg[0] == 'modules':
+            answer: Any = sorted(sys.modules)
+        elif msg[0] == 'info':
+            import torch
+
+            answer = {'nice': _niceness(), 'num_threads': torch.get_num_threads()}
+        else:
             return
+        with contextlib.suppress(EOFError, OSError):
+            res_conn.send((msg[0], answer))
+
+    _serve(Renderer(device), recv, send, reply)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells, else all of them)."""
+    if hasattr(os, 'sched_getaffinity'):
+        with contextlib.suppress(OSError):
+            return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _niceness() -> int | None:
+    if not hasattr(os, 'nice'):
+        return None
+    try:
+        return os.nice(0)
+    except OSError:
+        return None
+
+
+def _tune_render_process(num_threads: int | None) -> None:
+    """Keeps the GUI responsive on small machines: lowers the render process's priority by ``_CHILD_NICE`` (where
+    the OS has ``os.nice``) and leaves one CPU to the GUI: torch uses ``num_threads``, or if None and neither
+    ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set, the number of usable CPUs minus one (at least 1)."""
+    if hasattr(os, 'nice'):
+        try:
+            os.nice(_CHILD_NICE)
+        except OSError as e:
+            logger.debug('os.nice(%d) failed: %s', _CHILD_NICE, e)
+    if num_threads is None:
+        if any(os.environ.get(name) for name in _THREAD_ENV_VARS):
+            return  # The user's choice.
+        num_threads = max(1, _usable_cpus() - 1)
+    import torch
+
+    torch.set_num_threads(int(num_threads))
 
 
 def _pack(res: RenderResult, shm_prefix: str, counter: int, shm_min_bytes: int) -> tuple[tuple, int]:

@@ -89,7 +89,8 @@ class RenderRequest:
         fft_beta: Kaiser window beta (default 8).
         input_transform: user 3x3 rotation+translation matrix (row-major); the synthesis input gets its inverse.
         untransform: resample the output back so content stays put (undo the input transform).
-        stamp: monotonically increasing request number; not part of equality.
+        stamp: request number, increasing; not part of equality. ``AsyncRenderer.set_request`` keeps a nonzero stamp
+            newer than the last one it sent and numbers the others itself (``AsyncRenderer.last_stamp``).
     """
 
     pkl: str | None = None
@@ -193,6 +194,10 @@ class RenderResult:
         sel_channels: the number of displayed channels (1 or 3; 0 on error).
         load_ms: time spent loading the network for this request (0 when it was cached), milliseconds.
         error_detail: the traceback behind ``error`` when there is one worth showing (for a "details" view).
+        available_devices: device names the renderer can use, best first (e.g. ('cuda', 'cpu')); () if unknown.
+
+    ``net`` (and ``layers``, when known) are set on errors that happen after the network loaded (bad request,
+    exception inside synthesis); ``net`` is None when loading failed.
     """
 
     stamp: int = 0
@@ -211,3 +216,4 @@ class RenderResult:
     sel_channels: int = 0
     load_ms: float = 0.0
     error_detail: str | None = None
+    available_devices: tuple[str, ...] = ()

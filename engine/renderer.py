@@ -55,6 +55,18 @@ class _CaptureDone(Exception):
     """Raised from a forward hook once the selected layer is captured (early exit)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadOutcome:
+    """A network loaded by :meth:`Renderer.load_detached`: ``G`` (CPU, eval) and ``resolved`` path, or ``error``."""
+
+    key: tuple  # (pkl, trust)
+    file_state: tuple | None  # _file_state(pkl) before loading: a remembered failure is retried once it changes.
+    G: Any
+    resolved: str
+    error: _RenderError | None
+    load_ms: float
+
+
 @dataclasses.dataclass
 class _Net:
     """A generator ready to render on one device, plus what the renderer derived from it."""
@@ -81,6 +93,9 @@ class Renderer:
         self._layers: dict[tuple, tuple[LayerInfo, ...]] = {}
         self._impl: dict[str, dict] = {}
         self._luts: dict[str, torch.Tensor] = {}
+        self._adopted_errors: dict[tuple, _RenderError] = {}  # Failed detached loads, reported by the next render.
+        self._detached_load_ms: dict[tuple, float] = {}
+        self._available_devices: tuple[str, ...] | None = None
 
     # ------------------------------------------------------------------------------------------------------------
     # Public API.
@@ -94,28 +109,118 @@ class Renderer:
         Returns:
             The result; on failure ``error`` holds a one-line message (``error_detail`` the traceback for
             unexpected errors), ``refused_names`` the globals a safe-mode load refused, and the previously loaded
-            networks stay cached and usable.
+            networks stay cached and usable. Errors after the network loaded (bad request, exception inside
+            synthesis) carry its ``net`` and known ``layers``; load failures have ``net=None``. Every result lists
+            ``available_devices``.
         """
         device_name = ''
         load_ms = 0.0
+        net: _Net | None = None
         try:
             device = self._pick_device(req.device)
             device_name = str(device)
             t0 = time.perf_counter()
             net, was_cached = self._get_net(req.pkl, req.trust, device)
-            load_ms = 0.0 if was_cached else (time.perf_counter() - t0) * 1e3
-            res = self._render_net(net, req, device)
-            return dataclasses.replace(res, load_ms=load_ms)
+            if not was_cached:
+                load_ms = (time.perf_counter() - t0) * 1e3 + self._detached_load_ms.pop((req.pkl, bool(req.trust)), 0.0)
+            res = dataclasses.replace(self._render_net(net, req, device), load_ms=load_ms)
         except _RenderError as e:
-            return RenderResult(
-                stamp=req.stamp, error=str(e), refused_names=e.refused_names, device=device_name, load_ms=load_ms
-            )
+            res = self._error_result(req, net, str(e), None, refused_names=e.refused_names)
         except Exception as e:  # Anything from inside the model (user code in a trusted pickle, OOM, ...).
             logger.exception('rendering failed')
             msg = f'Rendering failed: {type(e).__name__}: {e}'.strip()
-            return RenderResult(
-                stamp=req.stamp, error=msg, error_detail=traceback.format_exc(), device=device_name, load_ms=load_ms
-            )
+            res = self._error_result(req, net, msg, traceback.format_exc())
+        return dataclasses.replace(res, device=device_name, load_ms=load_ms, available_devices=self._devices())
+
+    def pending_load(self, req: RenderRequest) -> tuple[str | None, bool] | None:
+        """What :meth:`render` would load from disk for ``req`` before rendering.
+
+        Args:
+            req: a request.
+
+        Returns:
+            The load key ``(pkl, trust)`` for :meth:`load_detached` when the network is neither cached nor a
+            remembered failure, else None (also for an invalid device: :meth:`render` reports it).
+        """
+        try:
+            device = self._pick_device(req.device)
+        except _RenderError:
+            return None
+        key = (req.pkl, bool(req.trust))
+        if (*key, str(device)) in self._nets or key in self._pkls or key in self._adopted_errors:
+            return None
+        failed = self._load_errors.get(key)
+        file_state = _file_state(req.pkl)
+        if failed is not None and failed[0] == file_state and file_state is not None:
+            return None
+        return key
+
+    @staticmethod
+    def load_detached(key: tuple[str | None, bool]) -> LoadOutcome:
+        """Loads a network without touching any renderer state (safe in another thread; see :meth:`adopt`).
+
+        Args:
+            key: ``(pkl, trust)`` from :meth:`pending_load`.
+
+        Returns:
+            The generator on the CPU, or the user-facing error.
+        """
+        source, trust = key
+        file_state = _file_state(source)
+        t0 = time.perf_counter()
+        try:
+            with torch.random.fork_rng(devices=[]):  # Constructing modules draws random numbers: keep the user's.
+                G, resolved = _load_generator(source, bool(trust))
+            return LoadOutcome(key, file_state, G, resolved, None, (time.perf_counter() - t0) * 1e3)
+        except _RenderError as e:
+            return LoadOutcome(key, file_state, None, '', e, (time.perf_counter() - t0) * 1e3)
+        except (Exception, SystemExit) as e:  # Unexpected, or sys.exit() in a trusted pickle's code: report it.
+            err = _RenderError(f'Could not load {source!r}: {type(e).__name__}: {e}')
+            return LoadOutcome(key, file_state, None, '', err, (time.perf_counter() - t0) * 1e3)
+
+    def adopt(self, outcome: LoadOutcome) -> None:
+        """Puts the outcome of :meth:`load_detached` into the caches, so that :meth:`render` uses it."""
+        if outcome.error is not None:
+            self._load_errors[outcome.key] = (outcome.file_state, outcome.error)
+            self._adopted_errors[outcome.key] = outcome.error
+            return
+        self._load_errors.pop(outcome.key, None)
+        self._adopted_errors.pop(outcome.key, None)
+        self._pkls[outcome.key] = (outcome.G, outcome.resolved)
+        self._pkls.move_to_end(outcome.key)
+        self._detached_load_ms[outcome.key] = outcome.load_ms
+        while len(self._pkls) > _NUM_CACHED_PKLS:
+            old, _ = self._pkls.popitem(last=False)
+            self._detached_load_ms.pop(old, None)
+
+    def _error_result(
+        self,
+        req: RenderRequest,
+        net: _Net | None,
+        error: str,
+        error_detail: str | None,
+        refused_names: tuple[str, ...] = (),
+    ) -> RenderResult:
+        layers = self._layers.get((net.key, bool(req.force_fp32)), ()) if net is not None else ()
+        return RenderResult(
+            stamp=req.stamp,
+            error=error,
+            error_detail=error_detail,
+            refused_names=refused_names,
+            net=net.info if net is not None else None,
+            layers=layers,
+        )
+
+    def _devices(self) -> tuple[str, ...]:
+        if self._available_devices is None:
+            from engine import devices
+
+            try:
+                self._available_devices = tuple(str(d) for d in devices.available_devices())
+            except Exception as e:  # A broken driver must not stop rendering.
+                logger.warning('available_devices() failed: %s', e)
+                self._available_devices = ()
+        return self._available_devices
 
     # ------------------------------------------------------------------------------------------------------------
     # Devices and network loading.
@@ -155,22 +260,20 @@ class Renderer:
         if key in self._pkls:
             self._pkls.move_to_end(key)
             return self._pkls[key]
+        adopted = self._adopted_errors.pop(key, None)
+        if adopted is not None:
+            raise adopted
         # A failed load is remembered while the file is unchanged (the GUI asks again every frame it changes).
-        file_state = _file_state(source)
         failed = self._load_errors.get(key)
-        if failed is not None and failed[0] == file_state and file_state is not None:
+        if failed is not None and failed[0] == _file_state(source) and failed[0] is not None:
             raise failed[1]
-        try:
-            with torch.random.fork_rng(devices=[]):  # Constructing modules draws random numbers: keep the user's.
-                G, resolved = _load_generator(source, trust)
-        except _RenderError as e:
-            self._load_errors[key] = (file_state, e)
-            raise
-        self._load_errors.pop(key, None)
-        self._pkls[key] = (G, resolved)
-        while len(self._pkls) > _NUM_CACHED_PKLS:
-            self._pkls.popitem(last=False)
-        return G, resolved
+        outcome = self.load_detached(key)
+        self.adopt(outcome)
+        self._detached_load_ms.pop(key, None)  # render() timed this load itself.
+        if outcome.error is not None:
+            self._adopted_errors.pop(key, None)
+            raise outcome.error
+        return outcome.G, outcome.resolved
 
     # ------------------------------------------------------------------------------------------------------------
     # Rendering.
@@ -515,4 +618,4 @@ class _Timer:
         return (time.perf_counter() - self.t0) * 1e3
 
 
-__all__ = ['Renderer']
+__all__ = ['LoadOutcome', 'Renderer']

@@ -10,9 +10,11 @@ import dataclasses
 import glob
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -123,6 +125,7 @@ def test_round_trip_matches_renderer(async_r, net_pkl):
     assert res.error is None and res.stamp == async_r._last_req.stamp
     assert res.image.shape == (16, 16, 3) and res.image.dtype == np.uint8 and res.fft.shape == (16, 16, 3)
     assert res.net.arch == 'stylegan3' and res.layers[-1].name == 'output' and res.device == 'cpu'
+    assert res.available_devices and res.available_devices[-1] == 'cpu'
     expected = Renderer('cpu').render(req)
     np.testing.assert_array_equal(res.image, expected.image)
     np.testing.assert_array_equal(res.fft, expected.fft)
@@ -187,7 +190,7 @@ def test_switch_modes_and_crash(async_r, net_pkl, shm_prefixes):
     async_r.set_separate_process(False)  # the current request is rendered again by the new worker
     assert async_r.pid is None and not async_r.separate_process
     threaded = _wait_idle(async_r)[-1]
-    assert threaded.error is None and threaded.stamp > in_process.stamp
+    assert threaded.error is None and threaded.stamp == in_process.stamp + 1 == async_r.last_stamp
     np.testing.assert_array_equal(threaded.image, in_process.image)
 
     async_r.set_separate_process(True)
@@ -198,6 +201,7 @@ def test_switch_modes_and_crash(async_r, net_pkl, shm_prefixes):
     async_r._backend._proc.join(TIMEOUT_SEC)
     notice = _wait_result(async_r)
     assert notice.error == f'render process died (exit code {-signal.SIGKILL}); restarted'
+    assert notice.available_devices == in_process.available_devices != ()
     shm_prefixes.append(async_r._backend._names.prefix)
     assert async_r.pid not in (None, pid)
     resent = _wait_result(async_r)
@@ -213,3 +217,105 @@ def test_import_keeps_torch_out():
     out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_SEC)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'False'
+
+
+def test_render_process_priority_and_threads(async_r):
+    info = async_r._child_info(TIMEOUT_SEC)
+    if hasattr(os, 'nice'):
+        assert info['nice'] == min(os.nice(0) + 5, 19)
+    assert info['num_threads'] == 1  # OMP_NUM_THREADS=1 (the fixture's): the user's choice is kept
+
+
+def test_tune_render_process(monkeypatch):
+    import engine.async_renderer as ar
+
+    nices: list = []
+    threads: list = []
+    monkeypatch.setattr(os, 'nice', lambda inc: nices.append(inc) or 0, raising=False)
+    monkeypatch.setattr(torch, 'set_num_threads', threads.append)
+    monkeypatch.setattr(ar, '_usable_cpus', lambda: 4)
+    for name in ar._THREAD_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    ar._tune_render_process(None)
+    assert nices == [5] and threads == [3]
+    monkeypatch.setattr(ar, '_usable_cpus', lambda: 1)
+    ar._tune_render_process(None)
+    assert threads == [3, 1]
+    monkeypatch.setenv('OMP_NUM_THREADS', '2')
+    ar._tune_render_process(None)
+    assert threads == [3, 1]  # set by the user
+    ar._tune_render_process(6)
+    assert threads == [3, 1, 6]
+
+    def deny(_inc):
+        raise PermissionError('not allowed')
+
+    monkeypatch.setattr(os, 'nice', deny)
+    ar._tune_render_process(2)  # errors are ignored
+    monkeypatch.delattr(os, 'nice')
+    ar._tune_render_process(2)  # no os.nice (Windows)
+    assert threads == [3, 1, 6, 2, 2]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match='num_threads'):
+            AsyncRenderer(num_threads=bad)
+
+
+def test_caller_stamps(net_pkl):
+    """A nonzero stamp newer than the last one is kept (the GUI numbers its requests); others are renumbered."""
+    with AsyncRenderer('cpu', separate_process=False) as r:
+        assert r.last_stamp == 0
+        r.set_request(RenderRequest(pkl=net_pkl, stamp=10))
+        assert r.last_stamp == 10 and _wait_result(r).stamp == 10
+        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((1, 1.0),), stamp=11))
+        assert r.last_stamp == 11 and _wait_result(r).stamp == 11
+        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((2, 1.0),), stamp=4))  # not newer
+        assert r.last_stamp == 12 and _wait_result(r).stamp == 12
+        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),)))  # 0: numbered by the renderer
+        assert r.last_stamp == 13 and _wait_result(r).stamp == 13
+
+
+def test_newer_network_does_not_wait_for_older_load(net_pkl, tmp_path, monkeypatch):
+    """While a slow network loads, a request for another network is answered at once; the abandoned load finishes
+    in the background and is cached; close() does not wait for a load."""
+    import engine.renderer as renderer_mod
+
+    slow = str(tmp_path / 'slow.pkl')
+    stuck = str(tmp_path / 'stuck.pkl')
+    for path in (slow, stuck):
+        shutil.copy(net_pkl, path)
+    started = {slow: threading.Event(), stuck: threading.Event()}
+    release = {slow: threading.Event(), stuck: threading.Event()}
+    calls: list = []
+    load = renderer_mod._load_generator
+
+    def slow_load(source, trust):
+        calls.append(source)
+        if source in started:
+            started[source].set()
+            assert release[source].wait(TIMEOUT_SEC)
+        return load(source, trust)
+
+    monkeypatch.setattr(renderer_mod, '_load_generator', slow_load)
+    try:
+        with AsyncRenderer('cpu', separate_process=False) as r:
+            r.set_request(RenderRequest(pkl=slow))
+            assert started[slow].wait(TIMEOUT_SEC)
+            r.set_request(RenderRequest(pkl=slow, w0_seeds=((1, 1.0),)))  # same network: keeps waiting
+            r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((2, 1.0),)))
+            res = _wait_result(r)  # while the slow load is still blocked
+            assert res.error is None and res.net.pkl == net_pkl and res.stamp == r.last_stamp == 3
+            assert not release[slow].is_set() and r.get_result() is None
+            release[slow].set()
+            r.set_request(RenderRequest(pkl=slow, w0_seeds=((2, 1.0),)))
+            res_slow = _wait_result(r)
+            assert res_slow.error is None and res_slow.net.pkl == slow and res_slow.stamp == 4
+            np.testing.assert_array_equal(res_slow.image, res.image)  # same weights, same seed
+            assert calls.count(slow) == 1  # the abandoned load was cached, not repeated
+
+            r.set_request(RenderRequest(pkl=stuck))
+            assert started[stuck].wait(TIMEOUT_SEC)
+            thread = r._backend._thread
+        assert not thread.is_alive()  # close() returned while the load was still blocked
+    finally:
+        for event in release.values():
+            event.set()

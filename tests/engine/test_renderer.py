@@ -356,6 +356,66 @@ def test_exception_inside_synthesis(renderer, nets, close_report, monkeypatch):
     monkeypatch.setattr(layer, 'forward', boom)
     res = renderer.render(req)
     assert 'RuntimeError' in res.error and 'boom in layer' in res.error and 'Traceback' in res.error_detail
+    ok = _ok(renderer.render(req.replace(layer_name='input')))  # stops before the broken layer
+    assert res.net == ok.net and res.net.pkl == nets['sg3']  # a loaded network: not a load failure
+    assert res.layers == ok.layers and res.layers[-1].name == OUTPUT_LAYER and res.image is None
     close_report(G.synthesis.input.transform, torch.eye(3), atol=0, name='transform')  # restored despite the error
     monkeypatch.undo()
     _ok(renderer.render(req))
+
+
+def test_request_error_after_load_carries_net(renderer, nets):
+    ok = _ok(renderer.render(RenderRequest(pkl=nets['sg2'])))
+    bad = renderer.render(RenderRequest(pkl=nets['sg2'], class_idx=9))
+    assert bad.error and bad.image is None and bad.net == ok.net and bad.layers == ok.layers
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Devices, detached loading.
+
+
+def test_available_devices_cached(nets, monkeypatch):
+    from engine import devices
+
+    r = Renderer('cpu')
+    expected = tuple(devices.available_devices())
+    assert expected[-1] == 'cpu'
+    first = _ok(r.render(RenderRequest(pkl=nets['sg3'])))
+    monkeypatch.setattr(devices, 'available_devices', lambda: ['cuda', 'cpu'])  # asked once: not seen
+    results = [
+        first,
+        r.render(RenderRequest(pkl=nets['missing'])),  # load error
+        r.render(RenderRequest(pkl=nets['sg3'], device='mps')),  # device error
+    ]
+    assert results[1].error and results[2].error
+    assert all(res.available_devices == expected for res in results)
+
+
+def test_detached_load_and_adopt(nets, monkeypatch):
+    """pending_load -> load_detached (no renderer state; another thread in the render loop) -> adopt -> render."""
+    import engine.renderer as renderer_mod
+
+    r = Renderer('cpu')
+    req = RenderRequest(pkl=nets['sg3'])
+    key = r.pending_load(req)
+    assert key == (nets['sg3'], False)
+    outcome = Renderer.load_detached(key)
+    assert outcome.error is None and outcome.load_ms > 0 and r.pending_load(req) == key  # nothing adopted yet
+    r.adopt(outcome)
+    assert r.pending_load(req) is None
+    calls: list = []
+    monkeypatch.setattr(renderer_mod, '_load_generator', lambda *args: calls.append(args))
+    res = _ok(r.render(req))
+    assert calls == [] and res.load_ms >= outcome.load_ms and res.net.pkl == nets['sg3']
+    assert _ok(r.render(req.replace(w0_seeds=((1, 1.0),)))).load_ms == 0  # cached
+    monkeypatch.undo()
+    # A failed detached load: the next render reports it (net None), a remembered failure is not loaded again.
+    bad = RenderRequest(pkl=nets['bad'])
+    failed = Renderer.load_detached(r.pending_load(bad))
+    assert failed.G is None and failed.error is not None
+    r.adopt(failed)
+    assert r.pending_load(bad) is None
+    res = r.render(bad)
+    assert res.error == str(failed.error) and res.net is None and res.image is None
+    assert r.pending_load(bad) is None and r.pending_load(RenderRequest(pkl=nets['sg2'])) is not None
+    assert r.pending_load(req.replace(device='nonsense')) is None  # render() reports the device error

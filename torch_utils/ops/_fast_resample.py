@@ -3,21 +3,26 @@
 Per axis, upfirdn computes ``y[j] = sum_k g[k] * z[down*j + k]`` where ``z`` is the input with ``up - 1`` zeros
 inserted after every sample, padded by ``pad0`` in front, and ``g`` the correlation taps (the flipped filter for a
 true convolution). The reference evaluates this literally: it materialises the zero-stuffed image, filters every
-sample of it and throws away all but every ``down``-th output. Here:
+sample of it and throws away all but every ``down``-th output. Here nothing is zero-stuffed:
 
-* upsampling (``up > 1``) is one strided *transposed* depthwise convolution, ``out[up*i + k] += x[i] * flip(g)[k]``,
-  which never touches the inserted zeros (each output phase only gathers the taps that meet real samples: the
-  polyphase decomposition, Vaidyanathan, "Multirate Systems and Filter Banks", ch. 4); then
-  ``y[n] = out[n + K - 1 - pad0]`` (a crop, or zero padding where the padding exceeds the filter support);
-* downsampling (``up == 1``) is a strided depthwise convolution, which computes only the kept samples;
-* separable (1-D) filters run as two 1-D passes ([1, K] then [K, 1] kernels), the shrinking pass first.
+* upsampling rows (H): polyphase decomposition (Vaidyanathan, "Multirate Systems and Filter Banks", ch. 4): output
+  row ``up*q + r`` only meets the taps ``k = k0(r) + up*t``, so each of the ``up`` phases is a short correlation
+  of the input, and the phases are interleaved by stacking whole rows;
+* upsampling columns (W): a strided *transposed* depthwise convolution, ``out[up*i + k] += x[i] * flip(g)[k]``,
+  which interleaves the column phases itself; then ``y[n] = out[n + K - 1 - pad0]`` (crop, or zeros where the
+  padding exceeds the filter support);
+* downsampling (``up == 1``): a strided depthwise convolution computes only the kept samples;
+* separable (1-D) filters run as two 1-D passes ([1, K] and [K, 1] kernels), the shrinking pass first; 2-D
+  (radial) filters run the row phases with a [E, kw] transposed convolution each.
 
-Only ``F.conv2d`` / ``F.conv_transpose2d`` / ``F.pad`` with ``groups=C`` are used (CPU, MPS and CUDA alike), so
-autograd provides gradients of every order for ``x`` and ``f``. The multiplier-1 depthwise kernels are the fast ones
-on CPU backends; the interleaving of phases is left to the transposed convolution.
+Only multiplier-1 depthwise ``F.conv2d`` / ``F.conv_transpose2d`` (the fast kernels on CPU backends) plus
+``F.pad`` / ``torch.stack`` are used, on any device, so autograd provides gradients of every order for ``x`` and
+``f``. Rare mixes (up and down on the same axis) use the generic transposed-convolution path.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +70,62 @@ def _resample(
     return out
 
 
+@functools.lru_cache(maxsize=1024)
+def _plan_rows(taps: int, up: int, pad0: int, in_len: int, out_len: int):
+    """Polyphase plan for upsampling one axis by ``up`` (no downsampling).
+
+    Output ``n = up*q + r`` uses the taps ``k = k0(r) + up*t`` on the inputs ``q + c(r) + t``. All phases are
+    aligned to a common window of ``extent`` inputs starting at ``q + c_min``.
+
+    Returns:
+        (table, per_phase, pad_left, pad_right): ``table[r][s]`` is the tap applied to padded input ``q + s`` for
+        output ``up*q + r`` (-1 = none); padding the input by ``pad_left``/``pad_right`` (negative = crop) makes a
+        "valid" correlation produce ``per_phase`` outputs per phase.
+    """
+    firsts, offsets, counts = [], [], []
+    for r in range(up):
+        k0 = (pad0 - r) % up
+        firsts.append(k0)
+        offsets.append((r + k0 - pad0) // up)  # exact division
+        counts.append(max(0, -(-(taps - k0) // up)))
+    c_min = min((c for c, n in zip(offsets, counts) if n > 0), default=0)
+    extent = max((c + n for c, n in zip(offsets, counts) if n > 0), default=1) - c_min
+    table = []
+    for k0, c, n in zip(firsts, offsets, counts):
+        row = [-1] * extent
+        for t in range(n):
+            row[c - c_min + t] = k0 + up * t
+        table.append(tuple(row))
+    per_phase = -(-out_len // up)
+    return tuple(table), per_phase, -c_min, per_phase - 1 + c_min + extent - in_len
+
+
+def _upsample_rows(
+    x: torch.Tensor, g: torch.Tensor, up: tuple[int, int], pad0: tuple[int, int], out_size: tuple[int, int]
+) -> torch.Tensor:
+    """Upsampling without downsampling, rows by polyphase: one correlation per output row phase (multiplier-1
+    depthwise kernels, the fast ones), phases interleaved by stacking whole rows; columns (if ``up[0] > 1``) by a
+    strided transposed convolution inside each phase. ``g``: correlation taps [kh, kw]."""
+    (upx, upy), (px0, py0), (out_h, out_w) = up, pad0, out_size
+    C, (kh, kw) = x.shape[1], g.shape
+    table, _, left, right = _plan_rows(kh, upy, py0, x.shape[2], out_h)
+    x = _pad_axis(x, 2, left, right)
+    idx = torch.tensor(table, dtype=torch.long, device=g.device)  # [P, E]
+    taps = g[idx.clamp(min=0)] * (idx >= 0).to(g.dtype)[:, :, None]  # [P, E, kw]
+    phases = []
+    for phase_taps in taps:
+        if upx == 1:
+            y = _pad_axis(x, 3, px0, out_w + kw - 1 - x.shape[3] - px0)
+            phases.append(F.conv2d(y, _depthwise_weight(phase_taps, C, None), groups=C))
+        else:  # rows: valid correlation (= transposed conv of the flipped taps, cropped by E - 1); columns: as below
+            w = _depthwise_weight(phase_taps.flip([0, 1]), C, None)
+            y = F.conv_transpose2d(x, w, stride=(1, upx), padding=(w.shape[2] - 1, 0), groups=C)
+            sx = kw - 1 - px0
+            phases.append(_pad_axis(y, 3, -sx, sx + out_w - y.shape[3]))
+    y = torch.stack(phases, 3)  # [N, C, Q, P, W]
+    return y.flatten(2, 3)[:, :, :out_h]
+
+
 def upfirdn2d_fast(
     x: torch.Tensor,
     f: torch.Tensor | None,
@@ -86,10 +147,19 @@ def upfirdn2d_fast(
     out_w = (W * upx + px0 + px1 - fw) // downx + 1
     out_h = (H * upy + py0 + py1 - fh) // downy + 1
     if g.ndim == 2:
+        if upy > 1 and downx == 1 and downy == 1:
+            return _upsample_rows(x, g, up, (px0, py0), (out_h, out_w))
         return _resample(x, g, up, down, (px0, py0), (out_h, out_w))
-    # Separable: along W ([1, K] taps) and along H ([K, 1] taps); the pass that shrinks the image first.
+
+    # Separable: along W ([1, K] taps: transposed conv) and along H ([K, 1] taps: row polyphase), shrinking first.
+    def pass_w(x: torch.Tensor, rows: int) -> torch.Tensor:
+        return _resample(x, g[None, :], (upx, 1), (downx, 1), (px0, 0), (rows, out_w))
+
+    def pass_h(x: torch.Tensor, cols: int) -> torch.Tensor:
+        if upy > 1 and downy == 1:
+            return _upsample_rows(x, g[:, None], (1, upy), (0, py0), (out_h, cols))
+        return _resample(x, g[:, None], (1, upy), (1, downy), (0, py0), (out_h, cols))
+
     if upx * downy > upy * downx:
-        x = _resample(x, g[:, None], (1, upy), (1, downy), (0, py0), (out_h, W))
-        return _resample(x, g[None, :], (upx, 1), (downx, 1), (px0, 0), (out_h, out_w))
-    x = _resample(x, g[None, :], (upx, 1), (downx, 1), (px0, 0), (H, out_w))
-    return _resample(x, g[:, None], (1, upy), (1, downy), (0, py0), (out_h, out_w))
+        return pass_w(pass_h(x, W), out_h)
+    return pass_h(pass_w(x, H), out_w)

@@ -57,6 +57,8 @@ from engine.protocol import RenderRequest, RenderResult
 
 logger = logging.getLogger(__name__)
 
+# Longer than ~600 lines: parent, worker loop and child (pipes, shared memory) share one message protocol.
+
 _ARRAY_FIELDS = ('image', 'fft')  # RenderResult fields that go through shared memory.
 _DEFAULT_SHM_MIN_BYTES = 64 * 1024  # Arrays smaller than this in total are simply pickled.
 _JOIN_TIMEOUT_SEC = 5.0

@@ -38,6 +38,8 @@ from engine.protocol import NOISE_MODES, OUTPUT_LAYER, LayerInfo, NetInfo, Rende
 
 logger = logging.getLogger(__name__)
 
+# Longer than ~600 lines: the request -> result pipeline (caches, latents, hooks, views) reads best in one place.
+
 _NUM_CACHED_PKLS = 3  # CPU copies of loaded networks (the pickle data can be large).
 _NUM_CACHED_NETS = 3  # Per-device copies.
 _NUM_CACHED_WS = 512  # Mapped ws [num_ws, w_dim] per (net, device, seed, class).
@@ -164,6 +166,9 @@ class Renderer:
 
         Returns:
             The generator on the CPU, or the user-facing error.
+
+        Building the network draws from torch's global CPU RNG inside ``fork_rng``; a ``noise_mode='random'``
+        render running at the same time in another thread may therefore get a different noise draw once.
         """
         source, trust = key
         file_state = _file_state(source)

@@ -153,7 +153,7 @@ def setup_snapshot_image_grid(training_set, random_seed: int = 0, grid_size: tup
     rnd = np.random.RandomState(random_seed)
     H, W = training_set.image_shape[1], training_set.image_shape[2]
     if grid_size is None:
-        grid_size = (int(np.clip(1280 // W, 4, 16)), int(np.clip(768 // H, 4, 12)))
+        grid_size = (int(np.clip(512 // W, 4, 12)), int(np.clip(384 // H, 4, 8)))  # Small: CPU-friendly.
     gw, gh = grid_size
     order = np.arange(len(training_set))
     rnd.shuffle(order)

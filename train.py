@@ -212,6 +212,7 @@ def main(**kwargs):
     from engine.devices import pick_device
     from engine.safe_pickle import LoadError
     from training import training_loop
+    from training.dataset import DatasetError
 
     o = kwargs
     try:
@@ -262,7 +263,7 @@ def main(**kwargs):
         logger.info('Dry run; exiting.')
     try:
         training_loop.launch_training(c, run_dir=run_dir, device=device_type, dry_run=o['dry_run'])
-    except (training_loop.TrainingError, LoadError) as e:
+    except (training_loop.TrainingError, LoadError, DatasetError) as e:
         raise click.ClickException(str(e)) from e
 
 

@@ -134,7 +134,7 @@ def allreduce_grads(module: torch.nn.Module, num_gpus: int) -> None:
     params = [param for param in module.parameters() if param.grad is not None]
     if len(params) == 0:
         return
-    flat = torch.cat([param.grad.flatten() for param in params])
+    flat = torch.cat([param.grad.flatten() for param in params if param.grad is not None])
     if num_gpus > 1:
         torch.distributed.all_reduce(flat)
         flat /= num_gpus
@@ -210,6 +210,7 @@ def load_resume(resume_pkl: str, img_resolution: int | None = None) -> tuple[dic
             f'in {path}; resume from a snapshot trained at {img_resolution} px or resize the dataset'
         )
     progress = data.get('progress')
+    kimg: float | None
     if isinstance(progress, dict) and 'cur_nimg' in progress:
         kimg = int(progress['cur_nimg']) / 1000
     else:
@@ -284,7 +285,7 @@ def run_phase(phase, loss, real_img, real_c, gen_z, gen_c, cur_nimg, num_gpus):
 
 
 def training_loop(
-    run_dir: str = '.',  # Output directory.
+    run_dir: str | os.PathLike = '.',  # Output directory.
     training_set_kwargs: dict | None = None,  # Options for the training set (class_name, path, ...).
     data_loader_kwargs: dict | None = None,  # Options for torch.utils.data.DataLoader.
     G_kwargs: dict | None = None,  # Options for the generator network (class_name, ...).
@@ -332,7 +333,7 @@ def training_loop(
             f'got {batch_size}'
         )
     run_dir = pathlib.Path(run_dir)
-    handler = None
+    handler: logging.Handler | None = None
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(run_dir / 'log.txt', encoding='utf-8')

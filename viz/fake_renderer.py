@@ -150,6 +150,8 @@ class FakeAsyncRenderer:
         self.separate_process = separate_process
         self._renderer = FakeRenderer(delay_sec)
         self._request: RenderRequest | None = None
+        self._last: RenderRequest | None = None
+        self.last_stamp = 0
         self._closed = False
 
     @property
@@ -157,10 +159,15 @@ class FakeAsyncRenderer:
         return self._request is not None
 
     def set_separate_process(self, enable: bool) -> None:
+        # Like AsyncRenderer: a mode switch re-sends the last request under the next stamp.
+        if bool(enable) != self.separate_process and self._last is not None:
+            self.last_stamp += 1
+            self._request = self._last.replace(stamp=self.last_stamp)
         self.separate_process = bool(enable)
 
     def set_request(self, req: RenderRequest) -> None:
-        self._request = req
+        self.last_stamp = req.stamp if req.stamp > self.last_stamp else self.last_stamp + 1
+        self._request = self._last = req.replace(stamp=self.last_stamp)
 
     def get_result(self) -> RenderResult | None:
         if self._request is None:

@@ -20,8 +20,9 @@ def impl_report(device: torch.device | str, dtype: torch.dtype = torch.float32) 
         dtype: Floating dtype of the activations (all current paths support every floating dtype).
 
     Returns:
-        {'bias_act': 'ref', 'upfirdn2d': 'fast'|'ref', 'filtered_lrelu': 'fast'|'ref', 'conv2d_resample': 'auto',
-        'conv2d_gradfix': 'torch', 'fma': 'torch', 'grid_sample_gradfix': 'native'} -- values are the impl names.
+        {'bias_act': 'ref', 'upfirdn2d': 'fast'|'ref', 'filtered_lrelu': 'fast'|'ref',
+        'conv2d_resample': 'auto/fast'|'auto/ref' (its own path / the upfirdn2d path inside),
+        'conv2d_gradfix': 'torch', 'fma': 'torch', 'grid_sample_gradfix': 'native'}.
 
     Raises:
         ValueError: ``device`` is not a valid device name or ``dtype`` is not floating point.
@@ -37,7 +38,7 @@ def impl_report(device: torch.device | str, dtype: torch.dtype = torch.float32) 
         'bias_act': 'ref',
         'upfirdn2d': resample,
         'filtered_lrelu': resample,
-        'conv2d_resample': 'auto',
+        'conv2d_resample': f'auto/{resample}',
         'conv2d_gradfix': 'torch',
         'fma': 'torch',
         'grid_sample_gradfix': 'native',

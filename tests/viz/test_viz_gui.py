@@ -106,7 +106,8 @@ def test_viz_gui_trust_dialog(run_viz, golden, tmp_path):
         {'wait_result': True},
         {'load': unsafe.name},
         {'wait_result': True},
-        {'wait_frames': 4},
+        # ImGui fades the modal's dimmed background in over ~0.2 s of wall time: wait until it is fully dimmed.
+        {'wait_frames': 40},
         {'screenshot': str(shot)},
         {'dump_state': str(s1)},
         {'trust': True},

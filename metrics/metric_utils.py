@@ -300,14 +300,16 @@ def run_detector(detector: torch.nn.Module, img_u8: torch.Tensor) -> torch.Tenso
 # Distributed helpers (no-ops for a single process).
 
 
-def all_gather_rows(x: torch.Tensor, num_gpus: int) -> torch.Tensor:
-    """Concatenates [n, ...] from every rank, interleaved (rank-major per row index) as the items were split
-    (item i lives on rank i % num_gpus). All ranks must pass the same n."""
+def all_gather_rows(x: torch.Tensor, num_gpus: int, interleave: bool = True) -> torch.Tensor:
+    """Rows [n, ...] from every rank (all ranks pass the same n) -> [num_gpus * n, ...].
+
+    interleave=True: row j of rank r lands at j * num_gpus + r (items split as i % num_gpus);
+    interleave=False: rank 0's rows, then rank 1's, ... (items split in contiguous slices)."""
     if num_gpus <= 1:
         return x
     parts = [torch.empty_like(x) for _ in range(num_gpus)]
     torch.distributed.all_gather(parts, x)
-    return torch.stack(parts, dim=1).flatten(0, 1)
+    return torch.stack(parts, dim=1).flatten(0, 1) if interleave else torch.cat(parts)
 
 
 def all_reduce_sum(values: torch.Tensor, num_gpus: int) -> torch.Tensor:
@@ -536,7 +538,7 @@ def compute_feature_stats_for_generator(
 ) -> FeatureStats:
     """Detector features of `num_items` generated images (z ~ N(0, I), psi = 1, noise 'const').
 
-    Batch b draws its latents from `RandomState([seed, b])`, so results do not depend on the number of GPUs.
+    Item i draws its latent from `RandomState([seed, i])`, so results do not depend on the number of GPUs.
 
     Raises:
         MetricError: Missing detector.
@@ -549,11 +551,14 @@ def compute_feature_stats_for_generator(
     per_step = opts.batch_size * opts.num_gpus
     with private_generator(opts.G, opts.device) as G, progress_bar(opts, num_items, 'generator features') as bar:
         for step in range(-(-num_items // per_step)):
-            rng = np.random.RandomState([seed, step * opts.num_gpus + opts.rank])
-            z = torch.from_numpy(rng.randn(opts.batch_size, G.z_dim).astype(np.float32)).to(opts.device)
-            c = random_labels(G, dataset, opts.batch_size, rng).to(opts.device)
+            # Item i draws z (and its label) from RandomState([seed, i]); rank r renders a contiguous slice.
+            first = step * per_step + opts.rank * opts.batch_size
+            rngs = [np.random.RandomState([seed, i]) for i in range(first, first + opts.batch_size)]
+            z = torch.from_numpy(np.stack([r.randn(G.z_dim) for r in rngs]).astype(np.float32)).to(opts.device)
+            c = torch.cat([random_labels(G, dataset, 1, r) for r in rngs]).to(opts.device)
             with torch.no_grad():
                 img = G(z, c, truncation_psi=1, noise_mode='const')
-            stats.append_torch(run_detector(detector, images_to_uint8(img)), opts.num_gpus)
+            feats = all_gather_rows(run_detector(detector, images_to_uint8(img)), opts.num_gpus, interleave=False)
+            stats.append(feats.cpu().numpy())
             bar.update(min(per_step, num_items - step * per_step))
     return stats

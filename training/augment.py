@@ -167,7 +167,7 @@ def _design_resample_filter(numtaps=12):
     return scipy.signal.firwin(numtaps, cutoff=0.5, window=('kaiser', 6.0)).astype(np.float32)
 
 
-def _design_band_filters(numtaps=31):
+def _design_band_filters(numtaps=43):
     """Four 1-D filters splitting [0, Nyquist] into octave bands [0, 1/8], [1/8, 1/4], [1/4, 1/2], [1/2, 1].
 
     Band k is `lowpass(hi_k) - lowpass(lo_k)` (with `lowpass(1)` the unit impulse), so the four bands sum exactly to
@@ -279,9 +279,10 @@ class AugmentPipe(torch.nn.Module):
         self.noise_std = float(noise_std)
         self.cutout_size = float(cutout_size)
 
-        # Deterministic filters.
-        self.register_buffer('resample_filter', upfirdn2d.setup_filter(_design_resample_filter()))  # [K]
-        self.register_buffer('band_filters', torch.as_tensor(_design_band_filters()))  # [4, K]
+        # Deterministic filters. Buffer names and shapes match the reference pipeline's (`Hz_geom` [12],
+        # `Hz_fbank` [4, 43]) so that snapshots of either implementation load into the other's class.
+        self.register_buffer('Hz_geom', upfirdn2d.setup_filter(_design_resample_filter()))  # [12]
+        self.register_buffer('Hz_fbank', torch.as_tensor(_design_band_filters()))  # [4, 43]
 
     # ------------------------------------------------------------------
     # Random draws; `debug_percentile` (a float in [0, 1]) replaces them by one fixed quantile for visualisation.
@@ -420,7 +421,7 @@ class AugmentPipe(torch.nn.Module):
         G_inv_px = to_px @ G_inv @ _scale2d(1 / W, 1 / H, device)  # [N, 3, 3]
 
         # Reflection padding that covers the source region of the output (plus the filter support).
-        f = self.resample_filter
+        f = self.Hz_geom
         margin_out = f.shape[0] / 4 + 1  # Half the filter support at 2x, in output pixels.
         cx, cy = W / 2 + margin_out, H / 2 + margin_out
         corners = torch.tensor([[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]], device=device)
@@ -516,7 +517,7 @@ class AugmentPipe(torch.nn.Module):
         gains = gains / torch.sqrt((gains.square() * energy).sum(dim=1, keepdim=True))
         if bool((gains - 1).abs().amax() < 1e-6):
             return images
-        taps = gains @ self.band_filters  # [N, K] per-sample 1-D filter
+        taps = gains @ self.Hz_fbank  # [N, K] per-sample 1-D filter
         K = taps.shape[1]
         # Separable, per-sample filtering as a grouped convolution with reflection padding.
         x = images.reshape(1, N * C, H, W)

@@ -401,6 +401,17 @@ def _resume_into(resume_pkl, G, D, G_ema, augment_pipe, resolution, rank):
     _info(rank, 'Resuming from "%s"', resume_pkl)
     data, kimg = load_resume(resume_pkl, resolution)
     for name, module in [('G', G), ('D', D), ('G_ema', G_ema)]:
+        src_names = {n for n, _ in misc.named_params_and_buffers(data[name])}
+        dst_names = [n for n, _ in module.named_parameters()]
+        missing = [n for n in dst_names if n not in src_names]
+        if len(missing) == len(dst_names):
+            raise TrainingError(
+                f'training_loop(): resume_pkl must hold a {type(module).__name__} like the one --cfg builds, got a '
+                f'{type(data[name]).__name__} with none of its parameters (e.g. {dst_names[0]!r}); check --cfg'
+            )
+        if missing:
+            logger.warning('Resume: %d of %d %s parameters are not in the snapshot and keep their initial values, '
+                           'e.g. %s', len(missing), len(dst_names), name, missing[0])  # fmt: skip
         try:
             misc.copy_params_and_buffers(data[name], module, require_all=False)
         except RuntimeError as e:
@@ -429,13 +440,17 @@ def _save_snapshot(run_dir, cur_nimg, cur_tick, batch_idx, modules, training_set
 
 
 def _eval_metrics(metrics, snapshot_data, snapshot_pkl, training_set_kwargs, run_dir, num_gpus, rank, device):
+    """Evaluates `metrics` on the snapshot's G_ema; rank 0 appends metric-<name>.jsonl. Returns {name: value}."""
     from metrics import metric_main  # Lazy and optional: the metrics package is not needed to train.
 
+    values: dict[str, float] = {}
     for metric in metrics:
         result_dict = metric_main.calc_metric(
             metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=training_set_kwargs,
             num_gpus=num_gpus, rank=rank, device=device,
         )  # fmt: skip
+        results = result_dict.get('results', {}) if isinstance(result_dict, dict) else {}
+        values.update({k: float(v) for k, v in results.items() if isinstance(v, (int, float))})
         if rank == 0:
             if hasattr(metric_main, 'report_metric'):
                 metric_main.report_metric(result_dict, run_dir=str(run_dir), snapshot_pkl=str(snapshot_pkl))
@@ -445,6 +460,7 @@ def _eval_metrics(metrics, snapshot_data, snapshot_pkl, training_set_kwargs, run
                 line.setdefault('timestamp', time.time())
                 with open(run_dir / f'metric-{metric}.jsonl', 'a') as f:
                     f.write(json.dumps(line, default=float) + '\n')
+    return values
 
 
 def _cpu_mem_gb() -> float:
@@ -670,8 +686,8 @@ def _train(s) -> dict:
             )
             if s.metrics:
                 _info(s.rank, 'Evaluating metrics...')
-                _eval_metrics(s.metrics, snapshot_data, snapshot_pkl, s.training_set_kwargs, s.run_dir,
-                              s.num_gpus, s.rank, s.device)  # fmt: skip
+                s.stats_metrics.update(_eval_metrics(s.metrics, snapshot_data, snapshot_pkl, s.training_set_kwargs,
+                                                     s.run_dir, s.num_gpus, s.rank, s.device))  # fmt: skip
             del snapshot_data
 
         # Collect statistics.

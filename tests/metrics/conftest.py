@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -114,5 +115,7 @@ def tiny_detector_pkl(tmp_path):
 
     torch.manual_seed(0)
     path = tmp_path / 'tiny-detector.pkl'
-    metric_utils.save_detector_pkl(torch.jit.script(TinyDetector()), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)  # torch.jit.script deprecation notice.
+        metric_utils.save_detector_pkl(torch.jit.script(TinyDetector()), path)
     return path

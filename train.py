@@ -121,12 +121,11 @@ def build_training_options(
         else:
             c['augment_p'] = p
 
-    # Resume: keep the state that makes sense to continue.
+    # Resume: kimg, G_ema ramp-up and blur fade continue from the snapshot's progress (the loop disables the ramp-ups
+    # when the snapshot's kimg is unknown, as for transfer learning).
     if resume is not None:
         c['resume_pkl'] = resume
         c['ada_kimg'] = 100  # React faster at the beginning.
-        c['ema_rampup'] = None  # No EMA ramp-up.
-        c['loss_kwargs']['blur_init_sigma'] = 0  # No blur ramp-up.
     return c
 
 

@@ -2,14 +2,16 @@
 
 - Non-saturating logistic loss (Goodfellow et al. 2014): G minimises softplus(-D(G(z))), D minimises
   softplus(D(G(z))) + softplus(-D(x)).
-- R1 regularisation (Mescheder et al. 2018, Eq. 9): (gamma / 2) * ||grad_x D(x)||^2 on reals, applied lazily
+- R1 regularisation (Mescheder et al. 2018, "Which training methods for GANs do actually converge?"):
+  (gamma / 2) * ||grad_x D(x)||^2 on reals, applied lazily
   (Karras et al. 2020, StyleGAN2, arXiv 1912.04958, Sec. 3.1).
 - Path-length regularisation (StyleGAN2, Sec. 3.2, Eq. 4): (||J_w^T y||_2 - a)^2 with y ~ N(0, I) / sqrt(H * W)
   and `a` an exponential moving average of the lengths.
 - Style mixing regularisation (StyleGAN, Karras et al. 2019, Sec. 3.1): a share of the images uses a second
   latent from a random layer on.
-- D-input blur for StyleGAN3-R (Alias-Free GAN, arXiv 2106.12423, Appendix D): reals and fakes are blurred with a
-  Gaussian whose sigma fades from `blur_init_sigma` to 0 over `blur_fade_kimg`.
+- D-input blur for StyleGAN3-R (Alias-Free GAN, arXiv 2106.12423, appendix on the StyleGAN3-R training
+  configuration): reals and fakes are blurred with a Gaussian whose sigma fades from `blur_init_sigma` to 0 over
+  `blur_fade_kimg`.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ class StyleGAN2Loss:
         return self.D(img, c, update_emas=update_emas)
 
     def blur_sigma(self, cur_nimg):
-        """D-input blur sigma in pixels at `cur_nimg` images shown (linear fade, Alias-Free GAN Appendix D)."""
+        """D-input blur sigma in pixels at `cur_nimg` images shown (linear fade, StyleGAN3-R configuration)."""
         if self.blur_fade_kimg <= 0:
             return 0.0
         return max(1 - cur_nimg / (self.blur_fade_kimg * 1e3), 0) * self.blur_init_sigma

@@ -89,8 +89,8 @@ def test_snapshot_loads_in_safe_mode(sg2_run):
 
 def test_resume_continues_kimg(sg2_run, tmp_path):
     run_dir, _ = sg2_run
-    c = tiny_options('stylegan2', pathlib.Path(json.loads((run_dir / 'training_options.json').read_text())
-                                               ['training_set_kwargs']['path']), kimg=0.012, resume=str(run_dir))  # fmt: skip
+    data = json.loads((run_dir / 'training_options.json').read_text())['training_set_kwargs']['path']
+    c = tiny_options('stylegan2', pathlib.Path(data), kimg=0.012, resume=str(run_dir))
     c['image_snapshot_ticks'] = None
     result = training_loop.launch_training(c, run_dir=tmp_path / 'resumed', device='cpu')
     assert result['cur_nimg'] == 12  # 8 from the snapshot + one batch of 4.
@@ -163,3 +163,11 @@ def test_schedule_helpers():
     assert kw['lr'] == pytest.approx(0.002 * 16 / 17) and kw['betas'][1] == pytest.approx(0.99 ** (16 / 17))
     assert training_loop.snapshot_kimg_from_name('x/network-snapshot-000123.pkl') == 123
     assert training_loop.next_run_dir('/nonexistent-dir-xyz', 'a').name == '00000-a'
+
+
+def test_resume_other_architecture_is_a_clear_error(sg2_run, dataset16, tmp_path):
+    run_dir, _ = sg2_run
+    c = tiny_options('stylegan3-t', dataset16, resume=str(run_dir / 'network-snapshot-000000.pkl'))
+    c['image_snapshot_ticks'] = c['network_snapshot_ticks'] = None
+    with pytest.raises(TrainingError, match='--cfg'):
+        training_loop.launch_training(c, run_dir=tmp_path / 'bad', device='cpu')

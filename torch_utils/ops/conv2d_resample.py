@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import conv2d_gradfix, upfirdn2d
+from . import _impl_context, conv2d_gradfix, upfirdn2d
 
 __all__ = ['conv2d_resample']
 
@@ -107,7 +107,7 @@ def conv2d_resample(
         raise ValueError(f'conv2d_resample(): impl must be one of {list(_IMPLS)}, got {impl!r}')
     padding = upfirdn2d._parse_padding(padding, 'conv2d_resample')
     up, down, groups = int(up), int(down), int(groups)
-    if impl == 'ref':
+    if impl == 'ref' or (impl == 'auto' and _impl_context.current() == 'ref'):
         return _conv2d_resample_ref(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
     return _conv2d_resample_auto(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
 

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _fast_resample, bias_act, upfirdn2d
+from . import _cpu_kernels, _fast_resample, _impl_context, bias_act, upfirdn2d
 
 __all__ = ['filtered_lrelu']
+
+_IMPLS = ('auto', 'ref', 'fast', 'cpp')
 
 
 def filtered_lrelu(
@@ -82,9 +84,36 @@ def filtered_lrelu(
             f'filtered_lrelu(): output would be empty for input {list(x.shape)}, filters {fu_h}x{fu_w} / '
             f'{fd_h}x{fd_w}, up {up}, down {down}, padding {[px0, px1, py0, py1]}; increase the padding'
         )
-    resolved = upfirdn2d._resolve_impl(impl, x, 'filtered_lrelu')
+    if impl not in _IMPLS:
+        raise ValueError(
+            f'filtered_lrelu(): impl must be one of {list(_IMPLS)}, got {impl!r}; '
+            "'auto' picks the fastest available path"
+        )
     clamp = None if clamp is None else float(clamp)
     args = (x, fu, fd, b, int(up), int(down), (px0, px1, py0, py1), float(gain), float(slope), clamp, bool(flip_filter))
+    requested = impl
+    if impl == 'auto':
+        impl = _impl_context.current()
+        if impl not in _IMPLS or impl == 'auto':
+            impl = 'auto'
+    if impl == 'cpp':
+        if not _cpu_kernels.supported(x, fu, fd, b):
+            if requested == 'cpp':
+                raise ValueError(
+                    "filtered_lrelu(): impl='cpp' needs float32 CPU tensors without autograd, a 1-D fu and a 1-D or "
+                    "square 2-D fd; use impl='fast' or 'auto'"
+                )
+            impl = 'fast'
+        else:
+            module = _cpu_kernels.plugin(raise_errors=requested == 'cpp')
+            if module is not None:
+                return _cpu_kernels.filtered_lrelu_cpp(module, *args)
+            impl = 'fast'
+    if impl == 'auto' and x.device.type == 'cpu' and _cpu_kernels.supported(x, fu, fd, b):
+        module = _cpu_kernels.plugin()
+        if module is not None:
+            return _cpu_kernels.filtered_lrelu_cpp(module, *args)
+    resolved = upfirdn2d._resolve_impl(impl, x, 'filtered_lrelu')
     if resolved == 'ref':
         return _filtered_lrelu_ref(*args)
     if impl == 'auto':

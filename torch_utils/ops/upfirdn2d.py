@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _fast_resample
+from . import _fast_resample, _impl_context
 
 __all__ = ['setup_filter', 'upfirdn2d', 'filter2d', 'upsample2d', 'downsample2d']
 
@@ -89,6 +89,11 @@ def _resolve_impl(impl: str, x: torch.Tensor, func: str, fast_ok: bool = True) -
     if impl not in _IMPLS:
         raise ValueError(f'{func}(): impl must be one of {list(_IMPLS)}, got {impl!r} (no compiled kernels are built)')
     if impl == 'auto':
+        scoped = _impl_context.current()  # ops.default_impl(...) block, if any
+        if scoped == 'ref' or (scoped == 'fast' and not fast_ok):
+            return 'ref'
+        if scoped == 'fast':
+            return 'fast'
         return 'fast' if (fast_ok and x.device.type in ('cpu', 'mps')) else 'ref'
     if impl == 'fast' and not fast_ok:
         raise ValueError(f"{func}(): impl='fast' cannot run these arguments; use impl='ref' or 'auto'")

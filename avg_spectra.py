@@ -211,7 +211,13 @@ def load_spectrum(path: str) -> dict:
     if not os.path.isfile(path):
         raise ValueError(f'avg_spectra: spectrum file does not exist: {path!r}')
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f'avg_spectra: {path!r} is not an .npz spectrum file ({e}); {hint}') from e
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a plain .npy array
+        raise ValueError(f'avg_spectra: {path!r} is a single .npy array, not an .npz spectrum file; {hint}')
+    try:
+        with data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise ValueError(f'avg_spectra: {path!r} is not an .npz spectrum file ({e}); {hint}') from e
@@ -226,7 +232,13 @@ def load_spectrum(path: str) -> dict:
             f'avg_spectra: "spectrum" in {path!r} must be a square float [S, S] array, got {spec.dtype} '
             f'{list(spec.shape)}; {hint}'
         )
-    out = dict(spectrum=spec.astype(np.float64), image_size=int(arrays['image_size']))
+    image_size = arrays['image_size']
+    if image_size.size != 1 or not np.issubdtype(image_size.dtype, np.number) or not 0 < image_size.item() <= 1 << 16:
+        raise ValueError(
+            f'avg_spectra: "image_size" in {path!r} must be one positive number, got {image_size.dtype} '
+            f'{image_size.tolist()}; {hint}'
+        )
+    out = dict(spectrum=spec.astype(np.float64), image_size=int(image_size.item()))
     for k in ('beta', 'interp', 'num', 'mean', 'std', 'source'):
         if k in arrays:
             out[k] = arrays[k].item()

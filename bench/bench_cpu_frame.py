@@ -119,6 +119,9 @@ def main(configs: str, repeats: int, threads: int, baseline: str) -> None:
         raise click.BadParameter(f'unknown config(s) {unknown}; choose from {list(CONFIGS)}', param_hint='--configs')
     if threads:
         torch.set_num_threads(threads)
+    from torch_utils.ops import _cpu_kernels
+
+    _cpu_kernels.plugin()  # build/load the fused kernel now (impl='auto' would use 'fast' while it builds)
     click.echo(
         f'# cpu torch={torch.__version__} threads={torch.get_num_threads()} repeats={repeats} '
         f'auto_picks={ops.impl_report("cpu")}'

@@ -12,8 +12,6 @@ Examples:
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import pathlib
 import statistics
 import sys
@@ -71,34 +69,6 @@ CONFIGS = {
 }
 
 
-@contextlib.contextmanager
-def forced_impl(impl: str):
-    """Scoped override: every upfirdn2d / filtered_lrelu / bias_act call runs with `impl` (restored on exit)."""
-    if impl == 'auto':
-        yield
-        return
-    from torch_utils.ops import bias_act, filtered_lrelu, upfirdn2d
-
-    patched = [(upfirdn2d, 'upfirdn2d'), (filtered_lrelu, 'filtered_lrelu'), (bias_act, 'bias_act')]
-    originals = [getattr(mod, name) for mod, name in patched]
-
-    def force(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            kwargs['impl'] = impl
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    try:
-        for (mod, name), fn in zip(patched, originals):
-            setattr(mod, name, force(fn))
-        yield
-    finally:
-        for (mod, name), fn in zip(patched, originals):
-            setattr(mod, name, fn)
-
-
 def bench_config(name: str, device, repeats: int, impl: str) -> dict:
     """Builds config `name` on `device` and times `repeats` frames; returns a dict of results."""
     import importlib
@@ -126,7 +96,9 @@ def bench_config(name: str, device, repeats: int, impl: str) -> dict:
         assert img.shape[-1] == G.img_resolution
         return time.perf_counter() - start
 
-    with torch.no_grad(), forced_impl(impl):
+    from torch_utils import ops
+
+    with torch.no_grad(), ops.default_impl(impl):
         warmup_sec = frame()
         times = [frame() for _ in range(repeats)]
     return dict(
@@ -160,10 +132,11 @@ def bench_config(name: str, device, repeats: int, impl: str) -> dict:
 )
 @click.option(
     '--impl',
-    type=click.Choice(['auto', 'ref']),
+    type=click.Choice(['auto', 'ref', 'fast', 'cpp']),
     default='auto',
     show_default=True,
-    help="Op implementation: 'auto' (fastest available) or 'ref' (plain PyTorch)",
+    help="Op implementation for every impl='auto' call (torch_utils.ops.default_impl): 'auto' (fastest available), "
+    "'ref' (plain-PyTorch specification), 'fast' (PyTorch polyphase), 'cpp' (fused CPU filtered_lrelu kernel)",
 )
 def main(configs: str, device: str, repeats: int, impl: str) -> None:
     """Time one generator frame (batch 1) per config; prints one line per config."""
@@ -179,12 +152,17 @@ def main(configs: str, device: str, repeats: int, impl: str) -> None:
         dev = pick_device(device)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    from torch_utils.ops import impl_report
+    from torch_utils import ops
+    from torch_utils.ops import _cpu_kernels
 
+    if dev.type == 'cpu' and impl in ('auto', 'cpp'):
+        _cpu_kernels.plugin()  # build/load the fused kernel now (impl='auto' would use 'fast' while it builds)
+    with ops.default_impl(impl):
+        picks = ops.impl_report(dev)
     gpu = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else ''
     click.echo(
         f'# device={dev} {gpu} torch={torch.__version__} threads={torch.get_num_threads()} impl={impl} '
-        f'auto_picks={impl_report(dev)}'
+        f'picks={picks}'
     )
     for name in names:
         r = bench_config(name, dev, repeats, impl)

@@ -1,6 +1,7 @@
-"""Benchmark: polyphase 'fast' vs 'ref' upfirdn2d / filtered_lrelu on typical StyleGAN3 layer shapes.
+"""Benchmark: 'ref' vs polyphase 'fast' (and the fused CPU kernel 'cpp' for filtered_lrelu) on StyleGAN layer shapes.
 
-Both implementations are timed in the same run (interleaved, best of ``--repeats``) and the ratio ref/fast printed.
+All implementations are timed in the same run (interleaved, best of ``--repeats``); the ratios ref/fast and ref/cpp
+are printed ('cpp' only for float32 filtered_lrelu on the CPU without --grad: it is an inference kernel).
 
 Examples:
     python bench/bench_ops.py
@@ -21,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from torch_utils.ops import filtered_lrelu, upfirdn2d  # noqa: E402
+from torch_utils.ops import _cpu_kernels, filtered_lrelu, upfirdn2d  # noqa: E402
 
 
 def _taps(n: int, radial: bool) -> torch.Tensor:
@@ -54,10 +55,16 @@ def _cases() -> list[tuple[str, str, list[int], dict]]:
             dict(fu=sep12, fd=sep6, up=2, down=1, padding=[6, 5, 6, 5], **lrelu),
         ),
         (
-            'flrelu R 256ch 36px up2 down2 radial',
+            'flrelu R 256ch 36px up2 down2 radial fd',
             'flrelu',
             [1, 256, 36, 36],
-            dict(fu=rad12, fd=rad12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu),
+            dict(fu=sep12, fd=rad12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu),
+        ),
+        (
+            'flrelu R 512ch 84px up2 down2 radial fd',
+            'flrelu',
+            [1, 512, 84, 84],
+            dict(fu=sep12, fd=rad12, up=2, down=2, padding=[11, 10, 11, 10], **lrelu),
         ),
         (
             'flrelu 128ch 52px up4 down4',
@@ -153,17 +160,21 @@ def main(device_name: str, repeats: int, threads: int, grad: bool, clock: str, d
         f'device={device} dtype={dtype_name} threads={torch.get_num_threads()} grad={grad} clock={clock} '
         f'torch={torch.__version__}'
     )
-    print(f'{"case":44s} {"ref ms":>9s} {"fast ms":>9s} {"ref/fast":>9s} {"max|diff|":>10s}')
+    print(f'{"case":44s} {"ref ms":>9s} {"fast ms":>9s} {"cpp ms":>9s} {"ref/fast":>9s} {"ref/cpp":>8s} {"max|diff|":>10s}')
     ratios = []
     for name, op, shape, kwargs in _cases():
         kwargs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
         x = torch.randn(shape, device=device, dtype=dtype, requires_grad=grad)
+        impls = ['ref', 'fast']
+        if op == 'flrelu' and not grad and device.type == 'cpu' and dtype == torch.float32:
+            fu, fd = kwargs.get('fu'), kwargs.get('fd')
+            if _cpu_kernels.supported(x, fu, fd, None) and _cpu_kernels.plugin() is not None:
+                impls.append('cpp')
         with torch.no_grad():
-            ya = _out(op, x, kwargs, 'ref')
-            yb = _out(op, x, kwargs, 'fast')
-        diff = float((ya.float() - yb.float()).abs().max())
+            outs = {impl: _out(op, x, kwargs, impl).float() for impl in impls}
+        diff = max(float((outs['ref'] - outs[impl]).abs().max()) for impl in impls)
         ctx = torch.enable_grad() if grad else torch.no_grad()
-        best = {'ref': float('inf'), 'fast': float('inf')}
+        best = {impl: float('inf') for impl in impls}
         with ctx:
             for impl in best:  # warm-up
                 _run(op, x, kwargs, impl, grad)
@@ -174,7 +185,12 @@ def main(device_name: str, repeats: int, threads: int, grad: bool, clock: str, d
                     )
         ratio = best['ref'] / best['fast']
         ratios.append(ratio)
-        print(f'{name:44s} {best["ref"] * 1e3:9.2f} {best["fast"] * 1e3:9.2f} {ratio:8.2f}x {diff:10.2e}')
+        cpp_ms = f'{best["cpp"] * 1e3:9.2f}' if 'cpp' in best else f'{"-":>9s}'
+        cpp_ratio = f'{best["ref"] / best["cpp"]:7.2f}x' if 'cpp' in best else f'{"-":>8s}'
+        print(
+            f'{name:44s} {best["ref"] * 1e3:9.2f} {best["fast"] * 1e3:9.2f} {cpp_ms} {ratio:8.2f}x {cpp_ratio} '
+            f'{diff:10.2e}'
+        )
     print(f'geometric-mean speed-up ref/fast: {float(np.exp(np.mean(np.log(ratios)))):.2f}x')
 
 

@@ -242,7 +242,12 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
     except LoadError as e:
         raise _with_path(e, path) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise _describe_bad_stream(path, e) from e
+        error = _describe_bad_stream(path, e)
+        if _is_download(source):
+            # A bad download must not stay in the cache, or the next run would load the same bad file again.
+            path.unlink(missing_ok=True)
+            error = LoadError(f'{error} (downloaded from {os.fspath(source)}; removed from the cache)')
+        raise error from e
     except (ImportError, SyntaxError, NameError) as e:
         raise LoadError(
             f'{path}: executing its embedded code failed ({type(e).__name__}: {e}); the file needs code this '
@@ -264,6 +269,11 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
     for key in ('G', 'D', 'augment_pipe', 'training_set_kwargs'):
         data.setdefault(key, None)
     return data
+
+
+def _is_download(source: Any) -> bool:
+    """Whether `source` is an http(s) URL (its file lives in the download cache)."""
+    return isinstance(source, str) and source.split('://', 1)[0].lower() in ('http', 'https') and '://' in source
 
 
 def _with_path(e: LoadError, path: pathlib.Path) -> LoadError:

@@ -58,6 +58,9 @@ class ImguiWindow(GlfwWindow):
         self._style_scaled = 1.0
         self.set_ui_scale(ui_scale)
         self._last_frame: np.ndarray | None = None
+        # Scripted runs (tests, --screenshot) set a fixed frame step so that ImGui's time-based effects (the modal
+        # background dim fade, nav highlights) and the app's animations depend on frame counts, not wall time.
+        self.fixed_dt: float | None = None
 
     @property
     def font_size(self) -> float:
@@ -75,10 +78,18 @@ class ImguiWindow(GlfwWindow):
         self._style_scaled = self.ui_scale
 
     def begin_frame(self) -> float:
-        """Polls events and starts an ImGui frame. Returns seconds since the previous frame."""
+        """Polls events and starts an ImGui frame.
+
+        Returns:
+            Seconds since the previous frame (:attr:`fixed_dt` instead when that is set; the frame timer behind the
+            performance plots always measures wall time).
+        """
         dt = self.frame_timer.tick()
         glfw.poll_events()
         self.renderer.process_inputs()
+        if self.fixed_dt is not None:
+            dt = float(self.fixed_dt)
+            imgui.get_io().delta_time = dt
         imgui.new_frame()
         return dt
 

@@ -89,6 +89,24 @@ def test_calc_sinusoid_dataset_peak(tmp_path):
     assert row == 16 and col in (16 + 2 * k, 16 - 2 * k)
 
 
+def test_calc_agrees_with_renderer_fft_view(tmp_path):
+    """avg_spectra calc (interp 1, the image's own mean) and the visualizer's FFT view give the same relative dB map."""
+    import torch
+
+    from engine.spectrum import layer_spectrum_db
+
+    gray = np.random.RandomState(1).randint(0, 256, size=(16, 16)).astype(np.uint8)
+    src = _folder(tmp_path / 'one', [np.stack([gray] * 3, axis=2)])
+    dest = tmp_path / 'one.npz'
+    mean = float(gray.astype(np.float64).mean())
+    _ok('calc', '--source', src, '--dest', dest, '--mean', mean, '--std', 1, '--interp', 1, '--device', 'cpu')
+    spec = np.fft.fftshift(avg_spectra.load_spectrum(str(dest))['spectrum'])
+    calc_db = 10 * np.log10(spec / spec.mean())
+    img = torch.from_numpy(np.stack([gray] * 3)).float() / 127.5 - 1  # the renderer sees [-1, 1] images
+    view_db = layer_spectrum_db(img, beta=8.0).numpy()
+    np.testing.assert_allclose(view_db, calc_db, atol=1e-3)
+
+
 def test_calc_twemoji_end_to_end(shared_dir, tmp_path):
     zip_path = tmp_path / 'tw.zip'
     dataset_tool.convert_dataset(str(shared_dir / 'data' / 'twemoji-64'), str(zip_path), max_images=24, progress=False)
@@ -140,6 +158,10 @@ def test_user_errors(tmp_path):
     assert 'not an .npz' in _fail('slices', tmp_path / 'junk.npz')
     assert 'does not exist' in _fail('heatmap', tmp_path / 'nope.npz')
     assert '.png, .pdf or .svg' in _fail('heatmap', a, '--save', tmp_path / 'x.gif')
+    np.save(tmp_path / 'plain.npy', np.ones((16, 16)))
+    assert 'single .npy array' in _fail('heatmap', tmp_path / 'plain.npy')
+    np.savez(tmp_path / 'bad_size.npz', spectrum=np.ones((16, 16)), image_size=np.array([4, 4]))
+    assert '"image_size"' in _fail('slices', tmp_path / 'bad_size.npz')
 
 
 # ----------------------------------------------------------------------------

@@ -100,6 +100,10 @@ def build_key(paths: Sequence[pathlib.Path], build_kwargs: dict[str, Any], cuda:
     h.update(repr(sorted((k, repr(v)) for k, v in build_kwargs.items())).encode())
     h.update(f'torch={torch.__version__} py={sys.version_info[:2]} cpu={_cpu_flags()}'.encode())
     h.update(f'cuda={_cuda_arch_key(cuda)}'.encode())
+    # Environment that changes torch's compile command (compilers, flags): separate folders instead of rebuilds.
+    env = {k: os.environ.get(k, '') for k in ('CXX', 'CC', 'CFLAGS', 'CXXFLAGS', 'CPPFLAGS', 'LDFLAGS', 'CUDA_HOME')}
+    h.update(repr(sorted(env.items())).encode())
+    h.update(repr([str(p) for p in paths]).encode())
     return h.hexdigest()[:16]
 
 
@@ -217,8 +221,10 @@ def get_plugin(
     if not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', module_name or ''):
         raise ValueError(f'get_plugin(): module_name must be a Python identifier, got {module_name!r}')
     base = pathlib.Path(source_dir) if source_dir is not None else pathlib.Path('.')
-    source_paths = [base / s for s in sources]
-    header_paths = [base / h for h in (headers or [])]
+    # Canonical absolute paths: ninja records the command line (source paths included) and rebuilds when it
+    # changes, so two processes naming the same file differently would otherwise rebuild the cache in turns.
+    source_paths = [(base / s).resolve() for s in sources]
+    header_paths = [(base / h).resolve() for h in (headers or [])]
     missing = [str(p) for p in source_paths + header_paths if not p.is_file()]
     if missing or not source_paths:
         raise ValueError(f'get_plugin(): source files must exist, missing {missing or "(no sources given)"}')

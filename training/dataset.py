@@ -280,6 +280,11 @@ class ImageFolderDataset(Dataset):
         elif os.path.isfile(self._path) and zipfile.is_zipfile(self._path):
             self._type = 'zip'
             self._all_fnames = set(self._get_zipfile().namelist())
+        elif os.path.isfile(self._path) and self._path.lower().endswith('.zip'):
+            raise DatasetError(
+                f'ImageFolderDataset(): {self._path!r} is not a valid zip file (truncated or not a zip?); '
+                'recreate it with dataset_tool.py'
+            )
         elif os.path.exists(self._path):
             raise DatasetError(f'ImageFolderDataset(): path must be a directory or a .zip file, got {self._path!r}')
         else:

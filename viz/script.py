@@ -13,6 +13,10 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"save_session": "<path>"}, {"load_session": "<path>"}
     {"dump_state": "<json path>"}          request, errors, net, widget state (for assertions)
     {"resize": [w, h]}
+    {"open": {"<widget key>": true | false}}  expand / collapse pane sections
+    {"mouse": [x, y]} | {"mouse": [x, y, down]}  left-button mouse input through ImGui's event queue (a click:
+                                           [x, y], then [x, y, true], then [x, y, false] on later frames)
+    {"kill_renderer": true}                SIGKILL the separate render process (crash-and-restart tests)
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pathlib
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +50,9 @@ STEP_KEYS = (
     'load_session',
     'dump_state',
     'resize',
+    'open',
+    'mouse',
+    'kill_renderer',
     'quit',
 )
 
@@ -137,6 +146,22 @@ class ScriptRunner:
             pathlib.Path(v).write_text(json.dumps(viz.debug_state(), indent=2, default=str) + '\n')
         elif key == 'resize':
             viz.window.set_window_size(int(v[0]), int(v[1]))
+        elif key == 'open':
+            for wkey, is_open in v.items():
+                viz.set_section_open(wkey, bool(is_open))
+        elif key == 'mouse':
+            from imgui_bundle import imgui
+
+            io = imgui.get_io()
+            io.add_mouse_pos_event(float(v[0]), float(v[1]))
+            if len(v) > 2:
+                io.add_mouse_button_event(0, bool(v[2]))
+        elif key == 'kill_renderer':
+            pid = getattr(viz.renderer, 'pid', None)
+            if pid is None:
+                logger.warning('script: kill_renderer needs the separate render process; nothing to kill')
+            else:
+                os.kill(pid, signal.SIGKILL)
         elif key == 'quit':
             viz.quit(int(v))
             self.pos = len(self.steps)

@@ -103,6 +103,8 @@ class Visualizer:
             vsync=vsync,
             fps_limit=fps_limit,
         )
+        if script is not None:
+            self.window.fixed_dt = 1.0 / fps_limit  # deterministic fades / animations in scripted runs
         try:
             self.renderer = renderer_factory(device, separate_process)
         except BaseException:
@@ -155,6 +157,7 @@ class Visualizer:
         self._dragging_image = False
         self._image_rect = (0.0, 0.0, 0.0, 0.0)
         self._quit_code: int | None = None
+        self._section_open: dict[str, bool] = {}
         self.script = ScriptRunner(script) if script is not None else None
         self.pickle.recent = list(dict.fromkeys(pkls))
         self.pickle.load(pkls[0] if pkls else None)
@@ -184,6 +187,15 @@ class Visualizer:
 
     def request_gui_capture(self) -> None:
         self._gui_capture = True
+
+    def set_section_open(self, key: str, is_open: bool) -> None:
+        """Expands / collapses a widget's pane section on the next frame.
+
+        Raises:
+            KeyError: unknown widget key.
+        """
+        self.widget(key)  # validates the key
+        self._section_open[key] = bool(is_open)
 
     def quit(self, code: int = 0) -> None:
         self._quit_code = int(code)
@@ -222,6 +234,7 @@ class Visualizer:
             'widgets': self.get_session()['widgets'],
             'font_size': self.font_size,
             'window_size': list(self.window.window_size) if self.window else None,
+            'renderer_pid': getattr(self.renderer, 'pid', None),
         }
 
     # ---- frame loop -------------------------------------------------------------------------------------------
@@ -357,6 +370,8 @@ class Visualizer:
         for w in self.widgets:
             imgui.push_id(w.KEY)
             open_flag = imgui.TreeNodeFlags_.default_open if w.DEFAULT_OPEN else 0
+            if w.KEY in self._section_open:
+                imgui.set_next_item_open(self._section_open.pop(w.KEY))
             if imgui.collapsing_header(w.TITLE, open_flag):
                 imgui.indent(fs * 0.3)
                 w.draw()

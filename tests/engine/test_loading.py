@@ -404,6 +404,19 @@ def test_http_incomplete_download_leaves_no_file(tmp_path):
     assert list(cache.iterdir()) == []  # neither a partial file nor a temp file
 
 
+def test_bad_downloaded_pickle_is_removed_from_cache(tmp_path, pkl_dir):
+    served = tmp_path / 'served'
+    served.mkdir()
+    (served / 'trunc.pkl').write_bytes((pkl_dir / 'gema_only.pkl').read_bytes()[:2000])
+    (served / 'text.pkl').write_bytes(b'not a pickle')
+    cache = tmp_path / 'cache'
+    with _http_server(served) as (base, requests):
+        for name, match in [('trunc.pkl', 'truncated'), ('text.pkl', 'not a network pickle')]:
+            with pytest.raises(LoadError, match=f'{match}.*removed from the cache'):
+                loading.load_network_pkl(f'{base}/{name}', cache=cache, progress=False)
+            assert list(cache.iterdir()) == []  # the next run downloads again instead of reusing the bad file
+
+
 def test_unreachable_url_fails_fast(tmp_path):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))

@@ -1,4 +1,8 @@
-"""filtered_lrelu: reference parity (ops.npz), composition oracle, fast-vs-ref case table, gradients, errors."""
+"""filtered_lrelu: reference parity (ops.npz), composition oracle, fast/cpp-vs-ref case table, gradients, errors.
+
+The fused C++ CPU kernel (impl='cpp') is compiled on first use (~15 s with g++ + ninja); without a compiler its tests
+are skipped and impl='auto' falls back to 'fast' (tested with a monkeypatched build failure).
+"""
 
 from __future__ import annotations
 
@@ -45,6 +49,23 @@ def _single_thread():
         torch.set_num_threads(old)
 
 
+@pytest.fixture(scope='module')
+def cpp_kernel():
+    """The compiled kernel module; skips when this machine cannot build it."""
+    from torch_utils import custom_ops
+    from torch_utils.ops import _cpu_kernels
+
+    try:
+        return _cpu_kernels.plugin(raise_errors=True)
+    except custom_ops.PluginBuildError as e:
+        pytest.skip(f'fused CPU kernel unavailable: {e}')
+
+
+def _cpp_ok(fu, fd):
+    """The kernel's domain: 1-D (or no) fu, 1-D / square 2-D (or no) fd."""
+    return (fu is None or fu.startswith('sep')) and (fd is None or fd.startswith(('sep', 'rad')))
+
+
 def _filter(kind, dtype=torch.float32, seed=0):
     if kind is None:
         return None
@@ -79,6 +100,9 @@ def test_parity_ops_npz(parity_dir, close_report):
         for impl in ('ref', 'fast', 'auto'):
             y = FL.filtered_lrelu(x, fu, fd, b, impl=impl, **kwargs)
             close_report(y, d[case['key']], atol=1e-5, rtol=1e-5, name=f'{case["key"]} impl={impl}')
+            with torch.no_grad():  # impl='auto' runs the fused kernel (if buildable) for inference
+                y = FL.filtered_lrelu(x, fu, fd, b, impl=impl, **kwargs)
+            close_report(y, d[case['key']], atol=1e-5, rtol=1e-5, name=f'{case["key"]} impl={impl} no_grad')
 
 
 def test_composition_oracle(close_report):
@@ -122,6 +146,123 @@ def test_fast_matches_ref(case, close_report):
         )
 
 
+@pytest.mark.parametrize('case', CASES, ids=[f'case{i}' for i in range(len(CASES))])
+def test_cpp_matches_ref(case, cpp_kernel, close_report):
+    """Forward only (the kernel serves inference; with autograd 'auto' uses 'fast')."""
+    shape, fu, fd, up, down, padding, gain, slope, clamp, flip, with_bias, layout = case
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    b = torch.randn(shape[1]) * 0.3 if with_bias else None
+    fu_t, fd_t = _filter(fu), _filter(fd, seed=1)
+    kw = dict(up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp, flip_filter=flip)
+    y_ref = FL.filtered_lrelu(x, fu_t, fd_t, b, impl='ref', **kw)
+    if not _cpp_ok(fu, fd):
+        with pytest.raises(ValueError, match='cpp'):
+            FL.filtered_lrelu(x, fu_t, fd_t, b, impl='cpp', **kw)
+        return
+    y = FL.filtered_lrelu(_layout(x.clone(), layout), fu_t, fd_t, b, impl='cpp', **kw)
+    close_report(y, y_ref, **_rel(TOLERANCES[('forward', torch.float32)], y_ref), name='cpp forward')
+
+
+# SG3 layer shapes (reduced channels): up 2/4 with 12/24-tap separable fu, radial (mirror-symmetric) or separable fd.
+def _kaiser_sinc(n):
+    return np.kaiser(n, 6) * np.sinc((np.arange(n) - (n - 1) / 2) / 2)
+
+
+@pytest.mark.parametrize(
+    'size, up, fu_taps, fd_kind, padding',
+    [
+        (36, 2, 12, 'radial', [11, 10, 11, 10]),
+        (20, 4, 24, 'radial', [-2, -5, -2, -5]),
+        (20, 4, 24, 'sep', [-6, -9, -6, -9]),
+        ([30, 23], 2, 12, 'sep', [9, 8, -11, -12]),
+        ([19, 13], 3, 9, 'radial', [4, 7, 2, 3]),
+    ],
+)
+def test_cpp_network_shapes(size, up, fu_taps, fd_kind, padding, cpp_kernel, close_report):
+    h, w = (size, size) if isinstance(size, int) else size
+    t = _kaiser_sinc(12)
+    fu = U.setup_filter(_kaiser_sinc(fu_taps))
+    fd = U.setup_filter(np.outer(t, t)) if fd_kind == 'radial' else U.setup_filter(t)
+    torch.manual_seed(0)
+    x, b = torch.randn(2, 5, h, w), torch.randn(5)
+    kw = dict(up=up, down=2, padding=padding, gain=math.sqrt(2), slope=0.2, clamp=256)
+    y_ref = FL.filtered_lrelu(x, fu, fd, b, impl='ref', **kw)
+    y = FL.filtered_lrelu(x, fu, fd, b, impl='cpp', **kw)
+    close_report(y, y_ref, **_rel(TOLERANCES[('forward', torch.float32)], y_ref), name='cpp forward')
+
+
+def test_cpp_dispatch(cpp_kernel):
+    """'auto' uses the kernel only without autograd and for float32; 'cpp' refuses what it cannot do."""
+    f = _filter('sep8')
+    x = torch.randn(1, 2, 6, 6, requires_grad=True)
+    y = FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7)
+    assert y.grad_fn is not None  # autograd path ('fast')
+    with pytest.raises(ValueError, match='cpp'):
+        FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7, impl='cpp')
+    with pytest.raises(ValueError, match='cpp'):
+        FL.filtered_lrelu(x.detach().double(), f, f, up=2, down=2, padding=7, impl='cpp')
+    with torch.no_grad():
+        a = FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7)
+        b = FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7, impl='cpp')
+    assert a.grad_fn is None and torch.equal(a, b)
+    from torch_utils import ops
+
+    assert ops.impl_report('cpu')['filtered_lrelu'] == 'cpp'
+
+
+def test_auto_falls_back_when_build_fails(monkeypatch, caplog):
+    from torch_utils import custom_ops
+    from torch_utils.ops import _cpu_kernels
+
+    def broken(*args, **kwargs):
+        raise custom_ops.PluginBuildError('get_plugin(): no compiler; see the build log /x/build.log')
+
+    monkeypatch.setattr(_cpu_kernels, '_state', {})
+    monkeypatch.setattr(custom_ops, 'get_plugin', broken)
+    f = _filter('sep8')
+    x = torch.randn(1, 2, 6, 6)
+    with torch.no_grad(), caplog.at_level('WARNING'):
+        y = FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7)  # starts the (failing) build in the background
+        assert _cpu_kernels.plugin() is None  # waits for it
+        FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7)
+    torch.testing.assert_close(y, FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7, impl='ref'))
+    warnings = [r for r in caplog.records if 'build.log' in r.getMessage()]
+    assert len(warnings) == 1  # warned once, with the log path
+    from torch_utils import ops
+
+    assert ops.impl_report('cpu')['filtered_lrelu'] == 'fast'
+    with pytest.raises(custom_ops.PluginBuildError):
+        FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7, impl='cpp')
+
+
+def test_default_impl_context():
+    from torch_utils import ops
+
+    f = _filter('sep8')
+    x = torch.randn(1, 2, 6, 6)
+    calls = []
+    orig_ref, orig_fast = FL._filtered_lrelu_ref, FL._filtered_lrelu_fast
+    try:
+        FL._filtered_lrelu_ref = lambda *a: calls.append('ref') or orig_ref(*a)
+        FL._filtered_lrelu_fast = lambda *a: calls.append('fast') or orig_fast(*a)
+        with ops.default_impl('ref'):
+            assert ops.current_default_impl() == 'ref'
+            FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7)
+            FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7, impl='fast')  # explicit impl wins
+            with ops.default_impl('fast'):
+                FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7)
+            FL.filtered_lrelu(x, f, f, up=2, down=2, padding=7)
+            assert ops.impl_report('cpu')['filtered_lrelu'] == 'ref'
+    finally:
+        FL._filtered_lrelu_ref, FL._filtered_lrelu_fast = orig_ref, orig_fast
+    assert calls == ['ref', 'fast', 'fast', 'ref']
+    assert ops.current_default_impl() == 'auto'
+    with pytest.raises(ValueError, match='impl'):
+        with ops.default_impl('cuda'):
+            pass
+
+
 @pytest.mark.parametrize('impl', ['ref', 'fast'])
 def test_gradcheck_and_gradgradcheck(impl):
     torch.manual_seed(0)
@@ -137,7 +278,7 @@ def test_gradcheck_and_gradgradcheck(impl):
 def test_auto_selects_fast_on_cpu():
     from torch_utils import ops
 
-    assert ops.impl_report('cpu')['filtered_lrelu'] == 'fast'
+    assert ops.impl_report('cpu')['filtered_lrelu'] in ('cpp', 'fast')
     assert ops.impl_report('cuda')['filtered_lrelu'] == 'ref'
 
 

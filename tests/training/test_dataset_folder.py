@@ -137,6 +137,9 @@ def test_errors(tmp_path):
     (tmp_path / 'f.txt').write_text('x')
     with pytest.raises(DatasetError, match='directory or a .zip'):
         ImageFolderDataset(tmp_path / 'f.txt')
+    (tmp_path / 'cut.zip').write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(DatasetError, match='not a valid zip file'):
+        ImageFolderDataset(tmp_path / 'cut.zip')
 
     bad = tmp_path / 'bad.zip'
     with zipfile.ZipFile(bad, 'w') as zf:

@@ -106,7 +106,8 @@ def test_viz_gui_trust_dialog(run_viz, golden, tmp_path):
         {'wait_result': True},
         {'load': unsafe.name},
         {'wait_result': True},
-        # ImGui fades the modal's dimmed background in over ~0.2 s of wall time: wait until it is fully dimmed.
+        # ImGui fades the modal's dimmed background in over ~0.2 s of ImGui time; scripted runs step it by a fixed
+        # 1/fps_limit per frame (not wall time), so 40 frames are always fully dimmed.
         {'wait_frames': 40},
         {'screenshot': str(shot)},
         {'dump_state': str(s1)},

@@ -2,8 +2,9 @@
 
 The C++ source (``filtered_lrelu_cpu.cpp``, OpenMP over image planes, compiler-vectorised row passes) is built by
 ``torch_utils.custom_ops.get_plugin`` on the first call that needs it -- never at import time -- and cached per
-source/toolchain. When it cannot be built (no compiler, no ninja, a failed build) :func:`plugin` returns None after
-logging one warning that names the build log, and ``impl='auto'`` keeps using the plain-PyTorch ``'fast'`` path.
+source/toolchain. ``impl='auto'`` starts the build in a background thread and uses the plain-PyTorch ``'fast'`` path
+until the kernel is loaded; when it cannot be built (no compiler, no ninja, a failed build) one warning names the
+build log and ``'auto'`` keeps using ``'fast'``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 _log = logging.getLogger(__name__)
 _SOURCE = 'filtered_lrelu_cpu.cpp'
-_state: dict[str, object] = {}  # 'module' or 'error' once decided; process-wide memo, like custom_ops' own
+_state: dict[str, object] = {}  # 'thread', then 'module' or 'error'; process-wide memo, like custom_ops' own
 _state_lock = threading.Lock()
 
 
@@ -28,26 +29,47 @@ def _build_kwargs() -> dict:
     )
 
 
-def plugin(raise_errors: bool = False) -> types.ModuleType | None:
-    """The compiled kernel module (building it on first use), or None when it cannot be built.
+def _build() -> None:
+    """Builds/loads the kernel and records the outcome in ``_state`` (runs once per process)."""
+    from torch_utils import custom_ops
+
+    try:
+        module = custom_ops.get_plugin(
+            'filtered_lrelu_cpu', [_SOURCE], source_dir=pathlib.Path(__file__).parent, **_build_kwargs()
+        )
+    except custom_ops.PluginBuildError as e:
+        with _state_lock:
+            _state['error'] = e
+        _log.warning('filtered_lrelu: the fused CPU kernel is unavailable (%s); using the PyTorch path', e)
+    except Exception as e:  # never let a background build kill the caller; report like a build error
+        with _state_lock:
+            _state['error'] = custom_ops.PluginBuildError(f'filtered_lrelu kernel: {type(e).__name__}: {e}')
+        _log.warning('filtered_lrelu: the fused CPU kernel is unavailable (%s); using the PyTorch path', e)
+    else:
+        with _state_lock:
+            _state['module'] = module
+
+
+def plugin(raise_errors: bool = False, block: bool = True) -> types.ModuleType | None:
+    """The compiled kernel module (building it on first use), or None when it cannot be built (yet).
 
     Args:
         raise_errors: Re-raise the build error instead of returning None (``impl='cpp'`` asked for explicitly).
+        block: Wait for the build. ``block=False`` (``impl='auto'``) starts it in a background thread and returns
+            None until it is loaded, so a first frame never waits for the compiler (~15-60 s on a small machine).
 
     Raises:
         torch_utils.custom_ops.PluginBuildError: Only with ``raise_errors``.
     """
     with _state_lock:
-        if 'module' not in _state and 'error' not in _state:
-            from torch_utils import custom_ops
-
-            try:
-                _state['module'] = custom_ops.get_plugin(
-                    'filtered_lrelu_cpu', [_SOURCE], source_dir=pathlib.Path(__file__).parent, **_build_kwargs()
-                )
-            except custom_ops.PluginBuildError as e:
-                _state['error'] = e
-                _log.warning('filtered_lrelu: the fused CPU kernel is unavailable (%s); using the PyTorch path', e)
+        decided = 'module' in _state or 'error' in _state
+        thread = _state.get('thread')
+        if not decided and thread is None:
+            thread = threading.Thread(target=_build, name='filtered_lrelu_cpu-build', daemon=True)
+            _state['thread'] = thread
+            thread.start()
+    if not decided and block:
+        thread.join()  # type: ignore[union-attr]
     if raise_errors and 'error' in _state:
         raise _state['error']  # type: ignore[misc]
     return _state.get('module')  # type: ignore[return-value]

@@ -105,12 +105,12 @@ def filtered_lrelu(
                 )
             impl = 'fast'
         else:
-            module = _cpu_kernels.plugin(raise_errors=requested == 'cpp')
+            module = _cpu_kernels.plugin(raise_errors=requested == 'cpp', block=requested == 'cpp')
             if module is not None:
                 return _cpu_kernels.filtered_lrelu_cpp(module, *args)
             impl = 'fast'
     if impl == 'auto' and x.device.type == 'cpu' and _cpu_kernels.supported(x, fu, fd, b):
-        module = _cpu_kernels.plugin()
+        module = _cpu_kernels.plugin(block=False)  # None while it builds in the background
         if module is not None:
             return _cpu_kernels.filtered_lrelu_cpp(module, *args)
     resolved = upfirdn2d._resolve_impl(impl, x, 'filtered_lrelu')

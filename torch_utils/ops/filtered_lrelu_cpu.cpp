@@ -128,20 +128,47 @@ void col_up_pass(const float* in, int R, int is, float* out, int64_t phase_strid
 
 // out[j][i] = sum_{b < kr, a < kc} g[b * kc + a] * Z[rdown*j + b][down*i + a], Z given deinterleaved by `down`:
 // Z[r][down*c + p] = zp[p * phase_stride + r * row_stride + c]. Whole blocks of output columns are stored.
+// When the taps are mirror-symmetric in b (radial filters are), the mirrored rows are added first (once per output
+// row, for all columns) and only half the taps are applied: ~1.7x fewer operations. `sym` is scratch space of
+// (kr / 2) * down * row_stride floats.
 void pass_2d(const float* zp, int64_t phase_stride, int row_stride, float* out, int n_out_rows, int n_out_cols,
-             int out_stride, const float* g, int kr, int kc, int rdown, int down) {
-    std::vector<int64_t> offs((size_t)kr * kc);  // tap (b, a) -> offset of Z[b][a] in zp
+             int out_stride, const float* g, int kr, int kc, int rdown, int down, float* sym) {
+    bool mirrored = kr >= 2 && sym != nullptr;
+    for (int b = 0; b < kr / 2 && mirrored; ++b)
+        for (int a = 0; a < kc; ++a) mirrored = mirrored && g[b * kc + a] == g[(kr - 1 - b) * kc + a];
+    const int half = mirrored ? kr / 2 : 0;  // rows folded into `sym`
+    std::vector<int64_t> offs((size_t)kr * kc);  // tap (b, a) -> offset relative to the output row's base
+    std::vector<const float*> bases((size_t)kr);
+    const int64_t sym_phase = (int64_t)half * row_stride;
     for (int b = 0; b < kr; ++b)
-        for (int a = 0; a < kc; ++a)
-            offs[(size_t)b * kc + a] = (a % down) * phase_stride + (int64_t)b * row_stride + a / down;
+        for (int a = 0; a < kc; ++a) {
+            const bool folded = b < half;
+            offs[(size_t)b * kc + a] = (a % down) * (folded ? sym_phase : phase_stride) + a / down;
+        }
+    const int n_cols_in = (n_out_cols + kBlock - 1) / kBlock * kBlock + (kc - 1) / down + 1;
     const Epilogue none{false, 0.f, 1.f, -1.f};
     for (int j = 0; j < n_out_rows; ++j) {
         float* dst = out + (int64_t)j * out_stride;
         const float* rowp = zp + (int64_t)(rdown * j) * row_stride;
+        for (int b = 0; b < half; ++b) {  // sym[p][b][:] = Z_p[row b] + Z_p[row kr - 1 - b]
+            for (int p = 0; p < down; ++p) {
+                const float* r0 = rowp + p * phase_stride + (int64_t)b * row_stride;
+                const float* r1 = rowp + p * phase_stride + (int64_t)(kr - 1 - b) * row_stride;
+                float* o = sym + p * sym_phase + (int64_t)b * row_stride;
+                for (int c = 0; c < n_cols_in; ++c) o[c] = r0[c] + r1[c];
+            }
+        }
+        for (int b = 0; b < kr; ++b)
+            bases[b] = b < half ? sym + (int64_t)b * row_stride : rowp + (int64_t)b * row_stride;
+        const int b_end = kr - half;  // rows half .. kr - half - 1 are not folded (the middle one when kr is odd)
         for (int c0 = 0; c0 < n_out_cols; c0 += kBlock) {
             vfloat accv[kNumVec] = {};
-            const float* base = rowp + c0;
-            for (int t = 0; t < kr * kc; ++t) axpy_block(accv, g[t], base + offs[t]);
+            for (int b = 0; b < b_end; ++b) {
+                const float* base = bases[b] + c0;
+                const float* gb = g + b * kc;
+                const int64_t* ob = offs.data() + (size_t)b * kc;
+                for (int a = 0; a < kc; ++a) axpy_block(accv, gb[a], base + ob[a]);
+            }
             none.store(dst + c0, accv);
         }
     }
@@ -172,6 +199,7 @@ void filtered_lrelu_fwd(uintptr_t x_ptr, uintptr_t bias_ptr, uintptr_t gu_ptr, u
         std::vector<float> xb((size_t)(H + 1) * sW, 0.f), u1((size_t)(Hm + 1) * sU, 0.f);
         std::vector<float> u2((size_t)down * ps, 0.f), tmp(stride(Wm), 0.f);
         std::vector<float> d1(fd_2d ? 0 : (size_t)(Hm + 1) * sWo, 0.f), ob((size_t)(Ho + 1) * sWo, 0.f);
+        std::vector<float> sym(fd_2d ? (size_t)down * (Kd_h / 2 + 1) * Lp : 0, 0.f);
 #pragma omp for schedule(dynamic, 1)
         for (int p = 0; p < P; ++p) {
             const float* xp = x + (int64_t)p * H * W;
@@ -185,9 +213,9 @@ void filtered_lrelu_fwd(uintptr_t x_ptr, uintptr_t bias_ptr, uintptr_t gu_ptr, u
             col_up_pass(u1.data() + margin, Hm, sU, u2.data(), ps, Lp, Wm, gu, Ku, up, down, px0, act, tmp.data());
             // 3. Down.
             if (fd_2d) {
-                pass_2d(u2.data(), ps, Lp, ob.data(), Ho, Wo, sWo, gd, Kd_h, Kd_w, down, down);
+                pass_2d(u2.data(), ps, Lp, ob.data(), Ho, Wo, sWo, gd, Kd_h, Kd_w, down, down, sym.data());
             } else {
-                pass_2d(u2.data(), ps, Lp, d1.data(), Hm, Wo, sWo, gd, 1, Kd_w, 1, down);  // along W
+                pass_2d(u2.data(), ps, Lp, d1.data(), Hm, Wo, sWo, gd, 1, Kd_w, 1, down, nullptr);  // along W
                 row_pass(d1.data(), Hm, Wo, sWo, ob.data(), Ho, sWo, gd, Kd_h, 1, down, 0, none);  // along H
             }
             for (int r = 0; r < Ho; ++r)

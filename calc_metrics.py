@@ -159,7 +159,7 @@ def _subprocess(rank: int, kwargs: dict, temp_dir: str) -> None:
 def main(network, metrics, data, mirror, num_gpus, device, trust, num, detector, run_dir, progress):
     import torch
 
-    from engine.loading import LoadError
+    from engine.loading import LoadError, resolve_source
     from metrics import metric_main
 
     names = [m.strip() for m in metrics.split(',') if m.strip()]
@@ -180,6 +180,8 @@ def main(network, metrics, data, mirror, num_gpus, device, trust, num, detector,
         else:
             if device in ('auto', 'cuda') and torch.cuda.is_available() and torch.cuda.device_count() < num_gpus:
                 raise ValueError(f'--gpus must be at most {torch.cuda.device_count()} (the GPUs here), got {num_gpus}')
+            if network is not None:
+                resolve_source(network)  # a missing file fails here, and a URL is downloaded once, not per process
             with tempfile.TemporaryDirectory() as temp_dir:
                 torch.multiprocessing.spawn(_subprocess, args=(kwargs, temp_dir), nprocs=num_gpus)
     except (LoadError, metric_main.MetricError, ValueError) as e:

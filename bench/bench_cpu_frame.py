@@ -73,7 +73,7 @@ def bench_config(name: str, repeats: int, impls: tuple[str, str]) -> dict:
         for impl in impls:
             with ops.default_impl(impl):
                 share[impl] = _share_outside_modconv(G, z, c)
-    out = dict(name=name)
+    out: dict = dict(name=name)
     for impl in impls:
         out[f'{impl}_cpu_ms'] = statistics.median(t[0] for t in times[impl]) * 1e3
         out[f'{impl}_wall_ms'] = statistics.median(t[1] for t in times[impl]) * 1e3

@@ -161,8 +161,7 @@ def main(configs: str, device: str, repeats: int, impl: str) -> None:
         picks = ops.impl_report(dev)
     gpu = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else ''
     click.echo(
-        f'# device={dev} {gpu} torch={torch.__version__} threads={torch.get_num_threads()} impl={impl} '
-        f'picks={picks}'
+        f'# device={dev} {gpu} torch={torch.__version__} threads={torch.get_num_threads()} impl={impl} picks={picks}'
     )
     for name in names:
         r = bench_config(name, dev, repeats, impl)

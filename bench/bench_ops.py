@@ -160,7 +160,9 @@ def main(device_name: str, repeats: int, threads: int, grad: bool, clock: str, d
         f'device={device} dtype={dtype_name} threads={torch.get_num_threads()} grad={grad} clock={clock} '
         f'torch={torch.__version__}'
     )
-    print(f'{"case":44s} {"ref ms":>9s} {"fast ms":>9s} {"cpp ms":>9s} {"ref/fast":>9s} {"ref/cpp":>8s} {"max|diff|":>10s}')
+    print(
+        f'{"case":44s} {"ref ms":>9s} {"fast ms":>9s} {"cpp ms":>9s} {"ref/fast":>9s} {"ref/cpp":>8s} {"max|diff|":>10s}'
+    )
     ratios = []
     for name, op, shape, kwargs in _cases():
         kwargs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}

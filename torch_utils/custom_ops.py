@@ -150,7 +150,9 @@ def _lock_is_stale(path: pathlib.Path, stale_after: float) -> bool:
 
 
 @contextlib.contextmanager
-def build_lock(folder: pathlib.Path, timeout: float = 600, stale_after: float = 1800, poll: float = 0.1) -> Iterator[None]:
+def build_lock(
+    folder: pathlib.Path, timeout: float = 600, stale_after: float = 1800, poll: float = 0.1
+) -> Iterator[None]:
     """Exclusive inter-process lock on a build folder (see the module docstring).
 
     Raises:
@@ -295,7 +297,9 @@ def _build(
                     )
                 except ImportError as e:  # built files present but unloadable: corrupted cache -> rebuild once
                     if attempt == 0:
-                        logger.warning('Cached build of %s in %s is unloadable (%s); rebuilding', module_name, build_dir, e)
+                        logger.warning(
+                            'Cached build of %s in %s is unloadable (%s); rebuilding', module_name, build_dir, e
+                        )
                         _clear_build_dir(build_dir)
                         sys.modules.pop(name, None)
                         continue

@@ -56,7 +56,9 @@ class PerformanceWidget(Widget):
         self.device = str(self.device or 'auto')
 
     def on_result(self, result) -> None:
-        if result.render_ms > 0:
+        # The first render after a (re)load carries one-time warm-up (first calls into torch and the ops, seconds on
+        # CPU): it would swamp the steady-state mean and the plot, so only renders of an already loaded net count.
+        if result.render_ms > 0 and not getattr(result, 'load_ms', 0.0) > 0:
             self.render_times_ms.append(float(result.render_ms))
         if result.impl:
             self.impl = dict(result.impl)

@@ -15,7 +15,8 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"resize": [w, h]}
     {"open": {"<widget key>": true | false}}  expand / collapse pane sections
     {"mouse": [x, y]} | {"mouse": [x, y, down]}  left-button mouse input through ImGui's event queue (a click:
-                                           [x, y], then [x, y, true], then [x, y, false] on later frames)
+                                           [x, y], then [x, y, true], then [x, y, false]); the next step runs
+                                           after the frame in which the widgets handled the event
     {"kill_renderer": true}                SIGKILL the separate render process (crash-and-restart tests)
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
@@ -91,12 +92,16 @@ class ScriptRunner:
         self._wait_frames: int | None = None
         self._wait_target: int | None = None
         self._wait_started: float | None = None
+        self._hold_frames = 0
 
     @property
     def done(self) -> bool:
         return self.pos >= len(self.steps)
 
     def step(self, viz: Visualizer) -> None:
+        if self._hold_frames > 0:
+            self._hold_frames -= 1
+            return
         while not self.done:
             s = self.steps[self.pos]
             if not self._run_step(viz, s):
@@ -104,6 +109,11 @@ class ScriptRunner:
             self.pos += 1
             if 'screenshot' in s or s.get('capture') == 'gui':
                 return  # read back at the end of this frame: later steps must not change what it shows
+            if 'mouse' in s:
+                # ImGui sees the event at the next frame's start and the widgets act on it while drawing that frame
+                # (after the script ran): hold later steps until then, so e.g. a wait_result sees the click's load.
+                self._hold_frames = 1
+                return
         viz.quit(1 if self.failed else 0)
 
     def _run_step(self, viz: Visualizer, s: dict[str, Any]) -> bool:  # noqa: C901 -- a flat dispatch table

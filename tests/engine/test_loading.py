@@ -79,7 +79,12 @@ def pkl_dir(tmp_path_factory, nets):
 def _render(G: torch.nn.Module) -> torch.Tensor:
     z = torch.from_numpy(np.random.RandomState(3).randn(2, G.z_dim).astype(np.float32))
     c = torch.eye(max(G.c_dim, 1))[:2, : G.c_dim] if G.c_dim else torch.zeros([2, 0])
-    with torch.no_grad():
+    # One fixed op implementation: impl='auto' may switch to a compiled CPU kernel mid-process once its background
+    # build finishes, which changes the last bits; this file compares loaders, not op implementations.
+    from torch_utils import ops
+
+    scope = ops.default_impl('ref') if hasattr(ops, 'default_impl') else contextlib.nullcontext()
+    with torch.no_grad(), scope:
         return G(z, c, truncation_psi=0.7, noise_mode='const')
 
 

@@ -54,3 +54,17 @@ def test_cli_errors(snapshot, tmp_path, monkeypatch):
         ['--network', str(snapshot), '--metrics', 'fid50k_full', '--data', str(tmp_path), '--num', '2'],
     )
     assert result.exit_code != 0 and 'inception-2015-12-05.pkl' in result.output
+
+
+def test_multi_process_missing_network_fails_before_spawning(tmp_path, monkeypatch):
+    def no_spawn(*args, **kwargs):
+        raise AssertionError('spawned worker processes for a missing network file')
+
+    monkeypatch.setattr('torch.multiprocessing.spawn', no_spawn)
+    args = ['--network', str(tmp_path / 'missing.pkl'), '--metrics', 'eqt50k_int', '--gpus', '2', '--device', 'cpu']
+    result = CliRunner().invoke(calc_metrics.main, args)
+    assert result.exit_code != 0 and 'Traceback' not in result.output
+    assert [ln for ln in result.output.splitlines() if ln.strip()] == [
+        f'Error: network file not found: {tmp_path / "missing.pkl"}; check the path (or pass a URL or a training run '
+        'directory)'
+    ]

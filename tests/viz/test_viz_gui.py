@@ -155,6 +155,49 @@ def test_viz_gui_capture_and_session(run_viz, png, tmp_path):
     assert st['displayed_request']['w0_seeds'] == [[3, 1.0]] and st['displayed_request']['trunc_psi'] == 0.7
 
 
+def _click(x: float, y: float) -> list[dict]:
+    """Script steps of a left click at window pixel (x, y) through ImGui's input queue."""
+    return [
+        {'mouse': [x, y]},
+        {'wait_frames': 2},
+        {'mouse': [x, y, True]},
+        {'wait_frames': 2},
+        {'mouse': [x, y, False]},
+    ]
+
+
+def test_viz_gui_mouse_browse_open_sections_and_fixed_dt(run_viz, tmp_path):
+    """Real mouse input: Browse -> run -> Newest snapshot loads it; 'open' expands sections; scripted runs advance
+    animations by a fixed 1/fps_limit per frame (no wall-clock dependence)."""
+    run = tmp_path / 'runs' / '00003-run'
+    run.mkdir(parents=True)
+    for k in (10, 20):
+        (run / f'network-snapshot-{k:06d}.pkl').write_bytes(b'FAKENET')
+    s1, s2 = tmp_path / 's1.json', tmp_path / 's2.json'
+    script = [
+        {'wait_result': True},
+        *_click(87, 66),  # Browse (pane at UI scale 1)
+        {'wait_frames': 2},
+        {'mouse': [123, 81]},  # hover the run: its snapshot menu opens after ImGui's hover delay (fixed-dt frames)
+        {'wait_frames': 30},
+        {'mouse': [200, 81]},
+        {'wait_frames': 2},
+        {'screenshot': str(tmp_path / 'browse.png')},
+        *_click(230, 81),  # Newest snapshot
+        {'wait_result': True},
+        {'dump_state': str(s1)},
+        {'open': {'performance': True, 'equivariance': True}},
+        {'set': {'latent': {'x': 0.0, 'anim': True, 'speed': 0.6}}},
+        {'wait_frames': 30},
+        {'set': {'latent': {'anim': False}}},
+        {'dump_state': str(s2)},
+    ]
+    _ok(run_viz([*FAKE, '--browse-dir', str(tmp_path / 'runs'), '--fps-limit', '60'], script))
+    st1, st2 = _state(s1), _state(s2)
+    assert st1['displayed_request']['pkl'] == str(run / 'network-snapshot-000020.pkl') and st1['error_text'] is None
+    assert st2['widgets']['latent']['x'] == pytest.approx(30 * 0.6 / 60, abs=1e-9)
+
+
 def test_viz_gui_real_renderer_end_to_end(run_viz, png, tmp_path):
     """The real render process on the bundled default network: a bad pickle first (error overlay, fallback to the
     default network), then --screenshot once the image is displayed."""

@@ -208,6 +208,8 @@ def test_viz_performance_logic():
     assert w.pending_changes() == {'fps_limit': 1000}
     w.on_result(RenderResult(render_ms=12.5, impl={'filtered_lrelu': 'ref'}, device='cpu'))
     assert list(w.render_times_ms) == [12.5] and w.ran_on == 'cpu' and w.impl == {'filtered_lrelu': 'ref'}
+    w.on_result(RenderResult(render_ms=40000.0, load_ms=900.0, device='cpu'))  # warm-up right after a load
+    assert list(w.render_times_ms) == [12.5]
 
 
 # ---- pickle -----------------------------------------------------------------------------------------------------------
@@ -318,3 +320,31 @@ def test_viz_pickle_newer_load_supersedes_one_in_flight():
     assert w.pkl == 'b.pkl' and w.pending == 'b.pkl' and w.load_error is None
     w.on_result(RenderResult(stamp=2, image=np.zeros((4, 4, 3), np.uint8), net=make_net(pkl='b.pkl')))
     assert not w.is_loading() and w.loaded_pkl == 'b.pkl'
+
+
+# ---- script hook -------------------------------------------------------------------------------------------------
+def test_viz_script_open_and_kill_renderer_steps():
+    import signal
+    import subprocess
+    import sys
+
+    from viz.script import ScriptRunner, validate_steps
+
+    with pytest.raises(ValueError, match='step 0'):
+        validate_steps([{'open_all': True}])
+    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        opened = {}
+        viz = types.SimpleNamespace(
+            renderer=types.SimpleNamespace(pid=child.pid),
+            set_section_open=lambda key, is_open: opened.__setitem__(key, is_open),
+            quit=lambda code: opened.__setitem__('quit', code),
+        )
+        runner = ScriptRunner([{'open': {'performance': 1}}, {'kill_renderer': True}])
+        runner.step(viz)
+        assert child.wait(timeout=10) == -signal.SIGKILL
+        assert opened == {'performance': True, 'quit': 0}
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -1,6 +1,6 @@
 """Fused float32 CPU forward kernel of ``filtered_lrelu`` (``impl='cpp'``; private).
 
-The C++ source (``filtered_lrelu_cpu.cpp``, OpenMP over image planes, compiler-vectorised row passes) is built by
+The C++ source (``filtered_lrelu_cpu.cpp``, std::threads over image planes, compiler-vectorised row passes) is built by
 ``torch_utils.custom_ops.get_plugin`` on the first call that needs it -- never at import time -- and cached per
 source/toolchain. ``impl='auto'`` starts the build in a background thread and uses the plain-PyTorch ``'fast'`` path
 until the kernel is loaded; when it cannot be built (no compiler, no ninja, a failed build) one warning names the
@@ -24,8 +24,7 @@ _state_lock = threading.Lock()
 
 def _build_kwargs() -> dict:
     return dict(
-        extra_cflags=['-O3', '-march=native', '-fopenmp', '-ffp-contract=fast', '-fno-math-errno'],
-        extra_ldflags=['-fopenmp'],
+        extra_cflags=['-O3', '-march=native', '-ffp-contract=fast', '-fno-math-errno'],
     )
 
 
@@ -64,12 +63,13 @@ def plugin(raise_errors: bool = False, block: bool = True) -> types.ModuleType |
     with _state_lock:
         decided = 'module' in _state or 'error' in _state
         thread = _state.get('thread')
+        assert thread is None or isinstance(thread, threading.Thread)
         if not decided and thread is None:
             thread = threading.Thread(target=_build, name='filtered_lrelu_cpu-build', daemon=True)
             _state['thread'] = thread
             thread.start()
-    if not decided and block:
-        thread.join()  # type: ignore[union-attr]
+    if not decided and block and thread is not None:
+        thread.join()
     if raise_errors and 'error' in _state:
         raise _state['error']  # type: ignore[misc]
     return _state.get('module')  # type: ignore[return-value]

@@ -8,8 +8,16 @@ section 2).
 Implementations (``impl``):
   * ``'ref'``  -- the specification: ``bias_act`` (bias), ``upfirdn2d`` (up, ``impl='ref'``), ``bias_act`` (lrelu,
     gain, clamp), ``upfirdn2d`` (down, ``impl='ref'``).
-  * ``'fast'`` -- the same chain with the polyphase ``upfirdn2d`` (``impl='fast'``) and a fused elementwise stage.
-  * ``'auto'`` -- ``'fast'`` for CPU/MPS tensors, else ``'ref'``.
+  * ``'fast'`` -- the same chain with the polyphase ``upfirdn2d`` (``impl='fast'``) and a fused elementwise stage;
+    differentiable (any order), any device.
+  * ``'cpp'``  -- a fused C++ CPU kernel (``filtered_lrelu_cpu.cpp``, built on first use by
+    ``torch_utils.custom_ops``): float32, forward only (no autograd), 1-D ``fu``, 1-D or square 2-D ``fd`` -- the
+    StyleGAN3-T/R layers. One image plane at a time through polyphase passes that stay in the caches; the mirror
+    symmetry of radial ``fd`` halves its taps. About 10x faster than 'fast' on SG3 layer shapes.
+  * ``'auto'`` -- on the CPU: ``'cpp'`` when it applies and is built (the build starts in a background thread on
+    the first such call; ``'fast'`` is used meanwhile, or for good when it cannot be built, with one warning naming
+    the build log), else ``'fast'``; ``'fast'`` on MPS, ``'ref'`` elsewhere. Inside
+    ``torch_utils.ops.default_impl(...)`` the scoped implementation is used instead.
 """
 
 from __future__ import annotations
@@ -59,14 +67,15 @@ def filtered_lrelu(
         slope: Leaky ReLU slope for negative inputs (1 = linear).
         clamp: Clamp after the gain to ``[-clamp, clamp]``; None = no clamp.
         flip_filter: Correlate with ``fu``/``fd`` instead of convolving.
-        impl: 'auto', 'ref' or 'fast'.
+        impl: 'auto', 'ref', 'fast' or 'cpp'.
 
     Returns:
         Tensor [N, C, out_h, out_w] with the dtype and device of ``x``.
 
     Raises:
-        ValueError: Bad shapes, factors, padding, impl, or an empty output.
+        ValueError: Bad shapes, factors, padding, impl, an empty output, or ``impl='cpp'`` outside its domain.
         TypeError: Non-floating ``x``.
+        torch_utils.custom_ops.PluginBuildError: ``impl='cpp'`` and the kernel cannot be built.
     """
     upfirdn2d._check_x(x, 'filtered_lrelu')
     for name, v in (('up', up), ('down', down)):

@@ -20,9 +20,8 @@
 #include <cstdint>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <atomic>
+#include <thread>
 
 namespace {
 
@@ -186,9 +185,10 @@ void filtered_lrelu_fwd(uintptr_t x_ptr, uintptr_t bias_ptr, uintptr_t gu_ptr, u
     float* out = reinterpret_cast<float*>(out_ptr);
     const Epilogue none{false, 0.f, 1.f, -1.f};
     const Epilogue act{true, slope, gain, clamp};
-    pybind11::gil_scoped_release release;
-#pragma omp parallel num_threads(threads)
-    {
+    // Planes are handed out one at a time to `threads` workers (plain std::threads: no OpenMP runtime that would
+    // spin next to torch's own); the calling thread is worker 0.
+    std::atomic<int> next{0};
+    auto worker = [&]() {
         // Per-thread plane buffers, zero-filled once: u1 rows keep zero margins (the W zero padding of step 2).
         const int margin = ((std::max(0, px0) + up - 1) / up + kBlock) / kVec * kVec;
         const int sW = stride(W);
@@ -200,8 +200,7 @@ void filtered_lrelu_fwd(uintptr_t x_ptr, uintptr_t bias_ptr, uintptr_t gu_ptr, u
         std::vector<float> u2((size_t)down * ps, 0.f), tmp(stride(Wm), 0.f);
         std::vector<float> d1(fd_2d ? 0 : (size_t)(Hm + 1) * sWo, 0.f), ob((size_t)(Ho + 1) * sWo, 0.f);
         std::vector<float> sym(fd_2d ? (size_t)down * (Kd_h / 2 + 1) * Lp : 0, 0.f);
-#pragma omp for schedule(dynamic, 1)
-        for (int p = 0; p < P; ++p) {
+        for (int p = next++; p < P; p = next++) {
             const float* xp = x + (int64_t)p * H * W;
             float* op = out + (int64_t)p * Ho * Wo;
             const float b = bias ? bias[p % C] : 0.f;
@@ -221,7 +220,13 @@ void filtered_lrelu_fwd(uintptr_t x_ptr, uintptr_t bias_ptr, uintptr_t gu_ptr, u
             for (int r = 0; r < Ho; ++r)
                 std::memcpy(op + (int64_t)r * Wo, ob.data() + (size_t)r * sWo, sizeof(float) * Wo);
         }
-    }
+    };
+    pybind11::gil_scoped_release release;
+    const int n_workers = std::max(1, std::min(threads, P));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < n_workers; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ def impl_report(device: torch.device | str, dtype: torch.dtype = torch.float32) 
     if scoped in ('ref', 'fast'):
         resample = scoped
     flrelu = resample
-    if dev.type == 'cpu' and scoped in ('auto', 'cpp'):
+    if dev.type == 'cpu' and dtype == torch.float32 and scoped in ('auto', 'cpp'):
         from . import _cpu_kernels
 
         flrelu = 'cpp' if _cpu_kernels.available() else 'fast'

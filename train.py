@@ -46,8 +46,8 @@ def _parse_metrics(value: str) -> list[str]:
 
 def build_training_options(
     *, cfg, data, gpus, batch, gamma, cond=False, mirror=False, aug='ada', augpipe='bgc', p=0.2, target=0.6,
-    resume=None, freezed=0, metrics=(), kimg=25000, tick=4, snap=50, seed=0, batch_gpu=None, workers=3, fp32=False,
-    cbase=32768, cmax=512, glr=None, dlr=0.002, map_depth=None, mbstd_group=4, device_type='cpu',
+    resume=None, freezed=0, metrics=(), metrics_num=None, kimg=25000, tick=4, snap=50, seed=0, batch_gpu=None,
+    workers=3, fp32=False, cbase=32768, cmax=512, glr=None, dlr=0.002, map_depth=None, mbstd_group=4, device_type='cpu',
     dataset_resolution=None,
 ) -> dict:  # fmt: skip
     """The `training_loop` keyword arguments of a preset (REFERENCE section 4), as a JSON-serialisable dict.
@@ -121,6 +121,10 @@ def build_training_options(
         else:
             c['augment_p'] = p
 
+    # Quick metric estimates; the key is written only when set, so training_options.json keeps the reference keys.
+    if metrics_num is not None:
+        c['metrics_num'] = int(metrics_num)
+
     # Resume: kimg, G_ema ramp-up and blur fade continue from the snapshot's progress (the loop disables the ramp-ups
     # when the snapshot's kimg is unknown, as for transfer learning).
     if resume is not None:
@@ -178,6 +182,8 @@ def _setup_logging(verbose: bool) -> None:
               show_default=True)  # fmt: skip
 @click.option('--metrics', help='Quality metrics (comma-separated) or "none"', metavar='[NAME|A,B,C|none]',
               default='none', show_default=True)  # fmt: skip
+@click.option('--metrics-num', help='Override the number of samples of each metric, for quick estimates',
+              metavar='INT', type=click.IntRange(min=1), default=None, show_default=True)  # fmt: skip
 @click.option('--kimg', help='Total training duration', metavar='KIMG', type=click.FloatRange(min=0, min_open=True),
               default=25000, show_default=True)  # fmt: skip
 @click.option('--tick', help='How often to print progress', metavar='KIMG', type=click.FloatRange(min=0, min_open=True),
@@ -231,7 +237,8 @@ def main(**kwargs):
         c = build_training_options(
             cfg=o['cfg'], data=o['data'], gpus=gpus, batch=o['batch'], gamma=o['gamma'], cond=o['cond'],
             mirror=o['mirror'], aug=o['aug'], augpipe=o['augpipe'], p=o['p'], target=o['target'], resume=o['resume'],
-            freezed=o['freezed'], metrics=metrics, kimg=o['kimg'], tick=o['tick'], snap=o['snap'], seed=o['seed'],
+            freezed=o['freezed'], metrics=metrics, metrics_num=o['metrics_num'], kimg=o['kimg'], tick=o['tick'],
+            snap=o['snap'], seed=o['seed'],
             batch_gpu=o['batch_gpu'], workers=o['workers'], fp32=o['fp32'], cbase=o['cbase'], cmax=o['cmax'],
             glr=o['glr'], dlr=o['dlr'], map_depth=o['map_depth'], mbstd_group=o['mbstd_group'],
             device_type=device_type, dataset_resolution=dataset.resolution,

@@ -299,6 +299,7 @@ def training_loop(
     augment_kwargs: dict | None = None,  # Options for the augmentation pipeline, None = no augmentation.
     loss_kwargs: dict | None = None,  # Options for StyleGAN2Loss.
     metrics: list | None = None,  # Metrics to evaluate at each network snapshot.
+    metrics_num: int | None = None,  # Samples per metric instead of each metric's own count, None = its own.
     random_seed: int = 0,  # Global random seed.
     num_gpus: int = 1,  # Number of processes taking part.
     rank: int = 0,  # Rank of this process, in [0, num_gpus).
@@ -327,7 +328,8 @@ def training_loop(
     """Trains a GAN; see the module docstring. Returns a summary dict (cur_nimg, last snapshot path, ...).
 
     Raises:
-        ValueError: on inconsistent batch sizes or a resume file that does not match the dataset.
+        ValueError: on inconsistent batch sizes, a non-positive metrics_num or a resume file that does not match the
+            dataset.
         TrainingError: if the dataset cannot be read, is empty, or the resume file does not fit (user-facing).
     """
     device = torch.device(device)
@@ -336,6 +338,8 @@ def training_loop(
             f'training_loop(): batch_size must be a multiple of batch_gpu * num_gpus = {batch_gpu} * {num_gpus}, '
             f'got {batch_size}'
         )
+    if metrics_num is not None and (isinstance(metrics_num, bool) or int(metrics_num) < 1):
+        raise ValueError(f'training_loop(): metrics_num must be a positive integer or None, got {metrics_num!r}')
     run_dir = pathlib.Path(run_dir)
     handler: logging.Handler | None = None
     if rank == 0:
@@ -445,15 +449,20 @@ def _save_snapshot(run_dir, cur_nimg, cur_tick, batch_idx, modules, training_set
     return path, snapshot_data
 
 
-def _eval_metrics(metrics, snapshot_data, snapshot_pkl, training_set_kwargs, run_dir, num_gpus, rank, device):
-    """Evaluates `metrics` on the snapshot's G_ema; rank 0 appends metric-<name>.jsonl. Returns {name: value}."""
+def _eval_metrics(
+    metrics, snapshot_data, snapshot_pkl, training_set_kwargs, run_dir, num_gpus, rank, device, num=None
+):  # fmt: skip
+    """Evaluates `metrics` on the snapshot's G_ema; rank 0 appends metric-<name>.jsonl. Returns {name: value}.
+
+    `num` overrides each metric's sample count (None = the metric's own, e.g. 50k).
+    """
     from metrics import metric_main  # Lazy and optional: the metrics package is not needed to train.
 
     values: dict[str, float] = {}
     for metric in metrics:
         result_dict = metric_main.calc_metric(
             metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=training_set_kwargs,
-            num_gpus=num_gpus, rank=rank, device=device,
+            num_gpus=num_gpus, rank=rank, device=device, num=num,
         )  # fmt: skip
         results = result_dict.get('results', {}) if isinstance(result_dict, dict) else {}
         values.update({k: float(v) for k, v in results.items() if isinstance(v, (int, float))})
@@ -502,9 +511,10 @@ def _write_stats(stats_jsonl, stats_tfevents, stats_dict, stats_metrics, cur_nim
 
 def _training_loop(
     run_dir, training_set_kwargs, data_loader_kwargs, G_kwargs, D_kwargs, G_opt_kwargs, D_opt_kwargs, augment_kwargs,
-    loss_kwargs, metrics, random_seed, num_gpus, rank, batch_size, batch_gpu, ema_kimg, ema_rampup, G_reg_interval,
-    D_reg_interval, augment_p, ada_target, ada_interval, ada_kimg, total_kimg, kimg_per_tick, image_snapshot_ticks,
-    network_snapshot_ticks, resume_pkl, resume_kimg, cudnn_benchmark, device, grid_size, abort_fn, progress_fn,
+    loss_kwargs, metrics, metrics_num, random_seed, num_gpus, rank, batch_size, batch_gpu, ema_kimg, ema_rampup,
+    G_reg_interval, D_reg_interval, augment_p, ada_target, ada_interval, ada_kimg, total_kimg, kimg_per_tick,
+    image_snapshot_ticks, network_snapshot_ticks, resume_pkl, resume_kimg, cudnn_benchmark, device, grid_size, abort_fn,
+    progress_fn,
 ):  # fmt: skip
     from training.augment import AugmentPipe
     from training.loss import StyleGAN2Loss
@@ -699,7 +709,8 @@ def _train(s) -> dict:
             if s.metrics:
                 _info(s.rank, 'Evaluating metrics...')
                 s.stats_metrics.update(_eval_metrics(s.metrics, snapshot_data, snapshot_pkl, s.training_set_kwargs,
-                                                     s.run_dir, s.num_gpus, s.rank, s.device))  # fmt: skip
+                                                     s.run_dir, s.num_gpus, s.rank, s.device,
+                                                     num=s.metrics_num))  # fmt: skip
             del snapshot_data
 
         # Collect statistics.

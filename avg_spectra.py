@@ -112,26 +112,18 @@ class ImageSource:
 
     @torch.no_grad()
     def _network_batch(self, start: int, n: int) -> torch.Tensor:
-        from engine.latents import class_from_seed, z_from_seed
+        from engine.latents import zc_from_seeds
 
         G: Any = self.G
-        seeds = range(self.seed + start, self.seed + start + n)
-        z = torch.from_numpy(np.concatenate([z_from_seed(s, G.z_dim) for s in seeds])).to(self.device)
-        c = torch.zeros([n, G.c_dim], device=self.device)
-        for i, s in enumerate(seeds):
-            if G.c_dim > 0:
-                c[i, class_from_seed(s, G.c_dim, G.z_dim)] = 1
+        z, c = zc_from_seeds(range(self.seed + start, self.seed + start + n), G.z_dim, G.c_dim)
+        z, c = torch.from_numpy(z).to(self.device), torch.from_numpy(c).to(self.device)
         img = G(z, c, truncation_psi=self.trunc, noise_mode='const')  # [n, C, H, W] roughly [-1, 1]
         return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def pick_device(name: str) -> torch.device:
-    try:
-        from engine.devices import pick_device as _pick
-    except ImportError:  # pragma: no cover - engine.devices is written by another helper
-        return torch.device(
-            'cuda' if name == 'auto' and torch.cuda.is_available() else 'cpu' if name == 'auto' else name
-        )
+    from engine.devices import pick_device as _pick
+
     return _pick(name)
 
 

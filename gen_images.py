@@ -73,7 +73,6 @@ def generate_images(
         ValueError: On a missing/out-of-range class, an unknown noise mode, a transform on a StyleGAN2 network or
             an unavailable device.
     """
-    import PIL.Image
     import torch
     from tqdm import tqdm
 
@@ -84,9 +83,27 @@ def generate_images(
         raise ValueError(f"generate_images(): noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
     dev = pick_device(device)
     G = load_generator(network, trust=trust, device=dev)
+    c = _class_vector(G, class_idx, dev)
+    _apply_transform(G, translate, rotate)
 
-    # Class label (one-hot) for conditional networks.
-    c = torch.zeros([1, G.c_dim], device=dev)
+    outdir = pathlib.Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with torch.no_grad():
+        for seed in tqdm(seeds, desc='Generating', unit='img', disable=not progress):
+            z = torch.from_numpy(latents.z_from_seed(seed, G.z_dim)).to(dev)
+            img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
+            path = outdir / f'seed{seed:04d}.png'
+            _save_png(img, path)
+            paths.append(path)
+    return paths
+
+
+def _class_vector(G, class_idx: int | None, device):
+    """One-hot class label [1, c_dim] for a conditional network (all zeros, c_dim = 0, for an unconditional one)."""
+    import torch
+
+    c = torch.zeros([1, G.c_dim], device=device)
     if G.c_dim > 0:
         if class_idx is None:
             raise ValueError(f'a conditional network (c_dim={G.c_dim}) needs a class: pass --class in [0, {G.c_dim})')
@@ -95,30 +112,30 @@ def generate_images(
         c[:, class_idx] = 1
     elif class_idx is not None:
         logger.warning('The network is unconditional; ignoring class %d', class_idx)
+    return c
 
-    # User transform: the input layer takes its inverse (REFERENCE section 3).
-    has_transform = hasattr(G.synthesis, 'input') and hasattr(G.synthesis.input, 'transform')
-    if has_transform:
+
+def _apply_transform(G, translate: tuple[float, float], rotate: float) -> None:
+    """Sets the user transform on a StyleGAN3 input layer, which takes its inverse (REFERENCE section 3)."""
+    import torch
+
+    if hasattr(G.synthesis, 'input') and hasattr(G.synthesis.input, 'transform'):
         m = np.linalg.inv(latents.make_transform(translate, rotate))
         G.synthesis.input.transform.copy_(torch.from_numpy(m))
     elif tuple(translate) != (0.0, 0.0) or rotate != 0.0:
         raise ValueError('--translate/--rotate need a StyleGAN3 network; this one has no synthesis.input.transform')
 
-    outdir = pathlib.Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed in tqdm(seeds, desc='Generating', unit='img', disable=not progress):
-        z = torch.from_numpy(latents.z_from_seed(seed, G.z_dim)).to(dev)
-        with torch.no_grad():
-            img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
-        img_u8 = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
-        path = outdir / f'seed{seed:04d}.png'
-        if img_u8.shape[2] == 1:
-            PIL.Image.fromarray(img_u8[:, :, 0], 'L').save(path)
-        else:
-            PIL.Image.fromarray(img_u8, 'RGB').save(path)
-        paths.append(path)
-    return paths
+
+def _save_png(img, path: pathlib.Path) -> None:
+    """Saves generator output [1, C, H, W] in [-1, 1] (C = 1 or 3) as an 8-bit PNG: `x * 127.5 + 128`, clamped."""
+    import PIL.Image
+    import torch
+
+    img_u8 = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
+    if img_u8.shape[2] == 1:
+        PIL.Image.fromarray(img_u8[:, :, 0], 'L').save(path)
+    else:
+        PIL.Image.fromarray(img_u8, 'RGB').save(path)
 
 
 class _RangeType(click.ParamType):

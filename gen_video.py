@@ -55,7 +55,7 @@ def keyframe_ws(
     Raises:
         ValueError: Empty seeds, bad grid, or len(seeds) not a multiple of the grid size without num_keyframes.
     """
-    from engine.latents import class_from_seed, z_from_seed
+    from engine.latents import zc_from_seeds
 
     gw, gh = grid
     if gw < 1 or gh < 1:
@@ -74,11 +74,8 @@ def keyframe_ws(
     all_seeds = [seeds[i % len(seeds)] for i in range(num_keyframes * gw * gh)]
     if shuffle_seed is not None:
         np.random.RandomState(shuffle_seed).shuffle(all_seeds)
-    z = torch.from_numpy(np.concatenate([z_from_seed(s, G.z_dim) for s in all_seeds])).to(device)
-    c = torch.zeros([len(all_seeds), G.c_dim], device=device)
-    for i, s in enumerate(all_seeds):
-        if G.c_dim > 0:
-            c[i, class_from_seed(s, G.c_dim, G.z_dim)] = 1
+    z, c = zc_from_seeds(all_seeds, G.z_dim, G.c_dim)
+    z, c = torch.from_numpy(z).to(device), torch.from_numpy(c).to(device)
     with torch.no_grad():
         ws = G.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
     return ws.cpu().numpy().reshape(gh, gw, num_keyframes, *ws.shape[1:]).astype(np.float32)

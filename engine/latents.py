@@ -109,3 +109,24 @@ def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle_deg: float
     m[1][1] = math.cos(a)
     m[1][2] = ty
     return m
+
+
+def zc_from_seeds(seeds, z_dim: int, c_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Latents and one-hot classes of a batch of seeds: row i is `z_from_seed(seeds[i], z_dim)` and, for a
+    conditional network (c_dim > 0), a one-hot of `class_from_seed(seeds[i], c_dim, z_dim)` (zeros otherwise).
+
+    Returns:
+        z: [n, z_dim] float32; c: [n, c_dim] float32.
+
+    Raises:
+        ValueError: On a bad seed or a negative z_dim.
+    """
+    seeds = list(seeds)
+    z = np.zeros([0, int(z_dim)], np.float32)
+    if seeds:
+        z = np.concatenate([z_from_seed(s, z_dim) for s in seeds])
+    c = np.zeros([len(seeds), int(c_dim)], np.float32)
+    if c_dim > 0:
+        for i, s in enumerate(seeds):
+            c[i, class_from_seed(s, c_dim, z_dim)] = 1
+    return z, c

@@ -30,76 +30,24 @@ from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix, upfirdn2d
 # Named multiplier presets, as in the reference `train.py --augpipe` (b = blit, g = geom, c = color, f = filter,
 # n = noise, c = cutout). Read-only.
 
+_BLIT = dict(xflip=1, rotate90=1, xint=1)
+_GEOM = dict(scale=1, rotate=1, aniso=1, xfrac=1)
+_COLOR = dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+_FILTER = dict(imgfilter=1)
+_NOISE = dict(noise=1)
+_CUTOUT = dict(cutout=1)
 AUGPIPE_SPECS = {
-    'blit': dict(xflip=1, rotate90=1, xint=1),
-    'geom': dict(scale=1, rotate=1, aniso=1, xfrac=1),
-    'color': dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1),
-    'filter': dict(imgfilter=1),
-    'noise': dict(noise=1),
-    'cutout': dict(cutout=1),
-    'bg': dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1),
-    'bgc': dict(
-        xflip=1,
-        rotate90=1,
-        xint=1,
-        scale=1,
-        rotate=1,
-        aniso=1,
-        xfrac=1,
-        brightness=1,
-        contrast=1,
-        lumaflip=1,
-        hue=1,
-        saturation=1,
-    ),  # fmt: skip
-    'bgcf': dict(
-        xflip=1,
-        rotate90=1,
-        xint=1,
-        scale=1,
-        rotate=1,
-        aniso=1,
-        xfrac=1,
-        brightness=1,
-        contrast=1,
-        lumaflip=1,
-        hue=1,
-        saturation=1,
-        imgfilter=1,
-    ),  # fmt: skip
-    'bgcfn': dict(
-        xflip=1,
-        rotate90=1,
-        xint=1,
-        scale=1,
-        rotate=1,
-        aniso=1,
-        xfrac=1,
-        brightness=1,
-        contrast=1,
-        lumaflip=1,
-        hue=1,
-        saturation=1,
-        imgfilter=1,
-        noise=1,
-    ),  # fmt: skip
-    'bgcfnc': dict(
-        xflip=1,
-        rotate90=1,
-        xint=1,
-        scale=1,
-        rotate=1,
-        aniso=1,
-        xfrac=1,
-        brightness=1,
-        contrast=1,
-        lumaflip=1,
-        hue=1,
-        saturation=1,
-        imgfilter=1,
-        noise=1,
-        cutout=1,
-    ),  # fmt: skip
+    'blit': dict(_BLIT),
+    'geom': dict(_GEOM),
+    'color': dict(_COLOR),
+    'filter': dict(_FILTER),
+    'noise': dict(_NOISE),
+    'cutout': dict(_CUTOUT),
+    'bg': {**_BLIT, **_GEOM},
+    'bgc': {**_BLIT, **_GEOM, **_COLOR},
+    'bgcf': {**_BLIT, **_GEOM, **_COLOR, **_FILTER},
+    'bgcfn': {**_BLIT, **_GEOM, **_COLOR, **_FILTER, **_NOISE},
+    'bgcfnc': {**_BLIT, **_GEOM, **_COLOR, **_FILTER, **_NOISE, **_CUTOUT},
 }
 
 # ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import math
 
 from imgui_bundle import imgui
 
+from engine.latents import make_transform
 from viz.widget import Widget, edited
 
 DRAG_FAST = 1e-2  # translation per font-size of mouse travel (image spans 1)
@@ -23,9 +24,8 @@ def make_input_transform(tx: float, ty: float, rotate_turns: float) -> tuple[tup
     Returns:
         Row-major 3x3 tuple (RenderRequest.input_transform); the renderer feeds the synthesis input its inverse.
     """
-    a = 2.0 * math.pi * rotate_turns
-    c, s = math.cos(a), math.sin(a)
-    return ((c, s, float(tx)), (-s, c, float(ty)), (0.0, 0.0, 1.0))
+    m = make_transform((tx, ty), 360.0 * float(rotate_turns))
+    return tuple(tuple(float(v) for v in row) for row in m)
 
 
 def round_to_pixels(v: float, img_resolution: int) -> float:

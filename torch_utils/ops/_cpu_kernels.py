@@ -60,6 +60,9 @@ def plugin(raise_errors: bool = False, block: bool = True) -> types.ModuleType |
     Raises:
         torch_utils.custom_ops.PluginBuildError: Only with ``raise_errors``.
     """
+    module = _state.get('module')  # lock-free fast path once loaded (set once, never removed)
+    if module is not None:
+        return module  # type: ignore[return-value]
     with _state_lock:
         decided = 'module' in _state or 'error' in _state
         thread = _state.get('thread')

@@ -100,6 +100,16 @@ def _plan_rows(taps: int, up: int, pad0: int, in_len: int, out_len: int):
     return tuple(table), per_phase, -c_min, per_phase - 1 + c_min + extent - in_len
 
 
+@functools.lru_cache(maxsize=1024)
+def _phase_index(table: tuple[tuple[int, ...], ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``table`` of :func:`_plan_rows` as (tap index clamped to >= 0, tap present) [P, E] tensors on ``device``;
+    cached so per-frame calls skip the host-to-device copy. Built outside inference mode so the cached tensors
+    may be saved for backward by later autograd calls. Read-only."""
+    with torch.inference_mode(False):
+        idx = torch.tensor(table, dtype=torch.long, device=device)
+        return idx.clamp(min=0), idx >= 0
+
+
 def _upsample_rows(
     x: torch.Tensor, g: torch.Tensor, up: tuple[int, int], pad0: tuple[int, int], out_size: tuple[int, int]
 ) -> torch.Tensor:
@@ -110,8 +120,8 @@ def _upsample_rows(
     C, (kh, kw) = x.shape[1], g.shape
     table, _, left, right = _plan_rows(kh, upy, py0, x.shape[2], out_h)
     x = _pad_axis(x, 2, left, right)
-    idx = torch.tensor(table, dtype=torch.long, device=g.device)  # [P, E]
-    taps = g[idx.clamp(min=0)] * (idx >= 0).to(g.dtype)[:, :, None]  # [P, E, kw]
+    idx, valid = _phase_index(table, g.device)
+    taps = g[idx] * valid.to(g.dtype)[:, :, None]  # [P, E, kw]
     phases = []
     for phase_taps in taps:
         if upx == 1:

@@ -100,28 +100,22 @@ def filtered_lrelu(
         )
     clamp = None if clamp is None else float(clamp)
     args = (x, fu, fd, b, int(up), int(down), (px0, px1, py0, py1), float(gain), float(slope), clamp, bool(flip_filter))
-    requested = impl
+    explicit_cpp = impl == 'cpp'  # blocks on the build and raises; a scoped/auto 'cpp' falls back instead
     if impl == 'auto':
-        impl = _impl_context.current()
-        if impl not in _IMPLS or impl == 'auto':
-            impl = 'auto'
-    if impl == 'cpp':
-        if not _cpu_kernels.supported(x, fu, fd, b):
-            if requested == 'cpp':
-                raise ValueError(
-                    "filtered_lrelu(): impl='cpp' needs float32 CPU tensors without autograd, a 1-D fu and a 1-D or "
-                    "square 2-D fd; use impl='fast' or 'auto'"
-                )
-            impl = 'fast'
-        else:
-            module = _cpu_kernels.plugin(raise_errors=requested == 'cpp', block=requested == 'cpp')
+        impl = _impl_context.current()  # ops.default_impl(...) block, if any ('auto' otherwise)
+    if impl in ('cpp', 'auto'):
+        if _cpu_kernels.supported(x, fu, fd, b):
+            # None while it builds in the background (non-explicit) or when it cannot be built.
+            module = _cpu_kernels.plugin(raise_errors=explicit_cpp, block=explicit_cpp)
             if module is not None:
                 return _cpu_kernels.filtered_lrelu_cpp(module, *args)
+        elif explicit_cpp:
+            raise ValueError(
+                "filtered_lrelu(): impl='cpp' needs float32 CPU tensors without autograd, a 1-D fu and a 1-D or "
+                "square 2-D fd; use impl='fast' or 'auto'"
+            )
+        if impl == 'cpp':
             impl = 'fast'
-    if impl == 'auto' and x.device.type == 'cpu' and _cpu_kernels.supported(x, fu, fd, b):
-        module = _cpu_kernels.plugin(block=False)  # None while it builds in the background
-        if module is not None:
-            return _cpu_kernels.filtered_lrelu_cpp(module, *args)
     resolved = upfirdn2d._resolve_impl(impl, x, 'filtered_lrelu')
     if resolved == 'ref':
         return _filtered_lrelu_ref(*args)

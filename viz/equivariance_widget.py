@@ -14,17 +14,32 @@ DRAG_SLOW = 4e-4
 DRAG_ROTATE = 2e-2  # turns per font-size of mouse travel
 
 
-def make_input_transform(tx: float, ty: float, rotate_turns: float) -> tuple[tuple[float, float, float], ...]:
-    """The user's 3x3 transform (REFERENCE section 3): ``[[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]]``.
+def make_input_transform(
+    tx: float,
+    ty: float,
+    rotate_turns: float,
+    *,
+    scale: float = 1.0,
+    shear: float = 0.0,
+    mirror: bool = False,
+) -> tuple[tuple[float, float, float], ...]:
+    """The user's 3x3 transform (REFERENCE section 3, extended by scale, shear and mirror; see
+    ``engine.latents.make_transform``): ``[[L, t], [0, 0, 1]]``, ``L = R(a) @ Shear(shear) @ scale @ Mirror``.
 
     Args:
         tx, ty: translation in units where the image spans 1.
         rotate_turns: rotation in turns (1 turn = 2*pi radians); ``a = 2 * pi * rotate_turns``.
+        scale: isotropic scale (> 0; > 1 enlarges the content).
+        shear: horizontal shear factor (x += shear * y).
+        mirror: mirror left-right.
 
     Returns:
         Row-major 3x3 tuple (RenderRequest.input_transform); the renderer feeds the synthesis input its inverse.
+
+    Raises:
+        ValueError: scale <= 0 or a non-finite scale/shear.
     """
-    m = make_transform((tx, ty), 360.0 * float(rotate_turns))
+    m = make_transform((tx, ty), 360.0 * float(rotate_turns), scale=scale, shear=shear, mirror=mirror)
     return tuple(tuple(float(v) for v in row) for row in m)
 
 

@@ -1,0 +1,246 @@
+"""The spectral and equivariance lab: the maths behind the visualizer's radial plot, seed averages and EQ readout.
+
+Everything here reuses the code of the command-line tools, so the window's numbers are the CLIs' numbers:
+
+- Spectra are `avg_spectra.py`'s (`engine.spectrum.power_spectrum_sum`: pixels normalised by (x - mean) / std,
+  unit-energy Kaiser window, zero padding by `interp`, |FFT|^2 averaged over channels), turned into the 0/45-degree
+  slices and the radial average by `engine.spectrum_io.spectrum_profiles`. The final image is quantised exactly as
+  saved images are (`quantize_u8`), like `avg_spectra.py calc --source=<network>`; other layers use their raw
+  values. Karras et al. 2021, "Alias-Free Generative Adversarial Networks" (arXiv 2106.12423), Appendix and Fig. 15.
+- The equivariance readout and "Measure" call `metrics.equivariance` (Alias-Free GAN, sec. 3 and Appendix E).
+
+The two long computations (averaging a layer's spectrum over N seeds, a short EQ measurement) are jobs of the
+render process (`engine.jobs`): generator functions that yield progress after each batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine import spectrum as sp
+from engine import spectrum_io
+from engine.jobs import JobError, Progress
+
+OUTPUT_LAYER = 'output'
+MAX_LIVE_SPECTRUM_SIZE = 1024  # The live radial plot lowers interp so that S = size * interp stays at most this.
+MAX_CACHED_IMAGE_BYTES = 256 << 20  # Average job: keep pass-1 outputs for pass 2 below this, else render again.
+MAX_AVERAGE_NUM = 100_000
+MAX_MEASURE_NUM = 100_000
+
+
+def quantize_u8(img: torch.Tensor) -> torch.Tensor:
+    """Final image in [-1, 1] -> uint8 0..255 as saved images are: uint8(clamp(img * 127.5 + 128, 0, 255)).
+
+    Args:
+        img: [..., H, W] float tensor, any device.
+
+    Returns:
+        torch.Tensor uint8, same shape and device.
+    """
+    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def live_interp(size: int, interp: int) -> int:
+    """The zero-padding factor the live plot uses: `interp`, lowered until size * interp <= MAX_LIVE_SPECTRUM_SIZE
+    (at least 1)."""
+    interp = max(int(interp), 1)
+    while interp > 1 and size * interp > MAX_LIVE_SPECTRUM_SIZE:
+        interp -= 1
+    return interp
+
+
+def _stats(x: torch.Tensor) -> tuple[float, float]:
+    """(mean, population std) over all elements, float64 like `avg_spectra.compute_stats`."""
+    x64 = x.to(torch.float64)
+    n = x64.numel()
+    mean = float(x64.sum()) / n
+    std = max(float(x64.square().sum()) / n - mean * mean, 0.0) ** 0.5
+    return mean, std
+
+
+def view_spectrum(
+    x: torch.Tensor,
+    *,
+    is_image: bool,
+    mean: float | None = None,
+    std: float | None = None,
+    beta: float = 8.0,
+    interp: int = 4,
+    source: str = '',
+) -> dict:
+    """avg_spectra's spectrum of one displayed layer output (N = 1), as a dict in the npz format.
+
+    Args:
+        x: [C, H, W] float tensor, any device (the final image in [-1, 1] when `is_image`).
+        is_image: quantise like a saved image first (`quantize_u8`), so that the levels match `avg_spectra.py calc`.
+        mean, std: normalisation on the scale of the values (0..255 for images); None: the view's own statistics
+            (std 0 -> 1, the spectrum is then -100 dB everywhere but DC).
+        beta: Kaiser window beta (>= 0).
+        interp: zero-padding factor (>= 1).
+        source: text stored in the `source` field.
+
+    Returns:
+        dict(spectrum float64 [S, S] unshifted linear power, image_size, beta, interp, num=1, mean, std, source),
+        S = W * interp; `engine.spectrum_io.save_spectrum` writes it.
+
+    Raises:
+        ValueError: x is not [C, H, W] or not square, or std <= 0 given.
+    """
+    if x.ndim != 3 or x.shape[-1] != x.shape[-2]:
+        raise ValueError(f'view_spectrum(): x must be a square [C, H, W] tensor, got shape {list(x.shape)}')
+    v = quantize_u8(x).to(torch.float32) if is_image else x.to(torch.float32)
+    if mean is None or std is None:
+        mean, std = _stats(v)
+        std = std if std > 0 else 1.0
+    total = sp.power_spectrum_sum_chunked(v.unsqueeze(0), mean=mean, std=std, beta=beta, interp=interp)  # [S, S]
+    return dict(
+        spectrum=total.numpy(), image_size=int(x.shape[-1]), beta=float(beta), interp=int(interp), num=1,
+        mean=float(mean), std=float(std), source=source,
+    )  # fmt: skip
+
+
+def live_profiles(spec: dict) -> dict:
+    """The small part of a spectrum the GUI plots every frame: the profiles and the npz metadata (no [S, S] array).
+
+    Returns:
+        dict(profiles={freq_0, slice_0, freq_45, slice_45, freq_r, radial} float32 arrays (cycles/pixel, dB),
+        image_size, beta, interp, num, mean, std, source).
+    """
+    prof = spectrum_io.spectrum_profiles(spec['spectrum'])
+    out = {k: v for k, v in spec.items() if k != 'spectrum'}
+    out['profiles'] = {k: np.asarray(v, dtype=np.float32) for k, v in prof.items()}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Average over seeds (a job).
+
+
+def seed_latents(G: Any, seeds: list[int], request: Any, device: torch.device) -> torch.Tensor:
+    """ws [n, num_ws, w_dim] of `seeds` the way `avg_spectra.py calc` and `gen_images.py` make them.
+
+    z and the class come from `engine.latents.zc_from_seeds` (the request's `class_idx` wins when set), mapped with
+    the request's truncation (`truncation_psi`, `truncation_cutoff`), so `G.synthesis(ws)` equals `G(z, c, psi)`.
+    """
+    from engine.latents import zc_from_seeds
+
+    z, c = zc_from_seeds(seeds, int(G.z_dim), int(G.c_dim))
+    if int(G.c_dim) > 0 and request is not None and request.class_idx is not None:
+        c[:] = 0
+        c[:, int(request.class_idx)] = 1
+    psi = float(request.trunc_psi) if request is not None else 1.0
+    cutoff = request.trunc_cutoff if request is not None else None
+    zt, ct = torch.from_numpy(z).to(device), torch.from_numpy(c).to(device)
+    return G.mapping(zt, ct, truncation_psi=psi, truncation_cutoff=cutoff)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not lo <= int(value) <= hi:
+        raise JobError(f'{name} must be an integer in {lo}..{hi}, got {value!r}')
+    return int(value)
+
+
+def average_spectrum_job(
+    ctx: Any,
+    *,
+    request: Any,
+    num: int = 100,
+    first_seed: int | None = None,
+    beta: float = 8.0,
+    interp: int = 4,
+    mean: float | None = None,
+    std: float | None = None,
+    batch: int = 4,
+) -> Generator[Progress, None, dict]:
+    """Job: mean avg_spectra spectrum of the request's layer over seeds first_seed .. first_seed + num - 1.
+
+    For the final image this is `avg_spectra.py calc --source=<network> --seed=<first_seed> --num=<num>
+    --trunc=<psi>` (with --mean/--std when given; otherwise both are measured on the same images first, as calc
+    does without them). Other layers use their raw values and, without mean/std, the layer's own statistics.
+
+    Args:
+        ctx: the renderer's job context (`prepare`, `synthesize`).
+        request: the RenderRequest (network, truncation, class, layer_name, noise_mode, input_transform).
+        num: number of seeds (1 .. MAX_AVERAGE_NUM).
+        first_seed: first seed (default: the request's first seed).
+        beta, interp: as `avg_spectra.py calc`.
+        mean, std: normalisation (both or neither; std > 0).
+        batch: seeds per step (1 .. 64).
+
+    Yields:
+        Progress per batch (two passes when mean/std are measured).
+
+    Returns:
+        dict in the npz format (spectrum float64 [S, S], image_size, beta, interp, num, mean, std, source) plus
+        `layer` and `first_seed`.
+
+    Raises:
+        JobError: bad parameters or a network that fails to load.
+    """
+    num = _check_int('average: num', num, 1, MAX_AVERAGE_NUM)
+    batch = _check_int('average: batch', batch, 1, 64)
+    interp = _check_int('average: interp', interp, 1, 16)
+    if not (isinstance(beta, int | float) and math.isfinite(beta) and beta >= 0):
+        raise JobError(f'average: beta must be a finite number >= 0, got {beta!r}')
+    if (mean is None) != (std is None) or (std is not None and not (math.isfinite(std) and std > 0)):
+        raise JobError(f'average: give both mean and std (std > 0) or neither, got mean={mean!r} std={std!r}')
+    G, info, device = ctx.prepare(request)
+    seed0 = (
+        int(request.w0_seeds[0][0])
+        if first_seed is None
+        else _check_int('average: first_seed', first_seed, 0, 2**32 - 1)
+    )
+    if seed0 + num - 1 > 2**32 - 1:
+        raise JobError(f'average: seeds {seed0}..{seed0 + num - 1} exceed 2**32 - 1; lower first_seed or num')
+    layer = request.layer_name or OUTPUT_LAYER
+    is_image = layer == OUTPUT_LAYER
+    chunks = [list(range(s, min(s + batch, seed0 + num))) for s in range(seed0, seed0 + num, batch)]
+    two_pass = mean is None
+    steps = len(chunks) * (2 if two_pass else 1)
+    done = 0
+    cache: list[torch.Tensor] | None = [] if two_pass else None
+    cached_bytes = 0
+
+    def outputs(seeds: list[int]) -> torch.Tensor:
+        with torch.no_grad():
+            ws = seed_latents(G, seeds, request, device)
+            x = ctx.synthesize(G, ws, request, info, layer).to(torch.float32)  # [n, C, H, W]
+        return quantize_u8(x) if is_image else x
+
+    if two_pass:
+        total = total_sq = count = 0.0
+        for seeds in chunks:
+            x = outputs(seeds)
+            x64 = x.to(torch.float64)
+            total += float(x64.sum())
+            total_sq += float(x64.square().sum())
+            count += x.numel()
+            if cache is not None:
+                cached_bytes += x.numel() * x.element_size()
+                cache = cache + [x.cpu()] if cached_bytes <= MAX_CACHED_IMAGE_BYTES else None
+            done += 1
+            yield Progress(done, steps, f'statistics {min(seeds[-1] - seed0 + 1, num)}/{num}')
+        mean = total / count
+        std = max(total_sq / count - mean * mean, 0.0) ** 0.5
+        if not std > 0:
+            raise JobError(f'average: the {layer} outputs are constant (std = {std}); nothing to analyse')
+    assert mean is not None and std is not None
+    acc = None
+    for i, seeds in enumerate(chunks):
+        x = cache[i].to(device) if cache is not None else outputs(seeds)
+        part = sp.power_spectrum_sum_chunked(x, mean=mean, std=std, beta=beta, interp=interp)  # [S, S] float64
+        acc = part if acc is None else acc + part
+        done += 1
+        yield Progress(done, steps, f'spectrum {min(seeds[-1] - seed0 + 1, num)}/{num}')
+    assert acc is not None
+    pkl = info.pkl or 'default network'
+    return dict(
+        spectrum=(acc / num).numpy(), image_size=int(x.shape[-1]), beta=float(beta), interp=int(interp), num=num,
+        mean=float(mean), std=float(std), source=f'{pkl} seeds {seed0}..{seed0 + num - 1} {layer}', layer=layer,
+        first_seed=seed0,
+    )  # fmt: skip

@@ -244,3 +244,61 @@ def average_spectrum_job(
         mean=float(mean), std=float(std), source=f'{pkl} seeds {seed0}..{seed0 + num - 1} {layer}', layer=layer,
         first_seed=seed0,
     )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Equivariance readout and "Measure" (a job).
+
+
+def eq_input_matrix(user_transform, extent: float = 1.0) -> np.ndarray:
+    """The input transform M = T^-1 of the user's transform T, in the units of a layer that spans `extent` image
+    widths (1 for the final image): the translation is divided by `extent`, the linear part is unchanged.
+
+    Args:
+        user_transform: [3, 3] user transform (``RenderRequest.input_transform``).
+        extent: the layer's width in image units (> 0).
+
+    Returns:
+        float64 [3, 3].
+    """
+    m = np.linalg.inv(np.asarray(user_transform, dtype=np.float64).reshape(3, 3))
+    m[:2, 2] /= float(extent)
+    return m
+
+
+def eq_kind(matrix: np.ndarray, size: int, tol: float = 1e-6) -> str:
+    """Which test of `metrics.equivariance` applies to an input transform: 'int' (a translation by whole pixels of
+    a `size`-pixel image, EQ-T), 'frac' (any other translation, EQ-T frac) or 'affine' (rotation, scale, shear,
+    mirror: EQ-R's band-limited resampling)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if not np.allclose(m[:2, :2], np.eye(2), rtol=0, atol=tol):
+        return 'affine'
+    shift_px = m[:2, 2] * size
+    return 'int' if np.allclose(shift_px, np.round(shift_px), rtol=0, atol=tol * size) else 'frac'
+
+
+def eq_readout(orig: torch.Tensor, img: torch.Tensor, matrix: np.ndarray) -> dict:
+    """The live equivariance readout: `metrics.equivariance`'s per-sample computation for one sample.
+
+    Alias-Free GAN (arXiv 2106.12423), sec. 3 and Appendix E: PSNR (peak 2, i.e. values in [-1, 1]) between the
+    output rendered with input transform `matrix` and the identity output moved by the same transform, over the
+    pixels where both are defined. This is the difference between the untransformed current output and the
+    identity output, measured the way EQ-T / EQ-T frac / EQ-R measure it.
+
+    Args:
+        orig: identity-transform output [C, H, W] or [1, C, H, W] float (final image in [-1, 1], or a layer).
+        img: output rendered with the transform, same shape.
+        matrix: [3, 3] input transform in the output's own units (`eq_input_matrix`).
+
+    Returns:
+        dict(eq_psnr_db float dB, eq_kind 'int' | 'frac' | 'affine', eq_valid_frac float in [0, 1] -- the share of
+        values compared; eq_psnr_db is NaN when no pixel is valid).
+    """
+    from metrics import equivariance as eq  # The metric is the definition (imported lazily: only the lab needs it).
+
+    orig = orig.unsqueeze(0) if orig.ndim == 3 else orig
+    img = img.unsqueeze(0) if img.ndim == 3 else img
+    kind = eq_kind(matrix, int(orig.shape[-1]))
+    se, count = eq.sample_squared_error(orig.to(torch.float32), img.to(torch.float32), matrix, kind)
+    psnr = eq.psnr_db(se / count) if count > 0 else float('nan')
+    return dict(eq_psnr_db=float(psnr), eq_kind=kind, eq_valid_frac=float(count) / float(img.numel()))

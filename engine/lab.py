@@ -302,3 +302,147 @@ def eq_readout(orig: torch.Tensor, img: torch.Tensor, matrix: np.ndarray) -> dic
     se, count = eq.sample_squared_error(orig.to(torch.float32), img.to(torch.float32), matrix, kind)
     psnr = eq.psnr_db(se / count) if count > 0 else float('nan')
     return dict(eq_psnr_db=float(psnr), eq_kind=kind, eq_valid_frac=float(count) / float(img.numel()))
+
+
+MEASURE_METRIC_FLAGS = {'eqt50k_int': 0, 'eqt50k_frac': 1, 'eqr50k': 2}  # calc_metrics.py's names -> test index
+
+
+def measure_equivariance_job(
+    ctx: Any,
+    *,
+    request: Any,
+    num: int = 100,
+    metrics: Any = tuple(MEASURE_METRIC_FLAGS),
+    seed: int = 0,
+    batch: int = 4,
+) -> Generator[Progress, None, dict]:
+    """Job: a short EQ-T / EQ-T frac / EQ-R run on the request's network, one batch per step.
+
+    The batches are exactly `metrics.equivariance.compute_equivariance_metrics`' (same random draws per batch
+    index, same tests), so the values equal `calc_metrics.py --metrics=eqt50k_int,eqt50k_frac,eqr50k --num=<num>`
+    on the same network. The renderer's copy of G is used; its input transform is restored after every batch.
+
+    Args:
+        ctx: the renderer's job context.
+        request: RenderRequest naming the network (pkl, trust, device).
+        num: number of samples (1 .. MAX_MEASURE_NUM).
+        metrics: names among 'eqt50k_int', 'eqt50k_frac', 'eqr50k'.
+        seed: seed of the metric's random draws (0 as calc_metrics.py).
+        batch: samples per batch (4 as calc_metrics.py; one transform per batch).
+
+    Returns:
+        dict(results {name: dB}, num_samples, total_time seconds, total_time_str, snapshot_pkl, timestamp).
+
+    Raises:
+        JobError: bad parameters, a network without input transform (StyleGAN2), no valid pixels.
+    """
+    import time
+
+    from metrics import equivariance as eq
+    from metrics.metric_main import format_time
+
+    num = _check_int('measure: num', num, 1, MAX_MEASURE_NUM)
+    batch = _check_int('measure: batch', batch, 1, 64)
+    seed = _check_int('measure: seed', seed, 0, 2**32 - 1)
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not names or any(m not in MEASURE_METRIC_FLAGS for m in names):
+        raise JobError(f'measure: metrics must be among {list(MEASURE_METRIC_FLAGS)}, got {metrics!r}')
+    G, info, device = ctx.prepare(request)
+    if not eq.has_input_transform(G):
+        raise JobError('measure: equivariance needs an input transform (StyleGAN3 -T/-R); this network has none')
+    flags = [any(MEASURE_METRIC_FLAGS[m] == i for m in names) for i in range(3)]
+    t0 = time.time()
+    transform = G.synthesis.input.transform
+    saved = transform.clone()
+    sums = torch.zeros([3, 2], dtype=torch.float64)
+    num_batches = -(-num // batch)
+    for b in range(num_batches):
+        n = min(batch, num - b * batch)
+        try:
+            with torch.no_grad():
+                sums += eq.batch_squared_errors(G, b, n, seed=seed, flags=flags, device=device)
+        finally:
+            transform.copy_(saved)
+        yield Progress(b + 1, num_batches, f'{b * batch + n}/{num} samples')
+    if any(f and sums[i, 1] == 0 for i, f in enumerate(flags)):
+        raise JobError(f'measure: no valid pixels to compare (image {G.img_resolution} px is too small)')
+    results = {m: eq.psnr_db(float(sums[MEASURE_METRIC_FLAGS[m], 0] / sums[MEASURE_METRIC_FLAGS[m], 1])) for m in names}
+    total = time.time() - t0
+    return dict(
+        results=results, num_samples=num, total_time=total, total_time_str=format_time(total),
+        snapshot_pkl=info.resolved_path, timestamp=time.time(),
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Per-render lab outputs (called by engine.renderer).
+
+LAB_REQUEST_DEFAULTS = dict(lab_spectrum=False, lab_beta=8.0, lab_interp=4, lab_norm=None, lab_eq=False)
+
+
+def _identity_key(net_key: Any, req: Any, layer: str) -> tuple:
+    """Everything but the input transform that decides a layer's output."""
+    return (
+        net_key, tuple(req.w0_seeds), req.class_idx, tuple(req.stylemix_idx), req.stylemix_seed, req.trunc_psi,
+        req.trunc_cutoff, req.noise_mode, req.noise_seed, bool(req.force_fp32), layer,
+    )  # fmt: skip
+
+
+class LabView:
+    """The lab's part of one render: the live spectrum profiles and the EQ readout (``RenderResult.lab``).
+
+    Keeps the identity-transform output of the last latent/layer, so that moving the translate/rotate sliders costs
+    one extra synthesis only when the latent or layer changes.
+    """
+
+    def __init__(self) -> None:
+        self._identity_key: tuple | None = None
+        self._identity: torch.Tensor | None = None
+
+    def compute(
+        self,
+        req: Any,
+        *,
+        net_key: Any,
+        has_input_transform: bool,
+        layer: str,
+        x_raw: torch.Tensor,
+        x_view: torch.Tensor,
+        extent: float,
+        render_identity: Any,
+    ) -> dict | None:
+        """The lab dict of a render, or None when the request asks for nothing.
+
+        Args:
+            req: the RenderRequest (fields `lab_spectrum`, `lab_beta`, `lab_interp`, `lab_norm`, `lab_eq`).
+            net_key: identifies the loaded network (cache key).
+            has_input_transform: the network is a StyleGAN3 (the readout needs the input transform).
+            layer: shown layer ('output' = final image).
+            x_raw: the layer's output [C, H, W] float32 rendered with the request's transform (sample 0).
+            x_view: what is displayed: x_raw, untransformed when `req.untransform`.
+            extent: the layer's width in image units (1 for the final image).
+            render_identity: `() -> [C, H, W]` the same layer rendered with the identity transform.
+
+        Returns:
+            None, or dict(spectrum=`live_profiles(...)` dict | None, eq=dict(eq_psnr_db, eq_kind, eq_valid_frac,
+            layer) | None).
+        """
+        if not (req.lab_spectrum or req.lab_eq):
+            return None
+        out: dict = {'spectrum': None, 'eq': None}
+        is_image = layer == OUTPUT_LAYER
+        if req.lab_spectrum and x_view.shape[-1] == x_view.shape[-2]:
+            norm = req.lab_norm if is_image and req.lab_norm is not None else (None, None)
+            spec = view_spectrum(
+                x_view, is_image=is_image, mean=norm[0], std=norm[1], beta=float(req.lab_beta),
+                interp=live_interp(int(x_view.shape[-1]), int(req.lab_interp)), source=layer,
+            )  # fmt: skip
+            out['spectrum'] = dict(live_profiles(spec), layer=layer)
+        if req.lab_eq and has_input_transform and req.input_transform is not None:
+            key = _identity_key(net_key, req, layer)
+            if key != self._identity_key or self._identity is None:
+                self._identity = render_identity()
+                self._identity_key = key
+            matrix = eq_input_matrix(req.input_transform, extent)
+            out['eq'] = dict(eq_readout(self._identity, x_raw, matrix), layer=layer)
+        return out

@@ -89,6 +89,13 @@ class RenderRequest:
         fft_beta: Kaiser window beta (default 8).
         input_transform: user 3x3 rotation+translation matrix (row-major); the synthesis input gets its inverse.
         untransform: resample the output back so content stays put (undo the input transform).
+        lab_spectrum: also compute the spectral lab's radial profiles of the shown layer (``RenderResult.lab``).
+        lab_beta: Kaiser beta of the lab spectrum (avg_spectra's ``--beta``).
+        lab_interp: zero-padding factor of the lab spectrum (avg_spectra's ``--interp``; the live view lowers it so
+            that size * interp <= 1024).
+        lab_norm: (mean, std) on the 0..255 scale normalising the final image like ``avg_spectra.py calc --mean
+            --std`` (None: the view's own statistics; layers always use their own).
+        lab_eq: also compute the live equivariance readout (PSNR against the identity-transform output).
         stamp: request number, increasing; not part of equality. ``AsyncRenderer.set_request`` keeps a nonzero stamp
             newer than the last one it sent and numbers the others itself (``AsyncRenderer.last_stamp``).
     """
@@ -116,6 +123,11 @@ class RenderRequest:
     fft_beta: float = 8.0
     input_transform: tuple[tuple[float, float, float], ...] | None = None
     untransform: bool = False
+    lab_spectrum: bool = False
+    lab_beta: float = 8.0
+    lab_interp: int = 4
+    lab_norm: tuple[float, float] | None = None
+    lab_eq: bool = False
     stamp: int = field(default=0, compare=False)
 
     def replace(self, **changes) -> RenderRequest:
@@ -140,6 +152,8 @@ class RenderRequest:
                 v = tuple((int(s), float(w)) for s, w in v)
             elif k == 'input_transform' and v is not None:
                 v = tuple(tuple(float(x) for x in row) for row in v)
+            elif k == 'lab_norm' and v is not None:
+                v = tuple(float(x) for x in v)
             elif isinstance(v, list):
                 v = tuple(v)
             kw[k] = v
@@ -195,6 +209,10 @@ class RenderResult:
         load_ms: time spent loading the network for this request (0 when it was cached), milliseconds.
         error_detail: the traceback behind ``error`` when there is one worth showing (for a "details" view).
         available_devices: device names the renderer can use, best first (e.g. ('cuda', 'cpu')); () if unknown.
+        lab: the lab's outputs when the request asked (``lab_spectrum`` / ``lab_eq``), else None:
+            ``{'spectrum': {profiles: {freq_0, slice_0, freq_45, slice_45, freq_r, radial} float32 arrays (cycles/pixel,
+            dB), image_size, beta, interp, num, mean, std, source, layer} | None, 'eq': {eq_psnr_db (dB, NaN when no
+            pixel is valid), eq_kind ('int' | 'frac' | 'affine'), eq_valid_frac, layer} | None}``.
 
     ``net`` (and ``layers``, when known) are set on errors that happen after the network loaded (bad request,
     exception inside synthesis); ``net`` is None when loading failed.
@@ -217,3 +235,4 @@ class RenderResult:
     load_ms: float = 0.0
     error_detail: str | None = None
     available_devices: tuple[str, ...] = ()
+    lab: dict | None = None

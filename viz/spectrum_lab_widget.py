@@ -139,6 +139,7 @@ class SpectrumLabWidget(Widget):
         self.job_progress = (0, 0, '')
         self._loaded_ref_path: str | None = None
         self._pending_export: str | None = None
+        self._num_pinned = 0
         self._ref_path_edit = ''
         self.plot_rect = (0.0, 0.0, 0.0, 0.0)  # Screen rect of the last drawn plot (PNG export crops it).
 
@@ -234,9 +235,9 @@ class SpectrumLabWidget(Widget):
         req = getattr(self.viz, 'displayed_request', None) if self.viz is not None else None
         seed = req.w0_seeds[0][0] if req is not None and req.w0_seeds else 0
         name = os.path.basename((net.pkl if net is not None else '') or 'default')
-        pinned = dataclasses.replace(
-            self.current, label=f'pin {len(self.pins) + 1}: {name} seed {seed} {self.layer_name()}'
-        )
+        self._num_pinned += 1
+        label = f'pin {self._num_pinned}: {name} seed {seed} {self.layer_name()}'
+        pinned = dataclasses.replace(self.current, label=label)
         self.pins = (self.pins + [pinned])[-MAX_PINS:]
         return True
 

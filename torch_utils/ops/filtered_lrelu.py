@@ -97,7 +97,9 @@ def filtered_lrelu(
     args = (x, fu, fd, b, int(up), int(down), (px0, px1, py0, py1), float(gain), float(slope), clamp, bool(flip_filter))
     chosen, picked_by_auto = _select_impl(impl, x, fu, fd, b)
     if chosen == 'cpp':
-        return _cpu_kernels.filtered_lrelu_cpp(_cpu_kernels.plugin(raise_errors=True), *args)
+        module = _cpu_kernels.plugin(raise_errors=True)  # loaded: _select_impl checked it
+        assert module is not None
+        return _cpu_kernels.filtered_lrelu_cpp(module, *args)
     if chosen == 'ref':
         return _filtered_lrelu_ref(*args)
     if picked_by_auto:

@@ -17,6 +17,10 @@ result whose error reads ``render process died (exit code N); restarted``.
 In-process mode runs the same renderer in a daemon worker thread; :meth:`AsyncRenderer.set_separate_process`
 switches between the two at run time.
 
+Long computations (a spectrum averaged over seeds, an equivariance measurement, ...) run as *jobs* in the same
+worker, between renders (``engine.jobs``: :meth:`AsyncRenderer.start_job`, :meth:`AsyncRenderer.cancel_job`,
+:meth:`AsyncRenderer.job_updates`). Jobs unfinished when the worker dies or is replaced end with an 'error' update.
+
 Both workers run the same loop (:func:`_serve`): networks load in a helper thread while the loop keeps reading
 requests, so a newer request for another network starts at once instead of waiting for the older load, which
 finishes in the background and is cached. The render process lowers its priority (``os.nice(5)``) and uses one CPU
@@ -116,6 +120,9 @@ class AsyncRenderer:
         self._notice: RenderResult | None = None  # A crash report, delivered once before anything else.
         self._crashed_stamp = -1  # Stamp of the request in flight at the last crash (re-sent once only).
         self._closed = False
+        self._next_job_id = 1
+        self._jobs: dict[int, str] = {}  # Jobs started and not finished: id -> kind.
+        self._job_updates: list = []
 
     # ------------------------------------------------------------------------------------------------------------
     # Public API.
@@ -200,6 +207,52 @@ class AsyncRenderer:
             self._next_stamp += 1
             self._submit(self._last_req)
 
+    # ---- jobs (engine.jobs): long computations in the render process ------------------------------------------
+    def start_job(self, kind: str, params: dict | None = None, request: RenderRequest | None = None) -> int:
+        """Starts a job in the worker (queued behind a running one); returns its id for :meth:`cancel_job` and
+        the updates of :meth:`job_updates`.
+
+        Args:
+            kind: a key of ``engine.jobs.JOB_KINDS`` (unknown kinds end in an 'error' update).
+            params: the job's keyword arguments (plain data).
+            request: the RenderRequest the job works on (default: the newest request sent).
+
+        Raises:
+            TypeError: params is not a dict or request not a RenderRequest.
+            RuntimeError: after :meth:`close`.
+        """
+        from engine.jobs import JobSpec
+
+        if params is not None and not isinstance(params, dict):
+            raise TypeError(f'start_job(): params must be a dict, got {type(params).__name__}')
+        if request is not None and not isinstance(request, RenderRequest):
+            raise TypeError(f'start_job(): request must be a RenderRequest, got {type(request).__name__}')
+        if self._closed:
+            raise RuntimeError('start_job(): the AsyncRenderer is closed; make a new one')
+        self._check_worker()
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        spec = JobSpec(job_id, str(kind), dict(params or {}), request if request is not None else self._last_req)
+        if self._backend is None:
+            self._backend = self._new_backend()
+        self._jobs[job_id] = str(kind)
+        self._backend.send(('job_start', spec))
+        return job_id
+
+    def cancel_job(self, job_id: int) -> None:
+        """Cancels a queued or running job (its last update reads 'cancelled'); unknown ids are ignored."""
+        if not self._closed and self._backend is not None and job_id in self._jobs:
+            self._backend.send(('job_cancel', int(job_id)))
+
+    def job_updates(self) -> list:
+        """``engine.jobs.JobUpdate``s received since the last call, oldest first (never blocks)."""
+        if self._closed:
+            return []
+        self._poll()
+        self._check_worker()
+        out, self._job_updates = self._job_updates, []
+        return out
+
     def close(self) -> None:
         """Stops the worker and frees its shared memory. Idempotent."""
         if not self._closed:
@@ -229,6 +282,14 @@ class AsyncRenderer:
         if self._backend is not None:
             for res in self._backend.poll():
                 self._offer(res)
+            self._take_job_updates(self._backend)
+
+    def _take_job_updates(self, backend) -> None:
+        for u in backend.job_updates:
+            if u.is_final:
+                self._jobs.pop(u.job_id, None)
+            self._job_updates.append(u)
+        backend.job_updates = []
 
     def _offer(self, res: RenderResult) -> None:
         """Keeps ``res`` if it is the newest so far; drops stale results."""
@@ -247,11 +308,13 @@ class AsyncRenderer:
             return
         for res in backend.poll():  # Results it finished before dying.
             self._offer(res)
+        self._take_job_updates(backend)
         exitcode = backend.exitcode
         backend.close()
         self._backend = None
         what = 'render process' if isinstance(backend, _ProcessBackend) else 'render thread'
         logger.warning('%s died (exit code %s); restarting', what, exitcode)
+        self._fail_jobs(f'{what} died (exit code {exitcode}); start the job again')
         in_flight = (
             self._last_req if self._last_req is not None and self._received_stamp < self._last_req.stamp else None
         )
@@ -271,10 +334,19 @@ class AsyncRenderer:
         """Starts a fresh worker without a request (so the next one does not wait for the start-up)."""
         self._backend = self._new_backend()
 
+    def _fail_jobs(self, error: str) -> None:
+        """Ends every unfinished job with an 'error' update (its worker is gone)."""
+        from engine.jobs import JobUpdate
+
+        for job_id, kind in sorted(self._jobs.items()):
+            self._job_updates.append(JobUpdate(job_id, kind, 'error', error=error))
+        self._jobs.clear()
+
     def _stop_backend(self) -> None:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+            self._fail_jobs('the renderer was switched or closed; start the job again')
         self._pending = None
         self._received_stamp = self._last_req.stamp if self._last_req is not None else 0
 
@@ -323,7 +395,13 @@ class _Load:
         return self._done.is_set()
 
 
-def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[RenderResult], bool], reply=None) -> None:
+def _serve(
+    renderer,
+    recv: Callable[[float | None], list],
+    send: Callable[[RenderResult], bool],
+    reply=None,
+    send_job: Callable[[Any], Any] | None = None,
+) -> None:
     """The worker loop shared by the render process and the render thread.
 
     Renders the newest request; while a network for it loads (in a :class:`_Load` thread) it keeps reading requests,
@@ -336,13 +414,22 @@ def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[Rende
             parent is gone. Messages: ('render', RenderRequest), ('close',), queries for ``reply``.
         send: delivers a result; returns False when the parent is gone.
         reply: answers a query message (None: queries are ignored).
+        send_job: delivers an ``engine.jobs.JobUpdate`` (None: job messages are ignored). Jobs
+            (``('job_start', JobSpec)``, ``('job_cancel', id)``) advance one step whenever no render is waiting.
     """
+    from engine.jobs import JobRunner
+
     pending: RenderRequest | None = None
     loads: dict[tuple, _Load] = {}
     broken: set[tuple] = set()  # Keys whose load thread died without an outcome: render() loads them itself.
+    jobs = JobRunner(renderer, send_job) if send_job is not None else None
     while True:
         try:
-            msgs = recv(None if pending is None else _LOAD_POLL_SEC)
+            if pending is not None:
+                timeout: float | None = _LOAD_POLL_SEC
+            else:
+                timeout = 0.0 if jobs is not None and jobs.busy else None
+            msgs = recv(timeout)
         except (EOFError, OSError):
             return  # The parent is gone.
         for msg in msgs:
@@ -350,6 +437,8 @@ def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[Rende
                 return
             if msg[0] == 'render':
                 pending = msg[1]
+            elif jobs is not None and jobs.handle(msg):
+                pass
             elif reply is not None:
                 reply(msg)
         for done_key in [k for k, load in loads.items() if load.done()]:
@@ -359,6 +448,8 @@ def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[Rende
             else:
                 broken.add(done_key)
         if pending is None:
+            if jobs is not None:
+                jobs.step()  # A render always goes first; a job advances one unit between renders.
             continue
         try:
             key = renderer.pending_load(pending)
@@ -382,6 +473,7 @@ class _ThreadBackend:
 
     def __init__(self, device: str):
         self.num_answered = 0
+        self.job_updates: list = []  # engine.jobs.JobUpdate, collected by poll()
         self._in: queue.Queue = queue.Queue()
         self._out: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, args=(device,), name='sg3viz-render', daemon=True)
@@ -390,7 +482,7 @@ class _ThreadBackend:
     def _run(self, device: str) -> None:
         from engine.renderer import Renderer
 
-        _serve(Renderer(device), self._recv, self._send)
+        _serve(Renderer(device), self._recv, self._send, send_job=self._send_job)
 
     def _recv(self, timeout: float | None) -> list:
         try:
@@ -406,14 +498,26 @@ class _ThreadBackend:
         self._out.put(res)
         return True
 
+    def _send_job(self, update) -> bool:
+        self._out.put(('job', update))
+        return True
+
     def submit(self, req: RenderRequest) -> None:
         self._in.put(('render', req))
+
+    def send(self, msg: tuple) -> None:
+        """A job message ('job_start' / 'job_cancel')."""
+        self._in.put(msg)
 
     def poll(self) -> list[RenderResult]:
         results = []
         with contextlib.suppress(queue.Empty):
             while True:
-                results.append(self._out.get_nowait())
+                item = self._out.get_nowait()
+                if isinstance(item, tuple):
+                    self.job_updates.append(item[1])
+                else:
+                    results.append(item)
         self.num_answered += len(results)
         return results
 
@@ -459,6 +563,7 @@ class _ProcessBackend:
         req_recv.close()  # The child's ends: closing ours lets a dead child show up as EOF / broken pipe.
         res_send.close()
         self._others: list = []  # Non-result replies (tests).
+        self.job_updates: list = []  # engine.jobs.JobUpdate, collected by poll()
         self.num_answered = 0
         self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._req_send, self._res_recv, self._names)
 
@@ -474,14 +579,19 @@ class _ProcessBackend:
         return self._proc.is_alive()
 
     def submit(self, req: RenderRequest) -> None:
+        self.send(('render', req))
+
+    def send(self, msg: tuple) -> None:
         with contextlib.suppress(OSError):  # BrokenPipeError: the child is dead; the caller notices.
-            self._req_send.send(('render', req))
+            self._req_send.send(msg)
 
     def poll(self) -> list[RenderResult]:
         results = []
         for msg in _drain(self._res_recv):
             if msg[0] == 'result':
                 results.append(_unpack(msg, self._names))
+            elif msg[0] == 'job':
+                self.job_updates.append(msg[1])
             else:
                 self._others.append(msg)
         self.num_answered += len(results)
@@ -634,7 +744,14 @@ def _child_main(
         with contextlib.suppress(EOFError, OSError):
             res_conn.send((msg[0], answer))
 
-    _serve(Renderer(device), recv, send, reply)
+    def send_job(update) -> bool:
+        try:
+            res_conn.send(('job', update))
+        except (EOFError, OSError):
+            return False
+        return True
+
+    _serve(Renderer(device), recv, send, reply, send_job=send_job)
 
 
 def _usable_cpus() -> int:

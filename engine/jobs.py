@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 JOB_KINDS: dict[str, str] = {
     'average_spectrum': 'engine.lab:average_spectrum_job',
     'measure_equivariance': 'engine.lab:measure_equivariance_job',
+    'view_spectrum': 'engine.lab:view_spectrum_job',
     'sleep': 'engine.jobs:sleep_job',  # For tests of the mechanism.
 }
 

@@ -246,6 +246,38 @@ def average_spectrum_job(
     )  # fmt: skip
 
 
+def view_spectrum_job(
+    ctx: Any, *, request: Any, beta: float = 8.0, interp: int = 4, norm: Any = None
+) -> Generator[Progress, None, dict]:
+    """Job: the full avg_spectra spectrum of exactly what the request displays (for "Export npz").
+
+    Args:
+        ctx: the renderer's job context (`view_tensor`).
+        request: the RenderRequest on screen.
+        beta, interp: as `avg_spectra.py calc`.
+        norm: (mean, std) for the final image (None: its own statistics); layers use their own.
+
+    Returns:
+        dict in the npz format (num = 1) plus `layer`.
+
+    Raises:
+        JobError: bad parameters or a network that fails to load.
+    """
+    interp = _check_int('export: interp', interp, 1, 16)
+    if not (isinstance(beta, int | float) and math.isfinite(beta) and beta >= 0):
+        raise JobError(f'export: beta must be a finite number >= 0, got {beta!r}')
+    x, layer = ctx.view_tensor(request)
+    is_image = layer == OUTPUT_LAYER
+    mean, std = (float(norm[0]), float(norm[1])) if norm is not None and is_image else (None, None)
+    yield Progress(0, 1, 'spectrum')
+    spec = view_spectrum(
+        x, is_image=is_image, mean=mean, std=std, beta=float(beta), interp=interp,
+        source=f'{request.pkl or "default network"} seed {request.w0_seeds[0][0]} {layer}',
+    )  # fmt: skip
+    yield Progress(1, 1, 'spectrum')
+    return dict(spec, layer=layer)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Equivariance readout and "Measure" (a job).
 

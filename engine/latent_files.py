@@ -164,7 +164,7 @@ def write_ws(path: str | os.PathLike, ws: Any, *, state: dict | None = None) -> 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
     try:
         with os.fdopen(fd, 'wb') as f:
-            np.savez(f, w=arr, **{STATE_KEY: np.array(state_text)})
+            np.savez(f, w=arr, state_json=np.array(state_text))  # key STATE_KEY
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)

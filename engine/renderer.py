@@ -414,10 +414,14 @@ class Renderer:
         mapped = self._map_seeds(net, all_seeds, req.class_idx, device)  # seed -> [num_ws, w_dim]
         w_avg = G.mapping.w_avg.to(device=device, dtype=torch.float32)  # [w_dim]
 
-        # Blend in W relative to w_avg.
-        w = w_avg.clone()  # [num_ws, w_dim] after broadcasting
-        for seed, weight in zip(seeds, weights):
-            w = w + weight * (mapped[seed] - w_avg)
+        # Blend in W relative to w_avg (one seed at weight 1 is its ws exactly, bit for bit as G.mapping gives it,
+        # so that the lab's readouts equal the metrics' per-sample values).
+        if len(seeds) == 1 and weights[0] == 1.0:
+            w = mapped[seeds[0]]
+        else:
+            w = w_avg.clone()  # [num_ws, w_dim] after broadcasting
+            for seed, weight in zip(seeds, weights):
+                w = w + weight * (mapped[seed] - w_avg)
         # Style mixing: chosen ws come from the second seed.
         if mix:
             w = w.clone()

@@ -208,3 +208,127 @@ def test_async_jobs_fail_when_the_render_process_dies(sg3_pkl):
         os.kill(r.pid, signal.SIGKILL)
         final = _wait_jobs(r, [job])
         assert final[job].state == 'error' and 'died' in final[job].error
+
+
+# ---- equivariance ------------------------------------------------------------------------------------------------
+def _metric_sample_psnr(G, seed: int, matrix: np.ndarray, kind: str) -> float:
+    """metrics.equivariance's per-sample computation for one seed (noise 'const', psi 1)."""
+    from engine.latents import z_from_seed
+    from metrics import equivariance as eq
+
+    z = torch.from_numpy(z_from_seed(seed, G.z_dim))
+    saved = G.synthesis.input.transform.clone()
+    try:
+        with torch.no_grad():
+            ws = G.mapping(z, torch.zeros([1, G.c_dim]), truncation_psi=1)
+            orig = eq._render(G, ws, np.eye(3))
+            se, count = eq.sample_squared_error(orig, eq._render(G, ws, matrix), matrix, kind)
+    finally:
+        G.synthesis.input.transform.copy_(saved)
+    return eq.psnr_db(se / count)
+
+
+@pytest.mark.parametrize(
+    'translate,angle_deg,kind',
+    [((2 / RES, -1 / RES), 0.0, 'int'), ((0.037, 0.021), 0.0, 'frac'), ((0.0, 0.0), 20.0, 'affine'),
+     ((0.05, -0.02), -35.0, 'affine')],
+)  # fmt: skip
+def test_eq_readout_equals_the_metric_per_sample_value(sg3_pkl, translate, angle_deg, kind):
+    from engine.latents import make_transform
+
+    r = Renderer('cpu')
+    user = make_transform(translate, angle_deg)
+    req = RenderRequest(pkl=sg3_pkl, w0_seeds=((11, 1.0),), lab_eq=True, input_transform=tuple(map(tuple, user)))
+    res = r.render(req)
+    assert res.error is None and res.lab['spectrum'] is None
+    eq_out = res.lab['eq']
+    assert eq_out['eq_kind'] == kind and eq_out['layer'] == 'output' and 0 < eq_out['eq_valid_frac'] <= 1
+    G, _, _ = r.prepare(req)
+    want = _metric_sample_psnr(G, 11, np.linalg.inv(user), kind)
+    assert math.isfinite(want) and eq_out['eq_psnr_db'] == pytest.approx(want, abs=1e-4)
+    # Untransform only changes the view, not the readout; identity transforms have no readout.
+    assert r.render(req.replace(untransform=True)).lab['eq']['eq_psnr_db'] == pytest.approx(eq_out['eq_psnr_db'])
+    assert r.render(req.replace(input_transform=None)).lab['eq'] is None
+
+
+def test_eq_readout_on_a_layer_and_sg2(sg3_pkl, tmp_path):
+    r = Renderer('cpu')
+    layers = [info.name for info in r.render(RenderRequest(pkl=sg3_pkl)).layers]
+    req = RenderRequest(
+        pkl=sg3_pkl, layer_name=layers[-2], lab_eq=True, input_transform=((1, 0, 0.05), (0, 1, 0), (0, 0, 1))
+    )
+    out = r.render(req).lab['eq']
+    assert out['layer'] == layers[-2] and math.isfinite(out['eq_psnr_db'])
+    from training import networks_stylegan2 as sg2
+
+    G2 = sg2.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
+    path = tmp_path / 'sg2.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump(dict(G_ema=G2.eval()), f)
+    res = r.render(RenderRequest(pkl=str(path), lab_eq=True, lab_spectrum=True, input_transform=req.input_transform))
+    assert res.error is None and res.lab['eq'] is None and res.lab['spectrum'] is not None
+    from engine.jobs import JobError
+
+    with pytest.raises(JobError, match='input transform'):
+        _drain(lab.measure_equivariance_job(r, request=RenderRequest(pkl=str(path)), num=2))
+
+
+def test_measure_job_equals_calc_metrics(sg3_pkl):
+    from metrics import metric_main
+
+    r = Renderer('cpu')
+    req = RenderRequest(pkl=sg3_pkl)
+    result, progress = _drain(lab.measure_equivariance_job(r, request=req, num=6))
+    assert [p.done for p in progress] == [1, 2] and progress[-1].message == '6/6 samples'
+    G, _, _ = r.prepare(req)
+    assert torch.equal(G.synthesis.input.transform, torch.eye(3))  # restored
+    for name in ('eqt50k_int', 'eqt50k_frac', 'eqr50k'):
+        want = metric_main.calc_metric(name, G=G, num=6, device='cpu').results[name]
+        assert result['results'][name] == pytest.approx(want, abs=1e-9), name
+    assert result['num_samples'] == 6 and result['total_time_str']
+    from engine.jobs import JobError
+
+    with pytest.raises(JobError, match='metrics must be among'):
+        _drain(lab.measure_equivariance_job(r, request=req, metrics=['fid50k_full']))
+    with pytest.raises(JobError, match='num'):
+        _drain(lab.measure_equivariance_job(r, request=req, num=-1))
+
+
+def _band_limited(w: int, inv_user: np.ndarray) -> np.ndarray:
+    """A smooth test signal (three cosines below 0.15 cycles/pixel) sampled at inv_user @ p, [1, 1, W, W]."""
+    c = (np.arange(w) + 0.5) / w - 0.5
+    py, px = np.meshgrid(c, c, indexing='ij')
+    u = inv_user[0, 0] * px + inv_user[0, 1] * py + inv_user[0, 2]
+    v = inv_user[1, 0] * px + inv_user[1, 1] * py + inv_user[1, 2]
+    img = np.zeros_like(u)
+    for fx, fy, ph in [(3.0, 1.0, 0.3), (-2.0, 5.0, 1.1), (6.0, -4.0, 2.0)]:  # cycles per image width (64 px)
+        img += np.cos(2 * np.pi * (fx * u + fy * v) + ph)
+    return img[None, None]
+
+
+@pytest.mark.parametrize(
+    'kw', [dict(scale=1.6), dict(scale=0.7), dict(shear=0.4), dict(mirror=True), dict(scale=1.3, shear=-0.3, mirror=True, angle_deg=15.0)]
+)  # fmt: skip
+def test_untransform_round_trips_scale_shear_mirror(kw):
+    from engine.latents import make_transform
+    from engine.renderer import _untransform
+
+    w = 64
+    user = make_transform((0.03, -0.02), kw.pop('angle_deg', 0.0), **kw)
+    original = _band_limited(w, np.eye(3))
+    transformed = torch.from_numpy(_band_limited(w, np.linalg.inv(user))).float()  # out'(p) = out(T^-1 p)
+    back = _untransform(transformed[0], user, 1.0).numpy()
+    # Compare where T p stays well inside the image (the untransform samples out' there).
+    c = (np.arange(w) + 0.5) / w - 0.5
+    py, px = np.meshgrid(c, c, indexing='ij')
+    tu = user[0, 0] * px + user[0, 1] * py + user[0, 2]
+    tv = user[1, 0] * px + user[1, 1] * py + user[1, 2]
+    inner = (
+        (np.abs(tu) < 0.5 - 8 / w)
+        & (np.abs(tv) < 0.5 - 8 / w)
+        & (np.abs(px) < 0.5 - 8 / w)
+        & (np.abs(py) < 0.5 - 8 / w)
+    )
+    assert inner.sum() > 200
+    err = np.abs(back[0] - original[0, 0])[inner]
+    assert err.max() < 0.05 * np.abs(original).max(), err.max()

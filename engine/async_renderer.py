@@ -577,6 +577,7 @@ def _child_main(
     """Entry point of the render process: render the newest request, send the result, repeat (see :func:`_serve`)."""
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the GUI's terminal: the parent closes us.
+    made = _make_renderer(renderer, device)  # Imports torch (the real renderer) before the thread count is set.
     _tune_render_process(num_threads)
     counter = 0
 
@@ -597,7 +598,7 @@ def _child_main(
             return False
         return True
 
-    _serve(_make_renderer(renderer, device), recv, send)
+    _serve(made, recv, send)
 
 
 def _usable_cpus() -> int:
@@ -611,7 +612,8 @@ def _usable_cpus() -> int:
 def _tune_render_process(num_threads: int | None) -> None:
     """Keeps the GUI responsive on small machines: lowers the render process's priority by ``_CHILD_NICE`` (where
     the OS has ``os.nice``) and leaves one CPU to the GUI: torch uses ``num_threads``, or if None and neither
-    ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set, the number of usable CPUs minus one (at least 1)."""
+    ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set, the number of usable CPUs minus one (at least 1). A
+    renderer that never imported torch (a test stand-in) is left without it."""
     if hasattr(os, 'nice'):
         try:
             os.nice(_CHILD_NICE)
@@ -621,6 +623,8 @@ def _tune_render_process(num_threads: int | None) -> None:
         if any(os.environ.get(name) for name in _THREAD_ENV_VARS):
             return  # The user's choice.
         num_threads = max(1, _usable_cpus() - 1)
+    if 'torch' not in sys.modules:
+        return
     import torch
 
     torch.set_num_threads(int(num_threads))

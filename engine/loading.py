@@ -161,7 +161,7 @@ def resolve_source(source: str | os.PathLike | None, **download_kwargs: Any) -> 
             return download(src.text, **download_kwargs)
         path = sources.local_path(source)
     except sources.SourceError as e:
-        raise LoadError(str(e).removeprefix('parse_source(): ')) from None
+        raise LoadError(str(e)) from None
     assert path is not None
     return path
 

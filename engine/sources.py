@@ -105,7 +105,7 @@ def parse_source(source: str | os.PathLike | None) -> NetworkSource:
     if source is None:
         return NetworkSource(None, 'default')
     if not isinstance(source, str | os.PathLike):
-        raise SourceError(f'parse_source(): source must be a path or URL, got {type(source).__name__}')
+        raise SourceError(f'network source must be a path or URL, got {type(source).__name__}')
     text = os.fspath(source).strip()
     if not text:
         return NetworkSource(None, 'default')
@@ -114,10 +114,7 @@ def parse_source(source: str | os.PathLike | None) -> NetworkSource:
         if scheme in _DOWNLOAD_SCHEMES:
             return NetworkSource(text, 'url')
         if scheme != 'file':
-            raise SourceError(
-                f'parse_source(): the URL scheme must be file, http or https, got {scheme!r} in {text!r}; '
-                'pass a path or one of those URLs'
-            )
+            raise SourceError(f'unsupported URL scheme {scheme!r} in {text}; use a path, file://, http:// or https://')
         return NetworkSource(text, 'file_url')
     if pathlib.Path(text).expanduser().is_dir():
         return NetworkSource(text, 'run_dir')

@@ -24,7 +24,7 @@ def test_parse_source_kinds(tmp_path):
     assert sources.parse_source(f'file://{tmp_path}/a.pkl').kind == 'file_url'
     assert sources.parse_source(str(tmp_path)).kind == 'run_dir'
     assert sources.parse_source('nothing/here.pkl').kind == 'path'
-    with pytest.raises(sources.SourceError, match='scheme'):
+    with pytest.raises(sources.SourceError, match='unsupported URL scheme'):
         sources.parse_source('ftp://x.org/a.pkl')
     assert sources.display_name(None) == 'bundled default network' and sources.display_name(' a.pkl ') == 'a.pkl'
 

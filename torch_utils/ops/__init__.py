@@ -1,4 +1,4 @@
-"""Custom ops of the StyleGAN family with the reference module and function names (REFERENCE.md section 2).
+"""Custom ops of the StyleGAN family with the module and function names network pickles call (docs/ops.md).
 
 Submodules: ``bias_act``, ``upfirdn2d``, ``filtered_lrelu``, ``conv2d_gradfix``, ``conv2d_resample``, ``fma``,
 ``grid_sample_gradfix``. Each op takes ``impl='auto'|'ref'|...``; ``'ref'`` is plain PyTorch and the specification.

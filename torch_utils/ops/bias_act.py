@@ -1,4 +1,4 @@
-"""Fused bias + activation + gain + clamp (``bias_act``), compatible with the reference API (REFERENCE.md section 2).
+"""Fused bias + activation + gain + clamp (``bias_act``), with the names and keywords pickles call (docs/ops.md).
 
 Order of operations (StyleGAN2, arXiv 1912.04958, App. B; the clamp is the fp16 "conv_clamp" of StyleGAN2-ADA,
 arXiv 2006.06676, App. D): ``x + b`` (broadcast along ``dim``), activation, times ``gain``, clamp to

@@ -56,6 +56,7 @@ import types
 import uuid
 import weakref
 from collections.abc import Callable
+from typing import Any
 from multiprocessing import shared_memory
 
 import numpy as np

@@ -56,8 +56,8 @@ import types
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any
 from multiprocessing import shared_memory
+from typing import Any
 
 import numpy as np
 

@@ -199,6 +199,9 @@ class EquivarianceWidget(Widget):
             return
         params = dict(num=int(self.measure_num), metrics=list(MEASURE_METRICS), seed=0)
         self.job_id = self.viz.start_job('measure_equivariance', params)
+        if self.job_id is None:
+            self.message = 'This renderer cannot run jobs'
+            return
         self.job_progress = (0, 0, 'queued')
         self.message = ''
 

@@ -159,9 +159,12 @@ class SpectrumLabWidget(Widget):
 
     # ---- pure logic ---------------------------------------------------------------------------------------
     def layer_name(self) -> str:
-        res = None if self.viz is None else self.viz.result
-        name = getattr(res, 'layer_name', None)
-        return name or OUTPUT_LAYER
+        """The layer on screen ('output' = the final image)."""
+        return getattr(self.view.image_result, 'layer_name', None) or OUTPUT_LAYER
+
+    def _seed(self) -> int:
+        req = self.view.image_request
+        return int(req.w0_seeds[0][0]) if req is not None and req.w0_seeds else 0
 
     def norm(self) -> tuple[float, float] | None:
         """(mean, std) sent with the request: the reference's when loaded and ``use_ref_norm``, else None (the
@@ -231,9 +234,7 @@ class SpectrumLabWidget(Widget):
         if self.current is None:
             self.message = 'Nothing to pin: turn on the radial plot first'
             return False
-        net = self.viz.net if self.viz is not None else None
-        req = getattr(self.viz, 'displayed_request', None) if self.viz is not None else None
-        seed = req.w0_seeds[0][0] if req is not None and req.w0_seeds else 0
+        net, seed = self.net, self._seed()
         name = os.path.basename((net.pkl if net is not None else '') or 'default')
         self._num_pinned += 1
         label = f'pin {self._num_pinned}: {name} seed {seed} {self.layer_name()}'
@@ -253,6 +254,9 @@ class SpectrumLabWidget(Widget):
         if self.viz is None or self.job_id is not None:
             return
         self.job_id = self.viz.start_job('average_spectrum', self.job_params())
+        if self.job_id is None:
+            self.message = 'This renderer cannot run jobs'
+            return
         self.job_kind = 'average_spectrum'
         self.job_progress = (0, 0, 'queued')
 
@@ -267,6 +271,10 @@ class SpectrumLabWidget(Widget):
         self.job_id = self.viz.start_job(
             'view_spectrum', dict(beta=float(self.beta), interp=int(self.interp), norm=self.norm())
         )
+        if self.job_id is None:
+            self._pending_export = None
+            self.message = 'This renderer cannot run jobs'
+            return
         self.job_kind = 'view_spectrum'
         self.job_progress = (0, 0, 'queued')
 
@@ -321,9 +329,7 @@ class SpectrumLabWidget(Widget):
 
     def export_paths(self) -> dict[str, str]:
         """npz / csv / png paths in ``export_dir`` named after the network, layer and seed."""
-        net = self.viz.net if self.viz is not None else None
-        req = getattr(self.viz, 'displayed_request', None) if self.viz is not None else None
-        seed = req.w0_seeds[0][0] if req is not None and req.w0_seeds else 0
+        net, seed = self.net, self._seed()
         name = pathlib.Path((net.pkl if net is not None else '') or 'default').stem
         stem = os.path.join(self.export_dir, default_export_stem(name, self.layer_name(), seed))
         return {ext: f'{stem}.{ext}' for ext in ('npz', 'csv', 'png')}

@@ -32,6 +32,7 @@ from viz.performance_widget import PerformanceWidget
 from viz.pickle_widget import PickleWidget
 from viz.script import ScriptRunner
 from viz.session_widget import SessionWidget
+from viz.spectrum_lab_widget import SpectrumLabWidget
 from viz.stylemix_widget import StylemixWidget
 from viz.trunc_noise_widget import TruncNoiseWidget
 from viz.widget import Widget
@@ -136,6 +137,7 @@ class Visualizer:
         self.trunc_noise = TruncNoiseWidget(self)
         self.equivariance = EquivarianceWidget(self)
         self.layers = LayerWidget(self)
+        self.spectrum_lab = SpectrumLabWidget(self)
         self.capture = CaptureWidget(self, capture_dir=capture_dir)
         self.performance = PerformanceWidget(self)
         self.session = SessionWidget(self, session_path=str(pathlib.Path(capture_dir) / 'session.json'))
@@ -150,6 +152,7 @@ class Visualizer:
             self.trunc_noise,
             self.equivariance,
             self.layers,
+            self.spectrum_lab,
             self.capture,
             self.performance,
             self.session,
@@ -163,6 +166,7 @@ class Visualizer:
         self._fft_tex: Texture | None = None
         self._cbar_tex: Texture | None = None
         self._screenshots: list[str] = []
+        self._crop_screenshots: list[tuple[str, tuple[float, float, float, float]]] = []
         self._gui_capture = False
         self._last_logged_error: str | None = None
         self._dragging_image = False
@@ -201,6 +205,27 @@ class Visualizer:
 
     def request_screenshot(self, path: str) -> None:
         self._screenshots.append(path)
+
+    def request_crop_screenshot(self, path: str, rect: tuple[float, float, float, float]) -> None:
+        """Saves the part (x, y, w, h in screen coordinates) of this frame's window to a PNG (e.g. the radial plot)."""
+        self._crop_screenshots.append((path, rect))
+
+    def start_job(self, kind: str, params: dict) -> int | None:
+        """Starts a render-process job (``engine.jobs``) on the current request; None when the renderer has no
+        jobs. Updates arrive through ``Widget.on_job_update``."""
+        start = getattr(self.renderer, 'start_job', None)
+        if start is None:
+            return None
+        return int(start(kind, params, self._last_request))
+
+    def cancel_job(self, job_id: int) -> None:
+        cancel = getattr(self.renderer, 'cancel_job', None)
+        if cancel is not None:
+            cancel(job_id)
+
+    def jobs_running(self) -> bool:
+        """Whether a widget waits for a job (the script hook's ``wait_jobs``)."""
+        return any(getattr(w, 'job_id', None) is not None for w in self.widgets)
 
     def request_gui_capture(self) -> None:
         self._gui_capture = True
@@ -258,6 +283,20 @@ class Visualizer:
             'font_size': self.font_size,
             'window_size': list(self.window.window_size) if self.window else None,
             'renderer_pid': getattr(self.renderer, 'pid', None),
+            **self._lab_state(),
+        }
+
+    def _lab_state(self) -> dict:
+        """The lab's numbers for tests: ``eq_psnr_db`` (None when there is no readout) and ``radial_profile`` (the
+        current view's curves: freq_0, slice_0, freq_45, slice_45, freq_r, radial; None when the plot is off)."""
+        eq = self.equivariance.eq
+        current = self.spectrum_lab.current
+        return {
+            'eq_psnr_db': None if eq is None else float(eq['eq_psnr_db']),
+            'eq': None if eq is None else dict(eq),
+            'radial_profile': None if current is None else current.to_json()['profiles'],
+            'lab': self.spectrum_lab.dump(),
+            'measure': self.equivariance.measure_result,
         }
 
     # ---- frame loop -------------------------------------------------------------------------------------------
@@ -287,7 +326,7 @@ class Visualizer:
             w.update_request(args, dt)
         self._submit(RenderRequest(**args))
         self._draw_image_area()
-        want = bool(self._screenshots) or self._gui_capture
+        want = bool(self._screenshots) or bool(self._crop_screenshots) or self._gui_capture
         img = win.end_frame(read_back=want)
         if img is not None:
             self._handle_readback(img)
@@ -296,6 +335,10 @@ class Visualizer:
         result = self.renderer.get_result()
         if result is not None:
             self._on_result(result)
+        updates = getattr(self.renderer, 'job_updates', None)
+        for update in updates() if updates is not None else ():
+            for w in self.widgets:
+                w.on_job_update(update)
 
     def _on_result(self, result: RenderResult) -> None:
         old = self.view
@@ -360,6 +403,16 @@ class Visualizer:
             Image.fromarray(img).save(p)
             logger.info('saved screenshot %s', p)
         self._screenshots = []
+        scale = img.shape[1] / max(imgui.get_io().display_size.x, 1.0)  # framebuffer pixels per screen unit
+        for path, (x, y, w, h) in self._crop_screenshots:
+            x0, y0 = max(int(round(x * scale)), 0), max(int(round(y * scale)), 0)
+            crop = img[y0 : int(round((y + h) * scale)), x0 : int(round((x + w) * scale))]
+            if crop.size:
+                p = pathlib.Path(path)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(crop).save(p)
+                logger.info('saved %s', p)
+        self._crop_screenshots = []
         if self._gui_capture:
             self.capture.capture('gui', img)
             self._gui_capture = False
@@ -403,8 +456,10 @@ class Visualizer:
         pad = self.font_size * 0.5
         view = self.view
         show_fft = view.fft is not None and self._fft_tex is not None and self.layers.fft_show
+        show_plot = self.spectrum_lab.show_plot and view.image is not None
         if self._image_tex is not None and view.image is not None:
-            cw = (aw - pad) / 2 if show_fft else aw
+            columns = 1 + int(show_fft) + int(show_plot)  # image | FFT view | radial plot
+            cw = (aw - pad * (columns - 1)) / columns
             h, w = view.image.shape[:2]
             x, y, fw, fh = fit_rect(ax + pad, ay + pad, cw - 2 * pad, ah - 2 * pad, w, h)
             self._image_rect = (x, y, fw, fh)
@@ -414,6 +469,12 @@ class Visualizer:
             )
             if show_fft:
                 self._draw_spectrum(dl, ax + cw + pad, ay + pad, cw - pad, ah - 2 * pad, dim)
+            if show_plot:
+                px = ax + (columns - 1) * (cw + pad)
+                side = min(cw - pad, ah - 2 * pad)
+                self.spectrum_lab.draw_plot(px, ay + pad + max((ah - 2 * pad - side) / 2, 0.0), cw - pad, side)
+            else:
+                self.spectrum_lab.plot_rect = (0.0, 0.0, 0.0, 0.0)
         else:
             self._image_rect = (0.0, 0.0, 0.0, 0.0)
         self._handle_image_drag()

@@ -11,7 +11,7 @@ import pytest
 
 from engine import spectrum_io
 from engine.jobs import JobUpdate
-from engine.protocol import NetInfo, RenderRequest
+from engine.protocol import NetInfo, RenderRequest, RenderResult
 from viz.equivariance_widget import EquivarianceWidget, make_input_transform, measure_log_lines
 from viz.spectrum_lab_widget import Curves, SpectrumLabWidget, peak_frequency
 
@@ -24,11 +24,12 @@ def _net(**kw) -> NetInfo:
 
 
 class _Viz:
-    def __init__(self, net=None):
-        self.net = net
+    def __init__(self, net=None, layer='output'):
+        from viz.frame_view import FrameView
+
+        result = RenderResult(layer_name=layer)
+        self.view = FrameView(net=net, image_result=result, image_request=RenderRequest(w0_seeds=((7, 1.0),)))
         self.font_size = 14.0
-        self.result = types.SimpleNamespace(layer_name='output')
-        self.displayed_request = RenderRequest(w0_seeds=((7, 1.0),))
         self.jobs: list = []
         self.cancelled: list = []
         self.crops: list = []
@@ -166,7 +167,7 @@ def test_scale_shear_mirror_transform():
     np.testing.assert_allclose(m, [[-2.0, 1.0, 0.1], [0.0, 2.0, 0.0], [0, 0, 1]], atol=1e-12)
     with pytest.raises(ValueError, match='scale'):
         make_input_transform(0, 0, 0, scale=0.0)
-    w = EquivarianceWidget(types.SimpleNamespace(net=_net(), font_size=14.0))
+    w = EquivarianceWidget(_Viz(_net()))
     args = {}
     w.set_state({'mirror': True})
     w.update_request(args, 0.0)
@@ -177,7 +178,7 @@ def test_scale_shear_mirror_transform():
 
 
 def test_equivariance_readout_text_and_sg2():
-    w = EquivarianceWidget(types.SimpleNamespace(net=_net(), font_size=14.0))
+    w = EquivarianceWidget(_Viz(_net()))
     assert 'identity' in w.readout_text()
     w.on_result(
         types.SimpleNamespace(
@@ -192,9 +193,7 @@ def test_equivariance_readout_text_and_sg2():
         )
     )
     assert 'no valid pixels' in w.readout_text()
-    sg2 = EquivarianceWidget(
-        types.SimpleNamespace(net=_net(has_input_transform=False, arch='stylegan2'), font_size=14.0)
-    )
+    sg2 = EquivarianceWidget(_Viz(_net(has_input_transform=False, arch='stylegan2')))
     args = {}
     sg2.update_request(args, 0.0)
     assert args['lab_eq'] is False and 'StyleGAN3' in sg2.readout_text()

@@ -165,7 +165,8 @@ def average_spectrum_job(
 
     Args:
         ctx: the renderer's job context (`prepare`, `synthesize`).
-        request: the RenderRequest (network, truncation, class, layer_name, noise_mode, input_transform).
+        request: the RenderRequest (network, truncation, class, layer_name, noise_mode); its input transform is
+            ignored: the seeds render at the identity transform, as `avg_spectra.py calc` renders them.
         num: number of seeds (1 .. MAX_AVERAGE_NUM).
         first_seed: first seed (default: the request's first seed).
         beta, interp: as `avg_spectra.py calc`.
@@ -189,6 +190,7 @@ def average_spectrum_job(
         raise JobError(f'average: beta must be a finite number >= 0, got {beta!r}')
     if (mean is None) != (std is None) or (std is not None and not (math.isfinite(std) and std > 0)):
         raise JobError(f'average: give both mean and std (std > 0) or neither, got mean={mean!r} std={std!r}')
+    request = request.replace(input_transform=None, untransform=False)  # as calc renders them: identity transform
     G, info, device = ctx.prepare(request)
     seed0 = (
         int(request.w0_seeds[0][0])

@@ -74,6 +74,26 @@ class Curves:
         return {'label': self.label, 'profiles': prof, 'meta': meta}
 
 
+def curve_style(label: str, color: int) -> tuple[tuple[float, float, float, float], float]:
+    """(RGBA, line weight) of a curve: one hue per spectrum; the 0-degree slice full colour, the 45-degree slice
+    dimmed and thin, the radial average tinted towards white and thick."""
+    r, g, b, _ = PALETTE[color % len(PALETTE)]
+    if label.endswith('45 deg'):
+        return (r, g, b, 0.55), 1.0
+    if label.endswith('radial avg'):
+        return (r + (1 - r) * 0.45, g + (1 - g) * 0.45, b + (1 - b) * 0.45, 1.0), 2.5
+    return (r, g, b, 1.0), 1.5
+
+
+def curve_spec(label: str, color: int):
+    """The implot.Spec of :func:`curve_style`."""
+    rgba, weight = curve_style(label, color)
+    spec = implot.Spec()
+    spec.line_color = imgui.ImVec4(*rgba)
+    spec.line_weight = weight
+    return spec
+
+
 def peak_frequency(profiles: dict, key: str = 'radial', *, skip_dc_bins: int = 2) -> float:
     """Frequency (cycles/pixel) of the largest value of a curve ('radial', 'slice_0' or 'slice_45'), ignoring the
     first ``skip_dc_bins`` bins (the DC leakage of the window)."""
@@ -456,12 +476,7 @@ class SpectrumLabWidget(Widget):
         implot.setup_axis_limits(implot.ImAxis_.y1, self.db_min, self.db_max, implot.Cond_.always)
         implot.setup_legend(implot.Location_.north_east, 0)
         for label, fx, fy, color in self.curves():
-            spec = implot.Spec()
-            spec.line_color = imgui.ImVec4(*PALETTE[color % len(PALETTE)])
-            spec.line_weight = 2.0 if color == 0 else 1.5
-            if label.endswith('45 deg'):
-                spec.line_weight = 1.0
-            implot.plot_line(label, fx.astype(np.float64), fy.astype(np.float64), spec)
+            implot.plot_line(label, fx.astype(np.float64), fy.astype(np.float64), curve_spec(label, color))
         spec = implot.Spec()
         spec.line_color = imgui.ImVec4(0.6, 0.6, 0.6, 1.0)
         implot.plot_inf_lines('Nyquist (0.5)', np.array([0.5]), spec)

@@ -461,7 +461,7 @@ class _Session:
                 if not self.reader.mid_frame:
                     frame_started = now
                 last_heard = now
-                for version, msg, blob in self.reader.feed(data):  # Fatal framing errors propagate (closed).
+                for version, msg, _blob in self.reader.feed(data):  # Fatal framing errors propagate (closed).
                     if not self._handle(version, msg):
                         return
             elif now - last_heard > self.cfg.idle_timeout_sec:

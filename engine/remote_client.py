@@ -123,7 +123,7 @@ class RemoteRenderer:
         self._notice: RenderResult | None = None
         self._dirty = {'request': False, 'encoding': True, 'files': False, 'separate_process': False}
         self._separate = True
-        self._files: tuple[str, list] | None = None
+        self._files: tuple[str, list[tuple[str, list[str]]]] | None = None
         self._files_error: str | None = None
         self._connected = False
         self._status = f'connecting to {self.host}:{self.port} ...'
@@ -484,7 +484,7 @@ class RemoteRenderer:
             root, runs = msg.get('root'), msg.get('runs')
             ok = isinstance(root, str) and isinstance(runs, list)
             with self._lock:
-                self._files = (root, _checked_runs(runs)) if ok else None
+                self._files = (str(root), _checked_runs(runs)) if ok else None
                 self._files_error = None if ok else 'the server sent a malformed file list'
         elif kind == 'bye':
             raise OSError('the server said bye')

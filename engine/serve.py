@@ -56,6 +56,7 @@ from engine.wire import WireError
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_GLOB = 'network-snapshot-*.pkl'
+_RESULT_FIELDS = {f.name for f in dataclasses.fields(RenderResult)}
 MAX_LISTED_DIRS = 500
 MAX_LISTED_FILES_PER_DIR = 200
 
@@ -339,8 +340,7 @@ class RenderServer:
         except Exception:  # Never let one connection take the server down.
             logger.exception('%s: unexpected error', peer)
         finally:
-            with contextlib.suppress(OSError):
-                conn.close()
+            _close_gracefully(conn)
 
     def _handshake(self, conn: socket.socket, peer: str, reader: wire.FrameReader) -> None:
         deadline = time.monotonic() + self.config.handshake_timeout_sec
@@ -423,6 +423,27 @@ def _send_quietly(conn: socket.socket, data: bytes) -> None:
         conn.sendall(data)
 
 
+def _close_gracefully(conn: socket.socket, linger_sec: float = 0.5, max_bytes: int = 1 << 20) -> None:
+    """Closes after the peer has had a chance to read our last message: closing with unread input would send a
+    reset that can destroy the error message still in flight. Reads and discards at most ``max_bytes`` for at most
+    ``linger_sec``."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + linger_sec
+        left = max_bytes
+        while left > 0:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                break
+            conn.settimeout(wait)
+            data = conn.recv(65536)
+            if not data:
+                break
+            left -= len(data)
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
 class _Session:
     """The authenticated client: reads its messages, drives the renderer, sends the newest results."""
 
@@ -493,7 +514,7 @@ class _Session:
             elif kind == 'encoding':
                 _only(msg, ('codec', 'quality'))
                 try:
-                    self.encoding = wire.FrameEncoding(codec=msg.get('codec'), quality=msg.get('quality'))
+                    self.encoding = wire.FrameEncoding(codec=msg.get('codec', ''), quality=msg.get('quality', 0))
                 except ValueError as e:
                     raise WireError('field', str(e)) from None
             elif kind == 'ping':
@@ -530,12 +551,13 @@ class _Session:
                 stamp,
                 'This server refuses trust=True for remote clients (it runs code embedded in the pickle on the '
                 'server). Start the server with --allow-trust to allow it.',
+                req.pkl,
             )
             return
         try:
             source = confine_source(req.pkl, self.cfg.root)
         except WireError as e:
-            self._send_error_result(stamp, str(e))
+            self._send_error_result(stamp, str(e), req.pkl)
             return
         if source is not None and source != req.pkl:
             self.sources[source] = req.pkl or ''
@@ -575,15 +597,22 @@ class _Session:
         self._send_result(res, client_stamp)
 
     def _send_result(self, res: RenderResult, client_stamp: int) -> None:
+        """Sends ``res`` as the answer to ``client_stamp``, with the client's own text for a confined source."""
         if res.net is not None and res.net.pkl in self.sources:
             res = dataclasses.replace(res, net=dataclasses.replace(res.net, pkl=self.sources[res.net.pkl]))
+        source = getattr(res, 'source', None)
+        if source in self.sources:
+            res = dataclasses.replace(res, source=self.sources[source])  # type: ignore[call-arg]
         msg, blob = wire.result_to_wire(res, client_stamp, self.encoding)
         self.send(msg, blob)
 
-    def _send_error_result(self, stamp: int, text: str) -> None:
+    def _send_error_result(self, stamp: int, text: str, source: str | None) -> None:
+        """Answers a refused request: a result whose load of ``source`` failed with ``text``."""
         last = self.server.last_result
-        devices = tuple(last.available_devices) if last is not None else ()
-        self._send_result(RenderResult(stamp=stamp, error=text, available_devices=devices), stamp)
+        kw: dict[str, Any] = {'available_devices': tuple(last.available_devices) if last is not None else ()}
+        if 'load_failed' in _RESULT_FIELDS:
+            kw.update(source=source, load_failed=True)
+        self._send_result(RenderResult(stamp=stamp, error=text, **kw), stamp)
 
 
 def _only(msg: dict, allowed: tuple[str, ...]) -> None:
@@ -605,6 +634,15 @@ def write_token_file(path: str, token: str) -> None:
     with os.fdopen(fd, 'w') as f:
         f.write(token + '\n')
     os.replace(tmp, p)
+
+
+def read_token(path: str) -> str | None:
+    """The token in an existing token file (None when the file is missing or empty)."""
+    try:
+        text = pathlib.Path(path).expanduser().read_text(encoding='utf-8', errors='replace').strip()
+    except OSError:
+        return None
+    return text.splitlines()[0].strip() if text else None
 
 
 def run_server(config: ServerConfig, *, token_file: str | None = None, announce: Callable[[str], None] = print) -> None:
@@ -656,6 +694,11 @@ def run_server(config: ServerConfig, *, token_file: str | None = None, announce:
     type=click.Path(dir_okay=False),
     help='Also write the access token here (mode 0600).',
 )
+@click.option(
+    '--reuse-token',
+    is_flag=True,
+    help='With --token-file: keep the token already in that file (clients reconnect after a restart).',
+)
 @click.option('--in-process', is_flag=True, help='Render in a thread of the server instead of a separate process.')
 @click.option(
     '--max-rate',
@@ -667,7 +710,7 @@ def run_server(config: ServerConfig, *, token_file: str | None = None, announce:
 )
 @click.option('--request-log', default=None, metavar='JSONL', hidden=True, help='Test hook: log accepted requests.')
 @click.option('--verbose', '-v', is_flag=True, help='Log debug messages.')
-def main(host, port, device, root, allow_trust, token_file, in_process, max_rate, request_log, verbose):
+def main(host, port, device, root, allow_trust, token_file, reuse_token, in_process, max_rate, request_log, verbose):
     """Serve the renderer to a visualizer on another machine (python visualizer.py --connect HOST:PORT).
 
     \b
@@ -686,10 +729,15 @@ def main(host, port, device, root, allow_trust, token_file, in_process, max_rate
             'has the token can render here and read network files. Prefer 127.0.0.1 with an SSH tunnel.',
             err=True,
         )
+    token = generate_token()
+    if reuse_token:
+        if token_file is None:
+            raise click.BadParameter('--reuse-token needs --token-file PATH', param_hint='--reuse-token')
+        token = read_token(token_file) or token
     config = ServerConfig(
         host=host,
         port=port,
-        token=generate_token(),
+        token=token,
         device=device,
         root=os.path.realpath(root) if root is not None else None,
         allow_trust=allow_trust,

@@ -176,7 +176,7 @@ class FrameReader:
             WireError: bad magic or oversized frame (fatal: the stream cannot be resynchronised).
         """
         self._buf += data
-        out = []
+        out: list[tuple[int, dict | WireError, bytes]] = []
         while True:
             if self._head is None:
                 if len(self._buf) < HEADER.size:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import pathlib
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import weakref
@@ -12,9 +16,11 @@ import numpy as np
 
 from engine import wire
 from engine.protocol import NetInfo, RenderRequest, RenderResult
+from engine.remote_client import read_token_file
 from engine.serve import RenderServer, ServerConfig
 
 TOKEN = 'test-token-0123456789'
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 class EchoRenderer:
@@ -182,3 +188,41 @@ def connect_authed(server: RenderServer, timeout: float = 3.0) -> socket.socket:
         if msg.get('code') != 'busy' or time.monotonic() > deadline:
             raise AssertionError(f'no welcome: {msg}')
         time.sleep(0.05)
+
+
+BLOCK_TORCH = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class _NoTorch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == 'torch' or name.startswith('torch.'):
+                raise ImportError(f'{name} is blocked: the client must run without torch')
+            return None
+
+    sys.meta_path.insert(0, _NoTorch())
+    """
+)
+
+
+def start_server_process(tmp_path: pathlib.Path, *args: str, timeout: float = 120.0):
+    """``python -m engine.serve --port 0 --token-file ...`` in a subprocess (cwd: the repository); returns
+    (process, address, token). The caller terminates the process."""
+    token_file = tmp_path / 'token'
+    cmd = [sys.executable, '-m', 'engine.serve', '--port', '0', '--device', 'cpu', '--token-file', str(token_file)]
+    proc = subprocess.Popen([*cmd, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + timeout
+    address = None
+    lines = []
+    while address is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if 'listening on' in line:
+            address = line.split('listening on ')[1].split()[0]
+    if address is None:
+        proc.kill()
+        raise AssertionError('server did not start:\n' + ''.join(lines))
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # Keep the pipe drained.
+    return proc, address, read_token_file(str(token_file))

@@ -18,7 +18,15 @@ import pytest
 from engine import wire
 from engine.protocol import RenderRequest
 from engine.remote_client import RemoteRenderer, parse_address, read_token_file
-from tests.engine.remote_helpers import TOKEN, EchoRenderer, addr, running_server, wait_for
+from tests.engine.remote_helpers import (
+    BLOCK_TORCH,
+    TOKEN,
+    EchoRenderer,
+    addr,
+    running_server,
+    start_server_process,
+    wait_for,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -148,50 +156,13 @@ def test_server_restart_shows_disconnected_then_reconnects_and_resends_the_state
             r.close()
 
 
-_BLOCK_TORCH = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class _NoTorch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == 'torch' or name.startswith('torch.'):
-                raise ImportError(f'{name} is blocked: the client must run without torch')
-            return None
-
-    sys.meta_path.insert(0, _NoTorch())
-    """
-)
-
-
-def start_server_process(tmp_path: pathlib.Path, *args: str, timeout: float = 120.0):
-    """``python -m engine.serve --port 0 --token-file ...`` in a subprocess; returns (process, address, token)."""
-    token_file = tmp_path / 'token'
-    cmd = [sys.executable, '-m', 'engine.serve', '--port', '0', '--device', 'cpu', '--token-file', str(token_file)]
-    proc = subprocess.Popen([*cmd, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + timeout
-    address = None
-    lines = []
-    while address is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if 'listening on' in line:
-            address = line.split('listening on ')[1].split()[0]
-    if address is None:
-        proc.kill()
-        raise AssertionError('server did not start:\n' + ''.join(lines))
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # Keep the pipe drained.
-    return proc, address, read_token_file(str(token_file))
-
-
 @pytest.mark.slow
 def test_torch_free_client_renders_with_a_real_server_process(tmp_path):
     """The client side imports no torch (blocked) and gets real frames of the bundled network from a server
     process; a blocked import proves nothing on the client needs torch."""
     proc, address, token = start_server_process(tmp_path)
     try:
-        code = _BLOCK_TORCH + textwrap.dedent(
+        code = BLOCK_TORCH + textwrap.dedent(
             f"""
             import json, sys, time
             sys.path.insert(0, {str(REPO)!r})

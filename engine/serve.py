@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hmac
 import ipaddress
 import json
@@ -218,11 +219,14 @@ def validate_request(req: RenderRequest) -> RenderRequest:
 # The server.
 
 
-def default_renderer_factory(device: str, separate_process: bool):
-    """The real renderer (``AsyncRenderer``: torch is imported only in the render process or thread)."""
+def default_renderer_factory(device: str, separate_process: bool, renderer: str | None = None):
+    """The real renderer (``AsyncRenderer``: torch is imported only in the render process or thread); ``renderer``:
+    another renderer class 'module:Class' (benchmarks, tests)."""
     from engine.async_renderer import AsyncRenderer
 
-    return AsyncRenderer(device=device, separate_process=separate_process)
+    if renderer is None:
+        return AsyncRenderer(device=device, separate_process=separate_process)
+    return AsyncRenderer(device=device, separate_process=separate_process, renderer=renderer)
 
 
 class RenderServer:
@@ -645,9 +649,15 @@ def read_token(path: str) -> str | None:
     return text.splitlines()[0].strip() if text else None
 
 
-def run_server(config: ServerConfig, *, token_file: str | None = None, announce: Callable[[str], None] = print) -> None:
+def run_server(
+    config: ServerConfig,
+    *,
+    token_file: str | None = None,
+    announce: Callable[[str], None] = print,
+    renderer_factory: Callable[[str, bool], Any] | None = None,
+) -> None:
     """Starts a :class:`RenderServer`, announces its address and token, serves until SIGINT/SIGTERM."""
-    server = RenderServer(config)
+    server = RenderServer(config, renderer_factory or default_renderer_factory)
     host, port = server.start()
     if token_file is not None:
         write_token_file(token_file, config.token)
@@ -709,8 +719,29 @@ def run_server(config: ServerConfig, *, token_file: str | None = None, announce:
     help='Messages per second a client may send (bursts of twice as many).',
 )
 @click.option('--request-log', default=None, metavar='JSONL', hidden=True, help='Test hook: log accepted requests.')
+@click.option(
+    '--renderer',
+    'renderer_spec',
+    default=None,
+    metavar='MODULE:CLASS',
+    hidden=True,
+    help='Benchmark/test hook: the render process runs this renderer class instead of engine.renderer:Renderer.',
+)
 @click.option('--verbose', '-v', is_flag=True, help='Log debug messages.')
-def main(host, port, device, root, allow_trust, token_file, reuse_token, in_process, max_rate, request_log, verbose):
+def main(
+    host,
+    port,
+    device,
+    root,
+    allow_trust,
+    token_file,
+    reuse_token,
+    in_process,
+    max_rate,
+    request_log,
+    renderer_spec,
+    verbose,
+):
     """Serve the renderer to a visualizer on another machine (python visualizer.py --connect HOST:PORT).
 
     \b
@@ -746,7 +777,14 @@ def main(host, port, device, root, allow_trust, token_file, reuse_token, in_proc
         request_log=request_log,
     )
     try:
-        run_server(config, token_file=token_file, announce=lambda s: click.echo(s) or sys.stdout.flush())
+        run_server(
+            config,
+            token_file=token_file,
+            announce=lambda s: click.echo(s) or sys.stdout.flush(),
+            renderer_factory=default_renderer_factory
+            if renderer_spec is None
+            else functools.partial(default_renderer_factory, renderer=renderer_spec),
+        )
     except OSError as e:
         raise click.ClickException(f'cannot listen on {host}:{port}: {e}') from e
 

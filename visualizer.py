@@ -207,16 +207,17 @@ def main(
     if screenshot is not None:
         script = (script or []) + screenshot_script(screenshot, screenshot_timeout)
 
-    from gui_utils.glfw_window import DisplayError, display_problem
-
-    problem = display_problem()
-    if problem is not None:
-        raise click.ClickException(f'cannot open the visualizer window: {problem}')
     kwargs = {}
     if connect is not None:
         kwargs['renderer_factory'] = remote_renderer_factory(connect, token, token_file)
     elif token is not None or token_file is not None:
         raise click.BadParameter('--token and --token-file go with --connect HOST:PORT', param_hint='--token')
+
+    from gui_utils.glfw_window import DisplayError, display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        raise click.ClickException(f'cannot open the visualizer window: {problem}')
     if fake_renderer:
         from viz.fake_renderer import FakeAsyncRenderer
 

@@ -224,9 +224,8 @@ def default_renderer_factory(device: str, separate_process: bool, renderer: str 
     another renderer class 'module:Class' (benchmarks, tests)."""
     from engine.async_renderer import AsyncRenderer
 
-    if renderer is None:
-        return AsyncRenderer(device=device, separate_process=separate_process)
-    return AsyncRenderer(device=device, separate_process=separate_process, renderer=renderer)
+    extra: dict[str, Any] = {} if renderer is None else {'renderer': renderer}
+    return AsyncRenderer(device=device, separate_process=separate_process, **extra)
 
 
 class RenderServer:

@@ -84,7 +84,8 @@ class RemoteRenderer:
         encoding: how the server compresses frames (see ``engine.wire.FrameEncoding``).
         connect_timeout_sec: time allowed to connect and authenticate.
         max_retry_sec: longest pause between reconnection attempts.
-        min_send_interval_sec: requests are sent at most this often (newer ones replace unsent older ones).
+        min_send_interval_sec: requests are sent at most this often (newer ones replace unsent older ones); keeps
+            the client well under the server's message-rate limit.
 
     Raises:
         ValueError: bad address or empty token.
@@ -98,7 +99,7 @@ class RemoteRenderer:
         encoding: wire.FrameEncoding | None = None,
         connect_timeout_sec: float = 5.0,
         max_retry_sec: float = 4.0,
-        min_send_interval_sec: float = 0.004,
+        min_send_interval_sec: float = 1 / 150,
     ):
         self.host, self.port = parse_address(address)
         if not isinstance(token, str) or not token.strip():
@@ -128,6 +129,7 @@ class RemoteRenderer:
         self._connected = False
         self._status = f'connecting to {self.host}:{self.port} ...'
         self._fatal: str | None = None
+        self._last_reason: str | None = None
         self._welcome: dict = {}
         self._server_errors: collections.deque[str] = collections.deque(maxlen=8)
         self._rtt_ms: collections.deque[float] = collections.deque(maxlen=30)
@@ -344,8 +346,9 @@ class RemoteRenderer:
         was = self._connected
         self._connected = False
         self._status = f'disconnected from {self.host}:{self.port} ({reason}); retrying in {delay:.1f} s'
-        if was or self.num_connects == 0:
+        if was or reason != self._last_reason:
             logger.warning('remote renderer: %s', self._status)
+        self._last_reason = reason
         with self._lock:
             if was and self._last_req is not None:
                 self._notice = RenderResult(

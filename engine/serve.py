@@ -325,13 +325,13 @@ class RenderServer:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader = wire.FrameReader(wire.CLIENT_TO_SERVER)
             try:
-                self._handshake(conn, peer, reader)
+                early = self._handshake(conn, peer, reader)
             finally:
                 self._pending.release()
             if not self._claim(conn, peer):
                 return
             try:
-                _Session(self, conn, peer, reader).run()
+                _Session(self, conn, peer, reader).run(early)
             finally:
                 with self._active_lock:
                     self._active = None
@@ -345,9 +345,15 @@ class RenderServer:
         finally:
             _close_gracefully(conn)
 
-    def _handshake(self, conn: socket.socket, peer: str, reader: wire.FrameReader) -> None:
+    def _handshake(self, conn: socket.socket, peer: str, reader: wire.FrameReader) -> list:
+        """Reads and checks the hello; returns the messages that came right behind it (handled by the session).
+
+        Raises:
+            WireError: no hello in time, not a hello, wrong token, other protocol version.
+        """
         deadline = time.monotonic() + self.config.handshake_timeout_sec
         msg = None
+        early: list = []
         while msg is None:
             left = deadline - time.monotonic()
             if left <= 0 or self._stop.is_set():
@@ -362,6 +368,7 @@ class RenderServer:
             got = reader.feed(data)
             if got:
                 version, msg, _ = got[0]
+                early = got[1:]
                 wire.check_version(version, 'client')
         if isinstance(msg, WireError):
             raise WireError(msg.code, str(msg), fatal=True)
@@ -379,6 +386,7 @@ class RenderServer:
             )
         if isinstance(msg.get('version'), int) and msg['version'] != wire.PROTOCOL_VERSION:
             wire.check_version(msg['version'], 'client')
+        return early
 
     def _claim(self, conn: socket.socket, peer: str) -> bool:
         with self._active_lock:
@@ -469,8 +477,16 @@ class _Session:
     def error(self, code: str, text: str, *, fatal: bool = False) -> None:
         self.send({'type': 'error', 'code': code, 'message': text, 'fatal': fatal})
 
-    def run(self) -> None:
+    def run(self, early: list) -> None:
+        """Serves until the client leaves, the server stops or a fatal error (raised as WireError / OSError).
+
+        Args:
+            early: messages that arrived together with the hello.
+        """
         self.send(self.server.welcome())
+        for version, msg, _blob in early:
+            if not self._handle(version, msg):
+                return
         last_heard = frame_started = time.monotonic()
         while not self.server._stop.is_set():
             r = self.server._renderer

@@ -290,3 +290,13 @@ def test_request_log_records_accepted_requests(tmp_path):
             _result(s)
     [line] = log.read_text().splitlines()
     assert json.loads(line)['w0_seeds'] == [[5, 1.0]] and json.loads(line)['fft_show'] is True
+
+
+def test_messages_right_behind_the_hello_are_served():
+    with running_server() as server:
+        with raw_connect(server) as s:
+            hello_frame = wire.encode_message({'type': 'hello', 'version': wire.PROTOCOL_VERSION, 'token': TOKEN})
+            render = wire.encode_message({'type': 'render', 'stamp': 4, 'request': {'w0_seeds': [[8, 1.0]]}})
+            s.sendall(hello_frame + render)  # One packet.
+            assert recv(s)['type'] == 'welcome'
+            assert _result(s)['result']['stamp'] == 4

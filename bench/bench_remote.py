@@ -146,7 +146,7 @@ def run_bench(sizes: list[int], num_frames: int, quality: int, rounds: int) -> l
                             if rnd:
                                 times[name].append(ms)
                                 if codec is not None:
-                                    nbytes[name].append(remote.link_stats()['bytes_per_frame'])
+                                    nbytes[name].append(remote.link_stats()['last_frame_bytes'])
                 base = statistics.median(times['local'])
                 for name in paths:
                     med = statistics.median(times[name])

@@ -30,6 +30,7 @@ import pathlib
 import re
 import select
 import socket
+import statistics
 import threading
 import time
 from typing import Any
@@ -84,8 +85,8 @@ class RemoteRenderer:
         encoding: how the server compresses frames (see ``engine.wire.FrameEncoding``).
         connect_timeout_sec: time allowed to connect and authenticate.
         max_retry_sec: longest pause between reconnection attempts.
-        min_send_interval_sec: requests are sent at most this often (newer ones replace unsent older ones); keeps
-            the client well under the server's message-rate limit.
+        max_sends_per_sec: at most this many messages in any second (newer requests replace unsent older ones);
+            keeps the client under the server's message-rate limit without delaying requests below that rate.
 
     Raises:
         ValueError: bad address or empty token.
@@ -99,7 +100,7 @@ class RemoteRenderer:
         encoding: wire.FrameEncoding | None = None,
         connect_timeout_sec: float = 5.0,
         max_retry_sec: float = 4.0,
-        min_send_interval_sec: float = 1 / 150,
+        max_sends_per_sec: int = 150,
     ):
         self.host, self.port = parse_address(address)
         if not isinstance(token, str) or not token.strip():
@@ -108,7 +109,8 @@ class RemoteRenderer:
         self._encoding = encoding or wire.FrameEncoding()
         self._connect_timeout = float(connect_timeout_sec)
         self._max_retry = float(max_retry_sec)
-        self._min_interval = float(min_send_interval_sec)
+        self._max_sends = max(1, int(max_sends_per_sec))
+        self._sends: collections.deque[float] = collections.deque()  # Send times within the last second.
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -247,15 +249,17 @@ class RemoteRenderer:
         return bool(self._welcome.get('allow_trust', False))
 
     def link_stats(self) -> dict:
-        """{'rtt_ms', 'bytes_per_frame', 'frame_ms' (request to decoded result), 'codec', 'quality', 'status'}; the
-        numbers are means over the last 30 samples (0 when none)."""
+        """{'rtt_ms' (median ping round trip), 'bytes_per_frame' (mean), 'last_frame_bytes', 'frame_ms' (mean time from
+        sending a request to its decoded result), 'codec', 'quality', 'status', 'connected'}, over the last 30 samples
+        (0 when none)."""
         with self._lock:
             rtt = list(self._rtt_ms)
             nbytes = list(self._frame_bytes)
             fms = list(self._frame_ms)
         return {
-            'rtt_ms': sum(rtt) / len(rtt) if rtt else 0.0,
+            'rtt_ms': statistics.median(rtt) if rtt else 0.0,
             'bytes_per_frame': sum(nbytes) / len(nbytes) if nbytes else 0.0,
+            'last_frame_bytes': nbytes[-1] if nbytes else 0,
             'frame_ms': sum(fms) / len(fms) if fms else 0.0,
             'codec': self._encoding.codec,
             'quality': self._encoding.quality,
@@ -409,20 +413,20 @@ class RemoteRenderer:
             self._dirty['separate_process'] = not self._separate
             self._dirty['request'] = self._last_req is not None
         last_ping = 0.0
-        last_send = 0.0
         reader = self._reader
         while not self._closed.is_set():
             now = time.monotonic()
+            while self._sends and now - self._sends[0] > 1.0:
+                self._sends.popleft()
             if now - last_ping >= 1.0:
                 self._send(sock, {'type': 'ping', 't': now})
                 last_ping = now
             wait = 0.5
             if self._dirty_any():
-                if now - last_send >= self._min_interval:
+                if len(self._sends) < self._max_sends - 2:  # Room for a ping.
                     self._flush(sock)
-                    last_send = now
                 else:
-                    wait = self._min_interval - (now - last_send)
+                    wait = 1.0 - (now - self._sends[0])
             readable, _, _ = select.select([sock, self._wake_r], [], [], min(wait, 1.0 - (now - last_ping)) + 1e-3)
             if self._wake_r in readable:
                 with contextlib.suppress(OSError):
@@ -441,6 +445,7 @@ class RemoteRenderer:
             return any(self._dirty.values())
 
     def _send(self, sock: socket.socket, msg: dict) -> None:
+        self._sends.append(time.monotonic())
         sock.settimeout(10.0)
         sock.sendall(wire.encode_message(msg))
 

@@ -57,6 +57,8 @@ from engine.wire import WireError
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_GLOB = 'network-snapshot-*.pkl'
+_BUSY_POLL_SEC = 0.001  # How often a session looks for the renderer's result while a request is in flight.
+_IDLE_POLL_SEC = 0.05
 _RESULT_FIELDS = {f.name for f in dataclasses.fields(RenderResult)}
 MAX_LISTED_DIRS = 500
 MAX_LISTED_FILES_PER_DIR = 200
@@ -491,7 +493,7 @@ class _Session:
         while not self.server._stop.is_set():
             r = self.server._renderer
             busy = r is not None and bool(r.is_busy)
-            readable, _, _ = select.select([self.conn], [], [], 0.002 if busy else 0.05)
+            readable, _, _ = select.select([self.conn], [], [], _BUSY_POLL_SEC if busy else _IDLE_POLL_SEC)
             now = time.monotonic()
             if readable:
                 data = self.conn.recv(65536)

@@ -429,7 +429,7 @@ def decode_image(data: bytes, codec: str, shape: tuple[int, int, int]) -> np.nda
         with Image.open(io.BytesIO(data), formats=[formats[codec]]) as pil:
             if pil.size != (w, h):
                 raise WireError('image', f'image is {pil.size[0]}x{pil.size[1]}, the message said {w}x{h}')
-            arr = np.asarray(pil.convert('RGB'))
+            arr = np.asarray(pil if pil.mode == 'RGB' else pil.convert('RGB'))  # One copy of the pixels.
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise WireError('image', f'{codec} image does not decode: {e}') from None
     return np.ascontiguousarray(arr)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from engine import legacy_tf
 from engine.safe_pickle import LoadError, UnsafePickleError, safe_load, trusted_load
 
 __all__ = [
@@ -218,7 +219,11 @@ def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
 
 
 def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **download_kwargs: Any) -> dict:
-    """Loads a network pickle (REFERENCE section 1).
+    """Loads a network pickle (REFERENCE section 1), or a legacy TensorFlow StyleGAN2(-ADA) pickle.
+
+    TensorFlow pickles (a `(G, D, Gs)` tuple) are always read in safe mode and converted to our StyleGAN2 networks
+    (`engine.legacy_tf`); they come back as `G`, `D`, `G_ema` (from Gs) with `training_set_kwargs` and
+    `augment_pipe` None.
 
     Args:
         source: Path, `file://` / `http(s)://` URL, or training-run directory; see `resolve_source()`.
@@ -238,7 +243,10 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
     path = resolve_source(source, **download_kwargs)
     try:
         with open(path, 'rb') as f:
-            data = trusted_load(f) if trust else safe_load(f)
+            if legacy_tf.is_tf_pickle(f):  # StyleGAN2(-ADA) TensorFlow: always read safely, never executed
+                data = legacy_tf.load_tf_network_pkl(f)
+            else:
+                data = trusted_load(f) if trust else safe_load(f)
     except LoadError as e:
         raise _with_path(e, path) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:

@@ -591,14 +591,14 @@ def _untransform(x: torch.Tensor, user_m: np.ndarray, extent: float) -> torch.Te
     """Resamples a layer output x [C, H, W] so its content is where it would be without the user transform.
 
     The input layer gets T^-1 (T = user rotation + translation), so the output shows out'(p) = out(T^-1 p) with p
-    in image units (centre 0, the image spans 1). Sampling out' at T p gives back out(p). In grid_sample's
-    normalised coordinates u = 2p / extent this is u -> R u + 2 t / extent (bilinear, zero outside).
+    in image units (centre 0, the image spans 1). Sampling out' at T p gives back out(p), band-limited to what both
+    pixel grids hold (``engine.resample.bandlimited_affine``: 4x upsampling, Lanczos sinc low-passes of the input
+    and the transformed output grid, sampling); zero outside the layer.
     """
-    theta = torch.tensor(user_m[:2], dtype=torch.float32)  # [2, 3]
-    theta[:, 2] *= 2.0 / extent
-    theta = theta.unsqueeze(0).to(x.device)  # [1, 2, 3]
-    grid = torch.nn.functional.affine_grid(theta, [1, *x.shape], align_corners=False)  # [1, H, W, 2]
-    return torch.nn.functional.grid_sample(x.unsqueeze(0), grid, mode='bilinear', align_corners=False)[0]
+    from engine import resample
+
+    m_px = resample.centred_to_pixels(user_m, x.shape[-1], x.shape[-2], extent=extent)
+    return resample.bandlimited_affine(x.unsqueeze(0), m_px)[0][0]
 
 
 class _Timer:

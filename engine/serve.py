@@ -676,15 +676,15 @@ def run_server(
     """Starts a :class:`RenderServer`, announces its address and token, serves until SIGINT/SIGTERM."""
     server = RenderServer(config, renderer_factory or default_renderer_factory)
     host, port = server.start()
-    if token_file is not None:
-        write_token_file(token_file, config.token)
-    announce(f'sg3viz render server listening on {host}:{port} (protocol v{wire.PROTOCOL_VERSION})')
-    announce(f'Access token: {config.token}' + (f' (also written to {token_file})' if token_file else ''))
-    announce(f'Connect with: python visualizer.py --connect {host}:{port} --token {config.token}')
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, lambda *_: server.stop())
     try:
+        if token_file is not None:
+            write_token_file(token_file, config.token)
+        announce(f'sg3viz render server listening on {host}:{port} (protocol v{wire.PROTOCOL_VERSION})')
+        announce(f'Access token: {config.token}' + (f' (also written to {token_file})' if token_file else ''))
+        announce(f'Connect with: python visualizer.py --connect {host}:{port} --token {config.token}')
         server.serve_forever()
     finally:
         for sig, handler in previous.items():

@@ -61,7 +61,8 @@ def _base_frame(size: int) -> np.ndarray:
 
 class FrameRenderer:
     """Stand-in renderer (``try_render``) for ``AsyncRenderer(renderer=SPEC)``: request ``pkl='bench://SIZE'`` ->
-    the base frame of SIZE px rolled by the first seed. Costs a copy of the frame, the same in both paths."""
+    the base frame of SIZE px (any other source: 256 px) rolled by the first seed. Costs a copy of the frame, the
+    same in both paths."""
 
     def __init__(self, device: str = 'cpu'):
         self.device = device
@@ -69,7 +70,8 @@ class FrameRenderer:
 
     def try_render(self, req: RenderRequest) -> RenderResult:
         t0 = time.perf_counter()
-        size = int(str(req.pkl).rsplit('/', 1)[-1])
+        tail = str(req.pkl).rsplit('/', 1)[-1]
+        size = int(tail) if str(req.pkl).startswith('bench://') and tail.isdigit() else 256
         if size not in self._frames:
             self._frames[size] = _base_frame(size)
         seed = int(req.w0_seeds[0][0]) if req.w0_seeds else 0

@@ -7,6 +7,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -90,3 +91,60 @@ def test_viz_remote_every_pane_reaches_the_server_without_torch(gui_env, tmp_pat
 
     img = np.asarray(Image.open(shot).convert('RGB')).astype(np.float64)
     assert img[40:600, 480:1000].std() > 5.0  # The frame is on screen, not an empty background.
+
+
+def test_viz_remote_server_restart_shows_disconnected_and_resends_the_state(gui_env, tmp_path):
+    """Server killed while the GUI runs: the GUI says "disconnected, retrying", reconnects to the restarted server
+    (same token via --reuse-token) and sends its state again. A stand-in renderer keeps it fast."""
+    log_a, log_b = tmp_path / 'a.jsonl', tmp_path / 'b.jsonl'
+    renderer = ['--renderer', 'bench.bench_remote:FrameRenderer', '--reuse-token']
+    proc_a, address, _token = start_server_process(tmp_path, *renderer, '--request-log', str(log_a))
+    port = address.rsplit(':', 1)[1]
+    state = tmp_path / 'state.json'
+    script = [
+        {'wait_result': True, 'timeout_sec': 120},
+        {'wait_frames': 240},  # Meanwhile the test kills the server and starts another one.
+        {'set': {'latent': {'x': 7.0}}},
+        {'wait_result': True, 'timeout_sec': 120},
+        {'dump_state': str(state)},
+    ]
+    args = ['--connect', address, '--token-file', str(tmp_path / 'token'), '--window', '800x600', '--fps-limit', '60']
+    script_path = tmp_path / 'script.json'
+    script_path.write_text(json.dumps(script))
+    code = BLOCK_TORCH + (
+        'import runpy\n'
+        f'sys.argv = {[str(REPO / "visualizer.py"), *args, "--script", str(script_path)]!r}\n'
+        f'runpy.run_path({str(REPO / "visualizer.py")!r}, run_name="__main__")\n'
+    )
+    gui = subprocess.Popen(
+        [sys.executable, '-c', code],
+        env=gui_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc_b = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (log_a.exists() and log_a.read_text().strip()):
+            time.sleep(0.05)
+        assert log_a.exists(), 'the GUI never reached the first server'
+        time.sleep(0.5)
+        proc_a.kill()
+        proc_a.wait(timeout=30)
+        time.sleep(1.5)  # The GUI notices and retries.
+        proc_b, address_b, _ = start_server_process(tmp_path, *renderer, '--request-log', str(log_b), port=port)
+        assert address_b == address
+        out, err = gui.communicate(timeout=300)
+    finally:
+        for p in (gui, proc_a, proc_b):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+    assert gui.returncode == 0, f'exit {gui.returncode}\nstderr:\n{err[-4000:]}'
+    assert 'disconnected, retrying' in err
+    reqs_b = [json.loads(line) for line in log_b.read_text().splitlines()]
+    assert reqs_b and any(any(s == 7 for s, _ in q['w0_seeds']) for q in reqs_b)
+    st = json.loads(state.read_text())
+    assert st['error_text'] is None and st['image_shape'] == [256, 256, 3]

@@ -159,7 +159,6 @@ def remote_renderer_factory(connect: str, token: str | None, token_file: str | N
     type=click.Path(dir_okay=False),
     help="Read the access token from this file (the server's --token-file).",
 )
-@click.option('--fake-renderer', is_flag=True, hidden=True, help='Use the numpy fake renderer (GUI tests).')
 @click.option('--verbose', '-v', is_flag=True, help='Log debug messages.')
 def main(
     pkls,
@@ -177,7 +176,6 @@ def main(
     connect,
     token,
     token_file,
-    fake_renderer,
     verbose,
 ):
     """Open the visualizer on PKL (path, URL or training-run dir; default: the bundled network).
@@ -218,10 +216,9 @@ def main(
     problem = display_problem()
     if problem is not None:
         raise click.ClickException(f'cannot open the visualizer window: {problem}')
-    if fake_renderer:
-        from viz.fake_renderer import FakeAsyncRenderer
-
-        kwargs['renderer_factory'] = lambda dev, sep: FakeAsyncRenderer(dev, sep)
+    obj = click.get_current_context().obj
+    if isinstance(obj, dict) and obj.get('renderer_factory') is not None:
+        kwargs['renderer_factory'] = obj['renderer_factory']  # An embedding program's renderer (the GUI tests').
     from viz.visualizer import Visualizer
 
     try:

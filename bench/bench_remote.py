@@ -37,7 +37,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from engine.protocol import RenderRequest, RenderResult  # noqa: E402
+from engine.protocol import NetInfo, RenderRequest, RenderResult  # noqa: E402
 
 SPEC = 'bench.bench_remote:FrameRenderer'
 TARGET_ADDED_MS = 15.0
@@ -77,7 +77,20 @@ class FrameRenderer:
         seed = int(req.w0_seeds[0][0]) if req.w0_seeds else 0
         img = np.roll(self._frames[size], seed % size, axis=1)
         ms = (time.perf_counter() - t0) * 1e3
-        return RenderResult(stamp=req.stamp, image=img, render_ms=ms, device='cpu', source=req.pkl)
+        net = NetInfo(
+            pkl=req.pkl or '',
+            resolved_path=str(req.pkl),
+            arch='stylegan3',
+            img_resolution=size,
+            img_channels=3,
+            z_dim=8,
+            c_dim=0,
+            w_dim=8,
+            num_ws=4,
+            has_noise=False,
+            has_input_transform=False,
+        )
+        return RenderResult(stamp=req.stamp, image=img, net=net, render_ms=ms, device='cpu', source=req.pkl)
 
     render = try_render
 

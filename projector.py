@@ -20,7 +20,6 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import pathlib
@@ -77,19 +76,6 @@ def parse_start(value: str) -> tuple[str, Any]:
     if not os.path.isfile(value):
         raise ValueError(f"--start must be 'w_avg', 'seed:N' or an existing .npy/.npz latent file, got {value!r}")
     return 'file', value
-
-
-def save_npz_atomic(path: pathlib.Path, **arrays: np.ndarray) -> None:
-    """np.savez into a temporary file beside `path`, renamed into place when complete."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp.npz', dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_png_atomic(path: pathlib.Path, img_u8: np.ndarray) -> None:
@@ -249,13 +235,14 @@ def _start_ws(G, kind: str, value: Any, c):
         z = torch.from_numpy(z_from_seed(value, G.z_dim)).to(c.device)
         with torch.no_grad():
             return G.mapping(z, c).cpu()
-    from gen_video import load_ws_file
+    from engine.latent_files import read_ws
 
-    ws = load_ws_file(value, int(G.num_ws), int(G.w_dim))
-    return torch.from_numpy(ws[:1])
+    return torch.from_numpy(read_ws(value, num_ws=int(G.num_ws), w_dim=int(G.w_dim)))[None]
 
 
 def _write_outputs(out: pathlib.Path, res, cfg, network, target_path: pathlib.Path, seconds: float) -> None:
+    from engine.latent_files import write_ws
+
     meta = {
         'network': str(network) if network is not None else 'bundled default',
         'target': str(target_path),
@@ -270,7 +257,7 @@ def _write_outputs(out: pathlib.Path, res, cfg, network, target_path: pathlib.Pa
     }
     save_png_atomic(out / 'target.png', res.target.permute(1, 2, 0).numpy())
     save_png_atomic(out / 'proj.png', _to_u8(res.image))
-    save_npz_atomic(out / 'projected_w.npz', w=res.ws.numpy().astype(np.float32), meta=np.array(json.dumps(meta)))
+    write_ws(out / 'projected_w.npz', res.ws.numpy(), state={'projection': meta})
     logger.info('Wrote %s (final loss %.4g, %d steps, %.1f s)', out, res.losses[-1], res.steps_run, seconds)
 
 
@@ -378,7 +365,7 @@ def main(network, targets, outdir, space, num_steps, seed, loss, vgg16, start, c
             loss=loss, vgg16=vgg16, start=start, class_idx=class_idx, save_video=save_video, video_every=video_every,
             trust=trust, device=device,
         )  # fmt: skip
-    except (LoadError, ValueError) as e:
+    except (LoadError, ValueError) as e:  # LatentFileError is a ValueError
         raise click.ClickException(str(e)) from e
 
 

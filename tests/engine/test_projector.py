@@ -335,6 +335,21 @@ def test_cli_writes_reference_format_outputs(nets, tmp_path):
     again = projector._to_u8(P.render_ws(nets['sg3'], ws))
     assert np.abs(recon.astype(int) - again.astype(int)).max() <= 1
 
+    # gen_images.py --projected-w (the reference generate.py option) renders the same image from the file.
+    import gen_images
+
+    r = CliRunner().invoke(gen_images.main, ['--network', str(pkl), '--projected-w', str(out / 'a' / 'projected_w.npz'),
+                                             '--outdir', str(tmp_path / 'gen'), '--device', 'cpu'])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (png,) = sorted((tmp_path / 'gen').glob('*.png'))
+    assert np.abs(np.asarray(PIL.Image.open(png)).astype(int) - recon.astype(int)).max() <= 1
+
+    # ... and the projector starts from it.
+    args2 = ['--network', pkl, '--target', tdir / 'a.png', '--outdir', out / 'again', '--num-steps', 1, '--device',
+             'cpu', '--start', out / 'a' / 'projected_w.npz', '--loss', 'builtin', '--space', 'w+']  # fmt: skip
+    r = CliRunner().invoke(projector.main, [str(a) for a in args2])
+    assert r.exit_code == 0, r.output
+
 
 def test_cli_errors(tmp_path):
     import projector

@@ -23,10 +23,11 @@ from typing import Any
 
 import torch
 
-from engine.safe_pickle import LoadError, UnsafePickleError, safe_load, trusted_load
+from engine.safe_pickle import LoadError, ResourceLimitError, UnsafePickleError, safe_load, trusted_load
 
 __all__ = [
     'LoadError',
+    'ResourceLimitError',
     'UnsafePickleError',
     'cache_dir',
     'default_network_path',
@@ -196,22 +197,54 @@ def resolve_source(source: str | os.PathLike, **download_kwargs: Any) -> pathlib
 # Loading.
 
 
-def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
+_IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff')
+_MAGIC = (
+    (b'\x89PNG', 'a PNG image'),
+    (b'\xff\xd8\xff', 'a JPEG image'),
+    (b'GIF8', 'a GIF image'),
+    (b'\x1f\x8b', 'a gzip file (unpack it first if it holds a .pkl)'),
+    (b'\x93NUMPY', 'a NumPy .npy array'),
+    (b'7z\xbc\xaf', 'a 7-Zip archive'),
+)
+_FIX = 'pass a network pickle (.pkl) written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+
+
+def _foreign_file(path: pathlib.Path) -> LoadError | None:
+    """A LoadError saying what the file is when it is clearly not a pickle stream (checked before unpickling)."""
+    import zipfile
+
     with open(path, 'rb') as f:
         head = f.read(16)
-    size = path.stat().st_size
-    if size == 0:
+    if not head:
         return LoadError(f'{path} is empty; re-download or re-export the network pickle')
     if head.startswith(b'PK'):
-        return LoadError(
-            f'{path} is a zip file (a torch.save checkpoint or a dataset?), not a network pickle; pass a .pkl '
-            'written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
-        )
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            names = []
+        if any(n.lower().endswith(_IMAGE_SUFFIXES) for n in names):
+            what = 'a zip of images (a dataset? use it with --data, not as the network)'
+        elif any(n.endswith(('data.pkl', 'constants.pkl')) for n in names):
+            what = 'a zip archive written by torch.save or torch.jit.save (a checkpoint or TorchScript file)'
+        else:
+            what = 'a zip archive'
+        return LoadError(f'{path} is {what}, not a network pickle; {_FIX}')
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return LoadError(f'{path} is {what}, not a network pickle; {_FIX}')
     if not head.startswith(b'\x80'):
         return LoadError(
             f'{path} is not a network pickle (it does not start like a pickle stream; an HTML page or a text file?); '
-            'pass a .pkl written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+            f'{_FIX}'
         )
+    return None
+
+
+def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
+    foreign = _foreign_file(path)
+    if foreign is not None:
+        return foreign
     if isinstance(e, EOFError) or 'truncated' in str(e) or 'ran out of input' in str(e).lower():
         return LoadError(f'{path} is truncated (incomplete download or copy?): {e}; download or copy it again')
     return LoadError(f'{path} is a corrupt or unsupported pickle ({type(e).__name__}: {e}); check the file')
@@ -236,6 +269,12 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
         UnsafePickleError: In safe mode, if the file references anything not allowed (`.names` lists it).
     """
     path = resolve_source(source, **download_kwargs)
+    foreign = _foreign_file(path)
+    if foreign is not None:
+        if _is_download(source):
+            path.unlink(missing_ok=True)
+            foreign = LoadError(f'{foreign} (downloaded from {os.fspath(source)}; removed from the cache)')
+        raise foreign
     try:
         with open(path, 'rb') as f:
             data = trusted_load(f) if trust else safe_load(f)
@@ -253,6 +292,10 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
             f'{path}: executing its embedded code failed ({type(e).__name__}: {e}); the file needs code this '
             'installation lacks'
         ) from e
+    except RecursionError as e:
+        raise ResourceLimitError(
+            f'{path}: the pickle nests objects too deeply to read ({e}); a damaged or hostile file?'
+        ) from None
     except RuntimeError as e:
         raise LoadError(f'{path}: could not read tensors ({e}); the file may be corrupt') from e
     except Exception as e:  # anything else from a foreign file (e.g. its embedded code in trusted mode)
@@ -282,7 +325,7 @@ def _with_path(e: LoadError, path: pathlib.Path) -> LoadError:
         new: LoadError = UnsafePickleError(e.names)
         new.args = (f'{path}: {e}',)
         return new
-    return LoadError(f'{path}: {e}')
+    return type(e)(f'{path}: {e}')  # LoadError or a subclass (ResourceLimitError, ...): keep the class
 
 
 def load_generator(

@@ -60,7 +60,7 @@ def test_impl_report():
 
 
 def test_embedded_source_imports():
-    """The names embedded network sources use (REFERENCE.md section 2)."""
+    """The names embedded network sources use (docs/ops.md)."""
     from torch_utils.ops import (
         bias_act,
         conv2d_gradfix,

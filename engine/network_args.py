@@ -121,7 +121,7 @@ _ARGS: dict[str, Checker] = {
     'num_fp16_res': _int(0, 16),
     'conv_clamp': _optional(_real(1e-6, 1e9)),
     # Mapping networks.
-    'num_layers': _int(1, 64),
+    'num_layers': _int(0, 64),
     'num_ws': _int(1, 128),
     'embed_features': _optional(_int(0, 4096)),
     'layer_features': _optional(_DIM),

@@ -236,7 +236,7 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
     # Constructor bombs: checked before anything is built.
     base = dict(SG3_KWARGS)
     for name, change, match in [
-        ('num_layers', dict(num_layers=10**7), r'num_layers must be an integer in \[1, 64\]'),
+        ('num_layers', dict(num_layers=10**7), r'num_layers must be an integer in \[0, 64\]'),
         ('mapping_layers', dict(mapping_kwargs=dict(num_layers=10**7)), 'mapping_kwargs.num_layers'),
         ('w_dim', dict(w_dim=40000), r'w_dim must be an integer in \[1, 4096\]'),
         ('resolution', dict(img_resolution=2**20), 'img_resolution'),

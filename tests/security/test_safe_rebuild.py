@@ -73,7 +73,7 @@ def test_train_flag_is_restored_only_when_boolean(G):
 @pytest.mark.parametrize(
     'change, match',
     [
-        (dict(num_layers=10**7), 'num_layers must be an integer in'),
+        (dict(num_layers=10**7), r'num_layers must be an integer in \[0, 64\]'),
         (dict(w_dim=40000), 'w_dim'),
         (dict(mapping_kwargs=dict(num_layers=10**7)), 'mapping_kwargs.num_layers'),
         (dict(img_channels=-1), 'img_channels'),

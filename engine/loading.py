@@ -38,6 +38,7 @@ __all__ = [
     'load_generator_and_path',
     'load_network_pkl',
     'resolve_source',
+    'verify_download',
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,8 @@ def download(
     """Downloads `url` into the cache once and returns the cached file.
 
     The file is written to a temporary name in the cache folder and renamed into place (`os.replace`) only after
-    it is complete, so the cache never holds a partial file.
+    it is complete: its length matches `Content-Length` when the server sends one, and it parses (`verify_download`),
+    so the cache never holds a partial file even when a server cuts the transfer without saying how long it was.
 
     Args:
         url: http(s) URL.
@@ -122,6 +124,7 @@ def download(
                     os.fsync(f.fileno())
                 if total is not None and num_bytes != total:
                     raise OSError(f'incomplete download: got {num_bytes} of {total} bytes')
+            verify_download(pathlib.Path(tmp_name))
             os.replace(tmp_name, path)
             tmp_name = None
             return path
@@ -141,6 +144,34 @@ def download(
         f'could not download {url}: {last_error}; check the URL and your network connection, or download the file '
         'yourself and pass its path'
     )
+
+
+def verify_download(path: pathlib.Path) -> None:
+    """Checks that a downloaded file is complete before it enters the cache: a pickle must parse to its STOP opcode
+    (`engine.pickle_scan`, nothing is unpickled) and a zip must pass its CRC checks. Other files pass.
+
+    Raises:
+        OSError: The file ends early or is corrupt (an interrupted transfer: worth retrying).
+        LoadError: The pickle exceeds a safety limit (not worth retrying).
+    """
+    import zipfile
+
+    with open(path, 'rb') as f:
+        head = f.read(4)
+        f.seek(0)
+        if head.startswith(b'\x80'):
+            try:
+                scan_pickle(f)
+            except (EOFError, pickle.UnpicklingError) as e:
+                raise OSError(f'incomplete download: the pickle does not parse ({e})') from None
+    if head.startswith(b'PK'):
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, EOFError) as e:
+            raise OSError(f'incomplete download: the zip does not parse ({e})') from None
+        if bad is not None:
+            raise OSError(f'incomplete download: zip member {bad} fails its CRC check')
 
 
 def resolve_source(source: str | os.PathLike | None, **download_kwargs: Any) -> pathlib.Path:

@@ -109,7 +109,8 @@ def resolve_detector_source(
 ) -> pathlib.Path:
     """Finds the detector file: the argument, else `$SG3VIZ_DETECTOR`, else `<cache>/inception-2015-12-05.pkl`.
 
-    An http(s) URL is downloaded once to `<cache>/downloads/<md5(url)>_<basename>`; `file://` URLs are paths.
+    An http(s) URL is downloaded once to `<cache>/downloads/` (`engine.loading.download`: complete files only);
+    `file://` URLs are paths.
 
     Returns:
         Path of an existing local file.
@@ -133,24 +134,12 @@ def resolve_detector_source(
         if not path.is_file():
             raise MetricError(_missing_detector_message(f'resolve_detector_source(): detector file not found: {path}'))
         return path
-    name = os.path.basename(urllib.parse.urlparse(source).path) or 'detector.pkl'
-    path = cache / 'downloads' / f'{hashlib.md5(source.encode()).hexdigest()}_{name}'
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
-    try:
-        with urllib.request.urlopen(source, timeout=60) as response, open(tmp, 'wb') as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise MetricError(
-            _missing_detector_message(f'resolve_detector_source(): could not download {source} ({e})')
-        ) from e
-    return path
+    from engine.loading import LoadError, download
+
+    try:  # complete files only: length and parse checked before the file enters the cache
+        return download(source, cache=cache / 'downloads', progress=False)
+    except LoadError as e:
+        raise MetricError(_missing_detector_message(f'resolve_detector_source(): {e}')) from e
 
 
 def file_digest(path: str | os.PathLike) -> str:

@@ -131,6 +131,7 @@ class RemoteRenderer:
         self._connected = False
         self._status = f'connecting to {self.host}:{self.port} ...'
         self._fatal: str | None = None
+        self._restarting = False
         self._last_reason: str | None = None
         self._welcome: dict = {}
         self._server_errors: collections.deque[str] = collections.deque(maxlen=8)
@@ -181,6 +182,11 @@ class RemoteRenderer:
         """True while the newest request has not been answered yet."""
         with self._lock:
             return self._last_req is not None and self._received_stamp < self._last_req.stamp
+
+    @property
+    def is_restarting(self) -> bool:
+        """True while the server's render process restarts (it died; the new one has not answered yet)."""
+        return self._restarting
 
     @property
     def last_stamp(self) -> int:
@@ -487,6 +493,7 @@ class RemoteRenderer:
                 if sent is not None:
                     self._frame_ms.append((time.monotonic() - sent) * 1e3)
                 self._received_stamp = max(self._received_stamp, res.stamp)
+                self._restarting = msg.get('restarting') is True
                 if res.stamp >= self._delivered_stamp and (self._pending is None or res.stamp >= self._pending.stamp):
                     self._pending = res  # Only the newest frame is kept.
         elif kind == 'pong':

@@ -204,3 +204,18 @@ def test_torch_free_client_renders_with_a_real_server_process(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_render_process_restart_is_forwarded():
+    with running_server() as server, RemoteRenderer(addr(server), TOKEN) as r:
+        stamp = r.set_request(RenderRequest(w0_seeds=((1, 1.0),)))
+        _result_for(r, stamp)
+        assert r.is_restarting is False
+        EchoRenderer.instances[-1].is_restarting = True  # The server's render process died and restarts.
+        stamp = r.set_request(RenderRequest(w0_seeds=((2, 1.0),)))
+        _result_for(r, stamp)
+        assert r.is_restarting is True
+        EchoRenderer.instances[-1].is_restarting = False
+        stamp = r.set_request(RenderRequest(w0_seeds=((3, 1.0),)))
+        _result_for(r, stamp)
+        assert r.is_restarting is False

@@ -341,6 +341,9 @@ class RemoteRenderer:
                     if isinstance(e, WireError) and e.code in _FATAL_CODES:
                         self._give_up(str(e))
                         return
+                except Exception as e:  # A bug must not silently end the network thread: reconnect instead.
+                    logger.exception('remote renderer: unexpected error')
+                    reason = f'internal error: {type(e).__name__}: {e}'
                 finally:
                     with contextlib.suppress(OSError):
                         sock.close()

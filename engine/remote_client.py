@@ -132,6 +132,7 @@ class RemoteRenderer:
         self._status = f'connecting to {self.host}:{self.port} ...'
         self._fatal: str | None = None
         self._restarting = False
+        self._early: list = []
         self._last_reason: str | None = None
         self._welcome: dict = {}
         self._server_errors: collections.deque[str] = collections.deque(maxlen=8)
@@ -394,12 +395,14 @@ class RemoteRenderer:
                 data = sock.recv(65536)
                 if not data:
                     raise OSError('closed during the handshake')
-                for version, msg, _ in reader.feed(data):
+                got = reader.feed(data)
+                for i, (version, msg, _) in enumerate(got):
                     self._check_message(version, msg)
                     assert isinstance(msg, dict)
                     if msg['type'] == 'welcome':
                         self._welcome = msg
                         self._reader = reader
+                        self._early = got[i + 1 :]  # What came right behind the welcome.
                         return sock
         except BaseException:
             sock.close()
@@ -429,6 +432,8 @@ class RemoteRenderer:
             self._dirty['request'] = self._last_req is not None
         last_ping = 0.0
         reader = self._reader
+        for version, msg, blob in self._early:
+            self._on_message(version, msg, blob)
         while not self._closed.is_set():
             now = time.monotonic()
             while self._sends and now - self._sends[0] > 1.0:

@@ -442,8 +442,11 @@ def decode_image(data: bytes, codec: str, shape: tuple[int, int, int]) -> np.nda
 _IMAGE_FIELDS = ('image', 'fft')
 
 
-def result_to_wire(res: RenderResult, stamp: int, encoding: FrameEncoding) -> tuple[dict, bytes]:
-    """A ``result`` message (JSON object, blob) for ``res`` answering client stamp ``stamp``."""
+def result_to_wire(
+    res: RenderResult, stamp: int, encoding: FrameEncoding, *, num_cpus: int | None = None
+) -> tuple[dict, bytes]:
+    """A ``result`` message (JSON object, blob) for ``res`` answering client stamp ``stamp``; ``num_cpus`` (default:
+    this machine's) decides whether tall frames are coded in parallel bands (:func:`band_rows`)."""
     d = {}
     for f in dataclasses.fields(res):
         if f.name not in _IMAGE_FIELDS:
@@ -456,7 +459,7 @@ def result_to_wire(res: RenderResult, stamp: int, encoding: FrameEncoding) -> tu
             continue
         codec = encoding.codec_for(img.shape)
         desc: dict[str, Any] = {'field': name, 'codec': codec, 'shape': list(img.shape)}
-        rows = band_rows(img.shape[0]) if codec != 'raw' else [img.shape[0]]
+        rows = band_rows(img.shape[0], num_cpus) if codec != 'raw' else [img.shape[0]]
         if len(rows) == 1:
             data = encode_image(img, codec, encoding.quality)
         else:  # Tall frames: independent bands, encoded (and decoded) in parallel threads.
@@ -483,10 +486,14 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def band_rows(height: int, num_cpus: int | None = None) -> list[int]:
-    """Row counts of the bands a frame of ``height`` rows is coded in: one band below ``BAND_MIN_ROWS``, else
-    2..4 bands (by CPU count) whose heights are multiples of 16 (JPEG blocks) except the last."""
+    """Row counts of the bands a frame of ``height`` rows is coded in.
+
+    One band below ``BAND_MIN_ROWS`` rows or with fewer than 4 CPUs (measured on 2 busy cores, parallel bands cost
+    more in thread hand-offs than they save); else ``min(4, cpus // 2)`` bands whose heights are multiples of 16
+    (JPEG blocks) except the last.
+    """
     cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
-    n = min(4, max(2, cpus)) if height >= BAND_MIN_ROWS else 1
+    n = min(4, cpus // 2) if height >= BAND_MIN_ROWS and cpus >= 4 else 1
     if n == 1:
         return [height]
     step = (height // n + 15) // 16 * 16

@@ -509,8 +509,10 @@ class _Session:
             res = dataclasses.replace(res, net=dataclasses.replace(res.net, pkl=self.sources[res.net.pkl]))
         source = getattr(res, 'source', None)
         if source in self.sources:
-            res = dataclasses.replace(res, source=self.sources[source])  # type: ignore[call-arg]
+            res = dataclasses.replace(res, source=self.sources[source])
         msg, blob = wire.result_to_wire(res, client_stamp, self.encoding)
+        r = self.server._renderer
+        msg['restarting'] = bool(getattr(r, 'is_restarting', False)) if r is not None else False
         self.send(msg, blob)
 
     def _send_error_result(self, stamp: int, text: str, source: str | None) -> None:

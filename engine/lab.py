@@ -104,16 +104,22 @@ def view_spectrum(
     )  # fmt: skip
 
 
+PROFILE_KEYS = ('freq_0', 'slice_0', 'freq_45', 'slice_45', 'freq_r', 'radial')
+EQ_KEYS = ('eq_psnr_db', 'eq_kind', 'eq_valid_frac')
+
+
 def live_profiles(spec: dict) -> dict:
-    """The small part of a spectrum the GUI plots every frame: the profiles and the npz metadata (no [S, S] array).
+    """The small part of a spectrum the GUI plots every frame, as plain JSON values (it also crosses the remote
+    render protocol): the profiles and the npz metadata, no [S, S] array.
 
     Returns:
-        dict(profiles={freq_0, slice_0, freq_45, slice_45, freq_r, radial} float32 arrays (cycles/pixel, dB),
-        image_size, beta, interp, num, mean, std, source).
+        flat dict(freq_0, slice_0, freq_45, slice_45, freq_r, radial: lists of float (cycles/pixel, dB; at most
+        S / sqrt(2) + 2 <= 727 values for S <= MAX_LIVE_SPECTRUM_SIZE), image_size, beta, interp, num, mean, std,
+        source).
     """
     prof = spectrum_io.spectrum_profiles(spec['spectrum'])
     out = {k: v for k, v in spec.items() if k != 'spectrum'}
-    out['profiles'] = {k: np.asarray(v, dtype=np.float32) for k, v in prof.items()}
+    out.update({k: [float(x) for x in prof[k]] for k in PROFILE_KEYS})
     return out
 
 
@@ -458,12 +464,13 @@ class LabView:
             render_identity: `() -> [C, H, W]` the same layer rendered with the identity transform.
 
         Returns:
-            None, or dict(spectrum=`live_profiles(...)` dict | None, eq=dict(eq_psnr_db, eq_kind, eq_valid_frac,
-            layer) | None).
+            None, or one flat dict of plain values (``RenderResult.lab``): ``layer``; with ``lab_spectrum`` the keys
+            of `live_profiles`; with ``lab_eq`` and a non-identity transform on a StyleGAN3 ``eq_psnr_db`` (dB, None
+            when no pixel is valid), ``eq_kind``, ``eq_valid_frac``.
         """
         if not (req.lab_spectrum or req.lab_eq):
             return None
-        out: dict = {'spectrum': None, 'eq': None}
+        out: dict = {'layer': layer}
         is_image = layer == OUTPUT_LAYER
         if req.lab_spectrum and x_view.shape[-1] == x_view.shape[-2]:
             norm = req.lab_norm if is_image and req.lab_norm is not None else (None, None)
@@ -471,12 +478,14 @@ class LabView:
                 x_view, is_image=is_image, mean=norm[0], std=norm[1], beta=float(req.lab_beta),
                 interp=live_interp(int(x_view.shape[-1]), int(req.lab_interp)), source=layer,
             )  # fmt: skip
-            out['spectrum'] = dict(live_profiles(spec), layer=layer)
+            out.update(live_profiles(spec))
         if req.lab_eq and has_input_transform and req.input_transform is not None:
             key = _identity_key(net_key, req, layer)
             if key != self._identity_key or self._identity is None:
                 self._identity = render_identity()
                 self._identity_key = key
             matrix = eq_input_matrix(req.input_transform, extent)
-            out['eq'] = dict(eq_readout(self._identity, x_raw, matrix), layer=layer)
+            eq = eq_readout(self._identity, x_raw, matrix)
+            eq['eq_psnr_db'] = eq['eq_psnr_db'] if math.isfinite(eq['eq_psnr_db']) else None
+            out.update(eq)
         return out

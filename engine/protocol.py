@@ -217,10 +217,12 @@ class RenderResult:
         load_failed: True when loading ``source`` failed (``error`` says why, ``net`` is None); False when it
             loaded (also when rendering then failed) and for notices that concern no load (a restarted render
             process).
-        lab: the lab's outputs when the request asked (``lab_spectrum`` / ``lab_eq``), else None:
-            ``{'spectrum': {profiles: {freq_0, slice_0, freq_45, slice_45, freq_r, radial} float32 arrays (cycles/pixel,
-            dB), image_size, beta, interp, num, mean, std, source, layer} | None, 'eq': {eq_psnr_db (dB, NaN when no
-            pixel is valid), eq_kind ('int' | 'frac' | 'affine'), eq_valid_frac, layer} | None}``.
+        lab: the lab's outputs when the request asked (``lab_spectrum`` / ``lab_eq``), else None: one flat dict of
+            plain values (``engine.lab.LabView.compute``): ``layer``; with lab_spectrum ``freq_0, slice_0, freq_45,
+            slice_45, freq_r, radial`` (lists of float, cycles/pixel and dB) and the npz metadata ``image_size, beta,
+            interp, num, mean, std, source``; with lab_eq (StyleGAN3, transform set) ``eq_psnr_db`` (dB; None when no
+            pixel is valid), ``eq_kind`` ('int' | 'frac' | 'affine'), ``eq_valid_frac``; ``error`` when the lab
+            failed (the render did not).
 
     ``net`` (and ``layers``, when known) are set on errors that happen after the network loaded (bad request,
     exception inside synthesis); ``net`` is None when loading failed. A widget that asked for a network knows the

@@ -235,7 +235,7 @@ class Renderer:
                 x_raw=x_raw, x_view=x_view, extent=extent, render_identity=render_identity,
             )  # fmt: skip
         except (ValueError, lab.JobError) as e:
-            return {'spectrum': None, 'eq': None, 'error': str(e)}
+            return {'layer': layer_name, 'error': str(e)}
 
     # ------------------------------------------------------------------------------------------------------------
     # Job context (engine.jobs): what long jobs in the render process use.

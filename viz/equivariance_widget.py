@@ -177,7 +177,9 @@ class EquivarianceWidget(Widget):
         if result.image is None:
             return
         lab = getattr(result, 'lab', None) or {}
-        self.eq = lab.get('eq')
+        self.eq = (
+            {k: lab.get(k) for k in ('eq_psnr_db', 'eq_kind', 'eq_valid_frac', 'layer')} if 'eq_kind' in lab else None
+        )
 
     def readout_text(self) -> str:
         """'EQ 31.42 dB, fractional translation (EQ-T frac), 87% valid' (or why there is none)."""
@@ -188,7 +190,7 @@ class EquivarianceWidget(Widget):
         eq = self.eq
         if eq is None:
             return 'EQ: identity transform (translate or rotate to measure)'
-        if not math.isfinite(eq['eq_psnr_db']):
+        if eq['eq_psnr_db'] is None or not math.isfinite(eq['eq_psnr_db']):
             return 'EQ: no valid pixels to compare (transform too large)'
         kind = EQ_KIND_NAMES.get(eq['eq_kind'], eq['eq_kind'])
         return f'EQ {eq["eq_psnr_db"]:.2f} dB, {kind}, {eq["eq_valid_frac"] * 100:.0f}% valid ({eq.get("layer", "output")})'

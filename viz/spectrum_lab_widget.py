@@ -29,6 +29,7 @@ AVG_NUM_RANGE = (1, 100_000)
 INTERP_RANGE = (1, 8)
 BETA_RANGE = (0.0, 50.0)
 DB_LIMITS = (-200.0, 200.0)
+PROFILE_KEYS = ('freq_0', 'slice_0', 'freq_45', 'slice_45', 'freq_r', 'radial')  # engine.lab.PROFILE_KEYS
 CURVE_KEYS = (('0', 'freq_0', 'slice_0'), ('45', 'freq_45', 'slice_45'), ('avg', 'freq_r', 'radial'))
 PALETTE = (  # RGBA of current, reference, average, pins (tab10-like, readable on dark backgrounds).
     (0.35, 0.65, 1.0, 1.0),
@@ -61,9 +62,9 @@ class Curves:
 
     @classmethod
     def from_live(cls, label: str, lab: dict) -> Curves:
-        """From ``RenderResult.lab['spectrum']`` (profiles + metadata, no full spectrum)."""
-        meta = {k: v for k, v in lab.items() if k != 'profiles'}
-        return cls(label, {k: np.asarray(v, dtype=np.float64) for k, v in lab['profiles'].items()}, meta)
+        """From ``RenderResult.lab`` (flat: profile lists + npz metadata, no full spectrum)."""
+        meta = {k: lab[k] for k in spectrum_io.SPECTRUM_META_KEYS + ('image_size', 'layer') if k in lab}
+        return cls(label, {k: np.asarray(lab[k], dtype=np.float64) for k in PROFILE_KEYS}, meta)
 
     def to_json(self, max_points: int = 4096) -> dict:
         """JSON-ready profiles (lists) and metadata, for ``dump_state``."""
@@ -205,11 +206,12 @@ class SpectrumLabWidget(Widget):
 
     def on_result(self, result) -> None:
         lab = getattr(result, 'lab', None) or {}
-        spec = lab.get('spectrum')
-        if spec is not None:
-            self.current = Curves.from_live(f'current ({self.layer_name()})', spec)
+        if 'radial' in lab:
+            self.current = Curves.from_live(f'current ({lab.get("layer", self.layer_name())})', lab)
         elif result.image is not None and not self.show_plot:
             self.current = None
+        if lab.get('error'):
+            self.message = f'Lab: {lab["error"]}'
 
     def curves(self) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
         """What the plot draws: (legend label, freq cycles/pixel, level dB, palette index) per visible curve."""

@@ -283,7 +283,7 @@ class Visualizer:
         eq = self.equivariance.eq
         current = self.spectrum_lab.current
         return {
-            'eq_psnr_db': None if eq is None else float(eq['eq_psnr_db']),
+            'eq_psnr_db': None if eq is None or eq['eq_psnr_db'] is None else float(eq['eq_psnr_db']),
             'eq': None if eq is None else dict(eq),
             'radial_profile': None if current is None else current.to_json()['profiles'],
             'lab': self.spectrum_lab.dump(),

@@ -62,17 +62,17 @@ def test_live_profiles_are_the_view_spectrum(sg3_pkl):
     r = Renderer('cpu')
     req = RenderRequest(pkl=sg3_pkl, w0_seeds=((3, 1.0),), lab_spectrum=True, lab_interp=2)
     res = r.render(req)
-    assert res.error is None and res.lab['eq'] is None
-    live = res.lab['spectrum']
+    assert res.error is None and 'eq_kind' not in res.lab
+    live = res.lab
     assert live['layer'] == 'output' and live['interp'] == 2 and live['num'] == 1
     x, layer = r.view_tensor(req)
     spec = lab.view_spectrum(x, is_image=True, beta=8.0, interp=2)
     prof = spio.spectrum_profiles(spec['spectrum'])
     for k in prof:
-        np.testing.assert_allclose(live['profiles'][k], prof[k], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(live[k], prof[k], rtol=1e-5, atol=1e-4)
     # Normalised by a reference's mean/std: +20 log10(2) dB when std halves.
-    a = r.render(req.replace(lab_norm=(128.0, 40.0))).lab['spectrum']['profiles']['radial']
-    b = r.render(req.replace(lab_norm=(128.0, 20.0))).lab['spectrum']['profiles']['radial']
+    a = np.asarray(r.render(req.replace(lab_norm=(128.0, 40.0))).lab['radial'])
+    b = np.asarray(r.render(req.replace(lab_norm=(128.0, 20.0))).lab['radial'])
     np.testing.assert_allclose(b[1:] - a[1:], 20 * math.log10(2), atol=1e-3)
     bad = r.render(req.replace(lab_norm=(1.0, 0.0)))
     assert bad.error and 'lab_norm' in bad.error
@@ -90,7 +90,7 @@ def test_sinusoid_layer_peaks_at_its_frequency_in_the_radial_plot(kx, ky, curve)
         req, net_key=None, has_input_transform=True, layer='L3', x_raw=layer, x_view=layer, extent=1.0,
         render_identity=None,
     )  # fmt: skip
-    prof = out['spectrum']['profiles']
+    prof = out
     f = math.hypot(kx, ky) / n
     from viz.spectrum_lab_widget import peak_frequency
 
@@ -154,7 +154,7 @@ def test_view_spectrum_job_is_the_displayed_view(sg3_pkl):
     r = Renderer('cpu')
     req = RenderRequest(pkl=sg3_pkl, w0_seeds=((1, 0.5), (2, 0.5)), input_transform=((1, 0, 0.1), (0, 1, 0), (0, 0, 1)))
     result, _ = _drain(lab.view_spectrum_job(r, request=req, interp=2))
-    live = r.render(req.replace(lab_spectrum=True, lab_interp=2)).lab['spectrum']['profiles']
+    live = r.render(req.replace(lab_spectrum=True, lab_interp=2)).lab
     prof = spio.spectrum_profiles(result['spectrum'])
     np.testing.assert_allclose(live['radial'], prof['radial'], atol=1e-4)
 
@@ -243,15 +243,15 @@ def test_eq_readout_equals_the_metric_per_sample_value(sg3_pkl, translate, angle
     user = make_transform(translate, angle_deg)
     req = RenderRequest(pkl=sg3_pkl, w0_seeds=((11, 1.0),), lab_eq=True, input_transform=tuple(map(tuple, user)))
     res = r.render(req)
-    assert res.error is None and res.lab['spectrum'] is None
-    eq_out = res.lab['eq']
+    assert res.error is None and 'radial' not in res.lab
+    eq_out = res.lab
     assert eq_out['eq_kind'] == kind and eq_out['layer'] == 'output' and 0 < eq_out['eq_valid_frac'] <= 1
     G, _, _ = r.prepare(req)
     want = _metric_sample_psnr(G, 11, np.linalg.inv(user), kind)
     assert math.isfinite(want) and eq_out['eq_psnr_db'] == pytest.approx(want, abs=1e-4)
     # Untransform only changes the view, not the readout; identity transforms have no readout.
-    assert r.render(req.replace(untransform=True)).lab['eq']['eq_psnr_db'] == pytest.approx(eq_out['eq_psnr_db'])
-    assert r.render(req.replace(input_transform=None)).lab['eq'] is None
+    assert r.render(req.replace(untransform=True)).lab['eq_psnr_db'] == pytest.approx(eq_out['eq_psnr_db'])
+    assert 'eq_kind' not in r.render(req.replace(input_transform=None)).lab
 
 
 def test_eq_readout_on_a_layer_and_sg2(sg3_pkl, tmp_path):
@@ -260,7 +260,7 @@ def test_eq_readout_on_a_layer_and_sg2(sg3_pkl, tmp_path):
     req = RenderRequest(
         pkl=sg3_pkl, layer_name=layers[-2], lab_eq=True, input_transform=((1, 0, 0.05), (0, 1, 0), (0, 0, 1))
     )
-    out = r.render(req).lab['eq']
+    out = r.render(req).lab
     assert out['layer'] == layers[-2] and math.isfinite(out['eq_psnr_db'])
     from training import networks_stylegan2 as sg2
 
@@ -269,7 +269,7 @@ def test_eq_readout_on_a_layer_and_sg2(sg3_pkl, tmp_path):
     with open(path, 'wb') as f:
         pickle.dump(dict(G_ema=G2.eval()), f)
     res = r.render(RenderRequest(pkl=str(path), lab_eq=True, lab_spectrum=True, input_transform=req.input_transform))
-    assert res.error is None and res.lab['eq'] is None and res.lab['spectrum'] is not None
+    assert res.error is None and 'eq_kind' not in res.lab and 'radial' in res.lab
     from engine.jobs import JobError
 
     with pytest.raises(JobError, match='input transform'):
@@ -335,3 +335,18 @@ def test_untransform_round_trips_scale_shear_mirror(kw):
     assert inner.sum() > 200
     err = np.abs(back[0] - original[0, 0])[inner]
     assert err.max() < 0.05 * np.abs(original).max(), err.max()
+
+
+def test_lab_result_crosses_the_remote_wire(sg3_pkl):
+    from engine import wire
+
+    r = Renderer('cpu')
+    req = RenderRequest(pkl=sg3_pkl, lab_spectrum=True, lab_eq=True, lab_norm=(100.0, 50.0),
+                        input_transform=((1, 0, 0.04), (0, 1, 0), (0, 0, 1)))  # fmt: skip
+    res = r.render(req)
+    back_req = wire.request_from_wire(wire.request_to_wire(req))
+    assert back_req == req
+    msg, blob = wire.result_to_wire(res, 1, wire.FrameEncoding())
+    back = wire.result_from_wire(msg, blob)
+    assert back.lab['eq_kind'] == res.lab['eq_kind'] and back.lab['eq_psnr_db'] == pytest.approx(res.lab['eq_psnr_db'])
+    np.testing.assert_allclose(back.lab['radial'], res.lab['radial'])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import types
 
 import numpy as np
@@ -53,7 +52,9 @@ def _spectrum(s=32, seed=0) -> dict:
 
 def _live(spec: dict) -> dict:
     prof = spectrum_io.spectrum_profiles(spec['spectrum'])
-    return dict({k: v for k, v in spec.items() if k != 'spectrum'}, profiles=prof, layer='output')
+    return dict(
+        {k: v for k, v in spec.items() if k != 'spectrum'}, **{k: list(v) for k, v in prof.items()}, layer='output'
+    )
 
 
 def test_spectrum_lab_request_and_reference_norm(tmp_path):
@@ -98,7 +99,7 @@ def test_spectrum_lab_curves_pins_and_peak():
     viz = _Viz(_net())
     w = SpectrumLabWidget(viz)
     assert not w.pin() and 'Nothing to pin' in w.message
-    res = types.SimpleNamespace(lab={'spectrum': _live(_spectrum())}, image=np.zeros((2, 2, 3), np.uint8))
+    res = types.SimpleNamespace(lab=_live(_spectrum()), image=np.zeros((2, 2, 3), np.uint8))
     w.on_result(res)
     assert w.current is not None
     labels = [c[0] for c in w.curves()]
@@ -183,13 +184,13 @@ def test_equivariance_readout_text_and_sg2():
     w.on_result(
         types.SimpleNamespace(
             image=np.zeros((1, 1, 3)),
-            lab={'eq': dict(eq_psnr_db=31.416, eq_kind='frac', eq_valid_frac=0.87, layer='output')},
+            lab=dict(eq_psnr_db=31.416, eq_kind='frac', eq_valid_frac=0.87, layer='output'),
         )
     )
     assert w.readout_text() == 'EQ 31.42 dB, fractional translation (EQ-T frac), 87% valid (output)'
     w.on_result(
         types.SimpleNamespace(
-            image=np.zeros((1, 1, 3)), lab={'eq': dict(eq_psnr_db=math.nan, eq_kind='affine', eq_valid_frac=0.0)}
+            image=np.zeros((1, 1, 3)), lab=dict(eq_psnr_db=None, eq_kind='affine', eq_valid_frac=0.0, layer='output')
         )
     )
     assert 'no valid pixels' in w.readout_text()

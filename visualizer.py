@@ -117,7 +117,6 @@ def screenshot_script(path: str, timeout_sec: float) -> list[dict]:
     type=click.Path(exists=True, dir_okay=False),
     help='Test hook: JSON list of per-frame steps (see viz/script.py); exits when done.',
 )
-@click.option('--fake-renderer', is_flag=True, hidden=True, help='Use the numpy fake renderer (GUI tests).')
 @click.option('--verbose', '-v', is_flag=True, help='Log debug messages.')
 def main(
     pkls,
@@ -132,7 +131,6 @@ def main(
     in_process,
     fps_limit,
     script_path,
-    fake_renderer,
     verbose,
 ):
     """Open the visualizer on PKL (path, URL or training-run dir; default: the bundled network).
@@ -167,10 +165,9 @@ def main(
     if problem is not None:
         raise click.ClickException(f'cannot open the visualizer window: {problem}')
     kwargs = {}
-    if fake_renderer:
-        from viz.fake_renderer import FakeAsyncRenderer
-
-        kwargs['renderer_factory'] = lambda dev, sep: FakeAsyncRenderer(dev, sep)
+    obj = click.get_current_context().obj
+    if isinstance(obj, dict) and obj.get('renderer_factory') is not None:
+        kwargs['renderer_factory'] = obj['renderer_factory']  # An embedding program's renderer (the GUI tests').
     from viz.visualizer import Visualizer
 
     try:

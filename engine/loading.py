@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from engine import legacy_tf
+from engine import legacy_tf, sources
 from engine.safe_pickle import LoadError, UnsafePickleError, safe_load, trusted_load
+from engine.sources import default_network_path
 
 __all__ = [
     'LoadError',
@@ -33,20 +34,12 @@ __all__ = [
     'default_network_path',
     'download',
     'load_generator',
+    'load_generator_and_path',
     'load_network_pkl',
     'resolve_source',
 ]
 
 logger = logging.getLogger(__name__)
-
-_REPO = pathlib.Path(__file__).resolve().parents[1]
-_URL_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
-_SNAPSHOT_GLOB = 'network-snapshot-*.pkl'
-
-
-def default_network_path() -> pathlib.Path:
-    """Path of the bundled default network, `models/default.pkl` in the checkout."""
-    return _REPO / 'models' / 'default.pkl'
 
 
 def cache_dir() -> pathlib.Path:
@@ -149,47 +142,27 @@ def download(
     )
 
 
-def resolve_source(source: str | os.PathLike, **download_kwargs: Any) -> pathlib.Path:
-    """Turns a network source into a local pickle path.
+def resolve_source(source: str | os.PathLike | None, **download_kwargs: Any) -> pathlib.Path:
+    """Turns a network source into a local pickle path (what a source is: ``engine.sources``).
 
     Args:
-        source: A file path; a `file://` URL; an `http(s)://` URL (downloaded once into the cache); or a training
-            run directory (its newest `network-snapshot-*.pkl`).
+        source: A file path; a `file://` URL; an `http(s)://` URL (downloaded once into the cache); a training
+            run directory (its newest `network-snapshot-*.pkl`); or None for the bundled default network.
         **download_kwargs: Passed to `download()` (cache, retries, timeout, progress).
 
     Raises:
         LoadError: If the file or directory does not exist, the directory has no snapshot, the URL scheme is not
             supported, or the download failed.
     """
-    if isinstance(source, pathlib.Path):
-        path = source
-    elif isinstance(source, (str, os.PathLike)):
-        text = os.fspath(source)
-        if _URL_RE.match(text):
-            scheme = text.split('://', 1)[0].lower()
-            if scheme in ('http', 'https'):
-                return download(text, **download_kwargs)
-            if scheme != 'file':
-                raise LoadError(
-                    f'unsupported URL scheme {scheme!r} in {text}; use a path, file://, http:// or https://'
-                )
-            parsed = urllib.parse.urlparse(text)
-            path = pathlib.Path(urllib.request.url2pathname(parsed.path))
-        else:
-            path = pathlib.Path(text).expanduser()
-    else:
-        raise LoadError(f'network source must be a path or URL, got {type(source).__name__}')
-
-    if path.is_dir():
-        snapshots = sorted(path.glob(_SNAPSHOT_GLOB))
-        if not snapshots:
-            raise LoadError(
-                f'no {_SNAPSHOT_GLOB} in directory {path}; pass a training run directory that has snapshots, '
-                'or the .pkl file itself'
-            )
-        return snapshots[-1]
-    if not path.is_file():
-        raise LoadError(f'network file not found: {path}; check the path (or pass a URL or a training run directory)')
+    try:
+        src = sources.parse_source(source)
+        if src.is_download:
+            assert src.text is not None
+            return download(src.text, **download_kwargs)
+        path = sources.local_path(source)
+    except sources.SourceError as e:
+        raise LoadError(str(e)) from None
+    assert path is not None
     return path
 
 
@@ -273,7 +246,10 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
             'that contains G_ema'
         )
     if not isinstance(data['G_ema'], torch.nn.Module):
-        raise LoadError(f'{path}: G_ema is a {type(data["G_ema"]).__name__}, not a network')
+        raise LoadError(
+            f'{path}: G_ema must be a network (torch.nn.Module), got {type(data["G_ema"]).__name__}; pass a network '
+            'pickle written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+        )
     for key in ('G', 'D', 'augment_pipe', 'training_set_kwargs'):
         data.setdefault(key, None)
     return data
@@ -293,6 +269,34 @@ def _with_path(e: LoadError, path: pathlib.Path) -> LoadError:
     return LoadError(f'{path}: {e}')
 
 
+def load_generator_and_path(
+    source: str | os.PathLike | None = None, *, trust: bool = False, **download_kwargs: Any
+) -> tuple[torch.nn.Module, pathlib.Path]:
+    """The one generator loader of every tool and the visualizer: `G_ema` on the CPU, eval mode, no gradients.
+
+    Args:
+        source: As for `load_network_pkl()`; None means the bundled default network (`default_network_path()`).
+        trust: See `load_network_pkl()`.
+        **download_kwargs: Passed to `download()` for URLs.
+
+    Returns:
+        (G_ema, the local pickle it came from).
+
+    Raises:
+        LoadError / UnsafePickleError: See `load_network_pkl()`; also when `G_ema` is not a generator (it needs
+            `mapping` and `synthesis`).
+    """
+    path = resolve_source(source, **download_kwargs)
+    data = load_network_pkl(path, trust=trust)
+    G = data['G_ema']
+    if not (hasattr(G, 'mapping') and hasattr(G, 'synthesis')):
+        raise LoadError(
+            f'{path}: G_ema must be a generator with mapping and synthesis networks, got {type(G).__name__}; pass a '
+            'StyleGAN2/StyleGAN3 network pickle'
+        )
+    return G.eval().requires_grad_(False), path
+
+
 def load_generator(
     source: str | os.PathLike | None = None,
     *,
@@ -308,11 +312,11 @@ def load_generator(
         device: 'auto', 'cpu', 'cuda', 'mps' or a torch.device.
 
     Raises:
-        LoadError / UnsafePickleError: See `load_network_pkl()`.
+        LoadError / UnsafePickleError: See `load_generator_and_path()`.
         ValueError: On an unavailable device.
     """
     from engine.devices import pick_device
 
     dev = pick_device(device)
-    data = load_network_pkl(default_network_path() if source is None else source, trust=trust, **download_kwargs)
-    return data['G_ema'].eval().requires_grad_(False).to(dev)
+    G, _ = load_generator_and_path(source, trust=trust, **download_kwargs)
+    return G.to(dev)

@@ -170,6 +170,7 @@ class NetInfo:
     num_ws: int
     has_noise: bool
     has_input_transform: bool
+    config: str = ''  # 'stylegan2' | 'stylegan3-t' | 'stylegan3-r' ('' when unknown)
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,9 +196,16 @@ class RenderResult:
         load_ms: time spent loading the network for this request (0 when it was cached), milliseconds.
         error_detail: the traceback behind ``error`` when there is one worth showing (for a "details" view).
         available_devices: device names the renderer can use, best first (e.g. ('cuda', 'cpu')); () if unknown.
+        source: the network source of the request this result answers (``RenderRequest.pkl``; None = the bundled
+            default), whether it loaded or not.
+        load_failed: True when loading ``source`` failed (``error`` says why, ``net`` is None); False when it
+            loaded (also when rendering then failed) and for notices that concern no load (a restarted render
+            process).
 
     ``net`` (and ``layers``, when known) are set on errors that happen after the network loaded (bad request,
-    exception inside synthesis); ``net`` is None when loading failed.
+    exception inside synthesis); ``net`` is None when loading failed. A widget that asked for a network knows the
+    outcome from ``source`` + ``load_failed`` (loaded: ``net`` is set; failed: ``load_failed``; neither: not
+    decided yet, e.g. the render process restarted).
     """
 
     stamp: int = 0
@@ -217,3 +225,5 @@ class RenderResult:
     load_ms: float = 0.0
     error_detail: str | None = None
     available_devices: tuple[str, ...] = ()
+    source: str | None = None
+    load_failed: bool = False

@@ -72,8 +72,7 @@ class LayerWidget(Widget):
         self.fft_beta = float(min(max(self.fft_beta, self.FFT_BETA[0]), self.FFT_BETA[1]))
 
     def _layers(self):
-        res = None if self.viz is None else self.viz.last_layers
-        return res or ()
+        return self.view.layers
 
     def num_channels(self) -> int | None:
         """Channels of the selected layer (None when unknown)."""
@@ -167,7 +166,7 @@ class LayerWidget(Widget):
         imgui.end_disabled()
 
     def _draw_stats(self) -> None:
-        stats = self.viz.last_stats if self.viz is not None else {}
+        stats = self.view.stats
         if not stats:
             return
         flags = imgui.TableFlags_.borders_inner_v | imgui.TableFlags_.row_bg

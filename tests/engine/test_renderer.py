@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def renderer() -> Renderer:
 
 def _G(renderer: Renderer, pkl: str) -> torch.nn.Module:
     """The renderer's cached copy of a network (after a render of it)."""
-    return renderer._nets[(pkl, False, 'cpu')].G
+    return renderer.net_cache.get(pkl, False, 'cpu')[0].G
 
 
 def _ok(res: RenderResult) -> RenderResult:
@@ -391,31 +392,20 @@ def test_available_devices_cached(nets, monkeypatch):
     assert all(res.available_devices == expected for res in results)
 
 
-def test_detached_load_and_adopt(nets, monkeypatch):
-    """pending_load -> load_detached (no renderer state; another thread in the render loop) -> adopt -> render."""
-    import engine.renderer as renderer_mod
-
+def test_try_render_waits_for_background_load(nets):
+    """try_render() answers None while the network loads in the cache's thread, then renders it; results name their
+    source and whether its load failed."""
     r = Renderer('cpu')
     req = RenderRequest(pkl=nets['sg3'])
-    key = r.pending_load(req)
-    assert key == (nets['sg3'], False)
-    outcome = Renderer.load_detached(key)
-    assert outcome.error is None and outcome.load_ms > 0 and r.pending_load(req) == key  # nothing adopted yet
-    r.adopt(outcome)
-    assert r.pending_load(req) is None
-    calls: list = []
-    monkeypatch.setattr(renderer_mod, '_load_generator', lambda *args: calls.append(args))
-    res = _ok(r.render(req))
-    assert calls == [] and res.load_ms >= outcome.load_ms and res.net.pkl == nets['sg3']
-    assert _ok(r.render(req.replace(w0_seeds=((1, 1.0),)))).load_ms == 0  # cached
-    monkeypatch.undo()
-    # A failed detached load: the next render reports it (net None), a remembered failure is not loaded again.
-    bad = RenderRequest(pkl=nets['bad'])
-    failed = Renderer.load_detached(r.pending_load(bad))
-    assert failed.G is None and failed.error is not None
-    r.adopt(failed)
-    assert r.pending_load(bad) is None
-    res = r.render(bad)
-    assert res.error == str(failed.error) and res.net is None and res.image is None
-    assert r.pending_load(bad) is None and r.pending_load(RenderRequest(pkl=nets['sg2'])) is not None
-    assert r.pending_load(req.replace(device='nonsense')) is None  # render() reports the device error
+    first = r.try_render(req)
+    results = [first]
+    while results[-1] is None:
+        time.sleep(0.01)
+        results.append(r.try_render(req))
+    res = _ok(results[-1])
+    assert first is None and res.source == nets['sg3'] and not res.load_failed and res.load_ms > 0
+    assert _ok(r.try_render(req.replace(w0_seeds=((1, 1.0),)))).load_ms == 0  # cached: answered at once
+    bad = r.render(RenderRequest(pkl=nets['bad']))
+    assert bad.load_failed and bad.source == nets['bad'] and bad.net is None and bad.image is None
+    after_load = r.render(RenderRequest(pkl=nets['sg3'], class_idx=5, w0_seeds=()))
+    assert after_load.error and not after_load.load_failed and after_load.net is not None

@@ -6,7 +6,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
-IMPLS = ('auto', 'ref', 'fast', 'cpp')
+IMPLS = ('auto', 'ref', 'fast', 'cpp', 'triton')
 _default: contextvars.ContextVar[str] = contextvars.ContextVar('torch_utils_ops_default_impl', default='auto')
 
 
@@ -21,7 +21,7 @@ def default_impl(impl: str) -> Iterator[None]:
     keep their own 'auto' choice). Thread- and asyncio-safe; restored on exit, also on exceptions.
 
     Args:
-        impl: 'auto', 'ref', 'fast' or 'cpp'.
+        impl: 'auto', 'ref', 'fast', 'cpp' or 'triton'.
 
     Raises:
         ValueError: Unknown ``impl``.

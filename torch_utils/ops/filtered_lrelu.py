@@ -14,6 +14,10 @@ Implementations (``impl``):
     ``torch_utils.custom_ops``): float32, forward only (no autograd), 1-D ``fu``, 1-D or square 2-D ``fd`` -- the
     StyleGAN3-T/R layers. One image plane at a time through polyphase passes that stay in the caches; the mirror
     symmetry of radial ``fd`` halves its taps. About 10x faster than 'fast' on SG3 layer shapes.
+  * ``'triton'`` -- Triton kernels (``_triton_kernels.py``): one pass bias + up-FIR + activation, then the down-FIR;
+    CUDA float16/bfloat16/float32 (CPU tensors under ``TRITON_INTERPRET=1``); Triton first-order gradient for ``x``
+    and ``b`` (higher orders through the reference chain), no gradient for the filters. Chosen by ``'auto'`` for
+    CUDA tensors when Triton imports and the kernel compiled.
   * ``'auto'`` -- on the CPU: ``'cpp'`` when it applies and is built (the build starts in a background thread on
     the first such call; ``'fast'`` is used meanwhile, or for good when it cannot be built, with one warning naming
     the build log), else ``'fast'``; ``'fast'`` on MPS, ``'ref'`` elsewhere. Inside
@@ -29,11 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _cpu_kernels, _fast_resample, _impl_context, _op_utils, bias_act, upfirdn2d
+from . import _cpu_kernels, _fast_resample, _impl_context, _op_utils, _triton_support, bias_act, upfirdn2d
 
 __all__ = ['filtered_lrelu']
 
-_IMPLS = ('auto', 'ref', 'fast', 'cpp')
+_IMPLS = ('auto', 'ref', 'fast', 'cpp', 'triton')
 
 
 def filtered_lrelu(
@@ -96,6 +100,13 @@ def filtered_lrelu(
     clamp = None if clamp is None else float(clamp)
     args = (x, fu, fd, b, int(up), int(down), (px0, px1, py0, py1), float(gain), float(slope), clamp, bool(flip_filter))
     chosen, picked_by_auto = _select_impl(impl, x, fu, fd, b)
+    if chosen == 'triton':
+        kernels = _triton_support.loaded()
+        if not picked_by_auto:
+            return kernels.FilteredLrelu.apply(*args)
+        return _triton_support.run_auto(
+            'filtered_lrelu', lambda: kernels.FilteredLrelu.apply(*args), lambda: _filtered_lrelu_ref(*args)
+        )
     if chosen == 'cpp':
         module = _cpu_kernels.plugin(raise_errors=True)  # loaded: _select_impl checked it
         assert module is not None
@@ -115,17 +126,19 @@ def _select_impl(
     """The one place that decides which implementation of :func:`filtered_lrelu` runs.
 
     Order for ``'auto'`` (after a scoped ``ops.default_impl``, which replaces ``'auto'``): the fused CPU kernel
-    when the arguments are in its domain and it is loaded (its build is started in the background otherwise),
-    then ``'fast'`` on CPU/MPS, ``'ref'`` elsewhere. An explicit ``'cpp'`` blocks on the build and raises when it
+    when the arguments are in its domain and it is loaded (its build is started in the background otherwise);
+    Triton for CUDA tensors when it imports and the kernel has not failed; then ``'fast'`` on CPU/MPS, ``'ref'``
+    elsewhere. An explicit ``'triton'`` raises when it cannot run. An explicit ``'cpp'`` blocks on the build and raises when it
     cannot run; a scoped ``'cpp'`` falls back to ``'fast'``.
 
     Returns:
-        (name, picked_by_auto): name is 'cpp', 'fast' or 'ref'; picked_by_auto is True when the caller did not
+        (name, picked_by_auto): name is 'cpp', 'triton', 'fast' or 'ref'; picked_by_auto is True when the caller did not
         name the implementation (a failing MPS 'fast' then falls back to 'ref').
 
     Raises:
-        ValueError: Unknown ``impl``, or an explicit ``'cpp'`` outside the kernel's domain.
+        ValueError: Unknown ``impl``, or an explicit ``'cpp'``/``'triton'`` outside the kernel's domain.
         torch_utils.custom_ops.PluginBuildError: Explicit ``'cpp'`` and the kernel cannot be built.
+        ImportError: Explicit ``'triton'`` without the triton package.
     """
     if impl not in _IMPLS:
         raise ValueError(
@@ -133,6 +146,9 @@ def _select_impl(
             "'auto' picks the fastest available path"
         )
     explicit = impl
+    if impl == 'triton':
+        _triton_support.check_explicit('filtered_lrelu', x, fu, fd)
+        return 'triton', False
     if impl == 'auto':
         impl = _impl_context.current()  # ops.default_impl(...) block, if any ('auto' otherwise)
     if impl in ('cpp', 'auto'):
@@ -147,7 +163,9 @@ def _select_impl(
             )
         if impl == 'cpp':
             impl = 'fast'
-    if impl == 'auto':
+    if impl in ('auto', 'triton') and _triton_support.auto_applies('filtered_lrelu', x, fu, fd):
+        return 'triton', explicit == 'auto'
+    if impl in ('auto', 'triton'):
         return ('fast' if x.device.type in ('cpu', 'mps') else 'ref'), explicit == 'auto'
     return impl, explicit == 'auto'
 

@@ -9,7 +9,11 @@ Implementations (``impl``):
   * ``'ref'``  -- plain PyTorch, the specification: zero insertion, ``F.pad`` and depthwise ``conv2d``.
   * ``'fast'`` -- plain PyTorch polyphase decomposition (``_fast_resample.py``): no zero-stuffed tensors, only the
     kept samples are computed when downsampling, separable filters as two 1-D passes. Works on every device.
-  * ``'auto'`` -- ``'fast'`` for CPU/MPS tensors, ``'ref'`` otherwise.
+  * ``'triton'`` -- Triton kernel (``_triton_kernels.py``): polyphase, nothing zero-stuffed; CUDA tensors of
+    float16/bfloat16/float32 (CPU tensors under ``TRITON_INTERPRET=1``); gradients of every order for ``x`` (the
+    gradient is another upfirdn2d), none for ``f``.
+  * ``'auto'`` -- ``'triton'`` for CUDA tensors when Triton imports and the kernel compiled (else ``'ref'``, with
+    one warning), ``'fast'`` for CPU/MPS tensors, ``'ref'`` otherwise.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import _fast_resample, _op_utils
+from . import _fast_resample, _impl_context, _op_utils, _triton_support
 
 __all__ = ['setup_filter', 'upfirdn2d', 'filter2d', 'upsample2d', 'downsample2d']
 
-_IMPLS = ('auto', 'ref', 'fast')
+_IMPLS = ('auto', 'ref', 'fast', 'triton')
 
 # ----------------------------------------------------------------------------
 
@@ -99,14 +103,15 @@ def upfirdn2d(
         padding: int, [px, py] or [px0, px1, py0, py1] in upsampled pixels; negative values crop.
         flip_filter: Correlate instead of convolve.
         gain: Overall gain applied to the filter.
-        impl: 'auto', 'ref' or 'fast' (see module docstring).
+        impl: 'auto', 'ref', 'fast' or 'triton' (see module docstring).
 
     Returns:
         Tensor [N, C, out_h, out_w] with the dtype and device of ``x``.
 
     Raises:
-        ValueError: Bad shapes, factors, padding, impl, or an empty output.
+        ValueError: Bad shapes, factors, padding, impl, or an empty output; ``impl='triton'`` outside its domain.
         TypeError: Non-floating ``x``.
+        ImportError: ``impl='triton'`` without the triton package.
     """
     _op_utils.check_x(x, 'upfirdn2d')
     upx, upy = _op_utils.parse_scaling(up, 'up')
@@ -120,8 +125,16 @@ def upfirdn2d(
             f'upfirdn2d(): output would be empty ({out_h}x{out_w}) for input {list(x.shape)}, filter {fh}x{fw}, '
             f'up {[upx, upy]}, down {[downx, downy]}, padding {[px0, px1, py0, py1]}; increase the padding'
         )
-    resolved = _op_utils.resolve_resample_impl(impl, x, 'upfirdn2d', _IMPLS)
     args = (x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), bool(flip_filter), float(gain))
+    if impl == 'triton':
+        return _triton_support.check_explicit('upfirdn2d', x, f).Upfirdn2d.apply(*args)
+    if impl == 'auto' and _impl_context.current() in ('auto', 'triton'):
+        if _triton_support.auto_applies('upfirdn2d', x, f):
+            kernels = _triton_support.loaded()
+            return _triton_support.run_auto(
+                'upfirdn2d', lambda: kernels.Upfirdn2d.apply(*args), lambda: _upfirdn2d_ref(*args)
+            )
+    resolved = _op_utils.resolve_resample_impl(impl, x, 'upfirdn2d', _IMPLS)
     if resolved == 'ref':
         return _upfirdn2d_ref(*args)
     if impl == 'auto':

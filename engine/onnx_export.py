@@ -93,9 +93,9 @@ def onnx_inputs(G: Any, inputs: str = 'z', batch: int = 1, seed: int = 0, psi: f
         return {'ws': ws.numpy().astype(np.float32)}
     out = {'z': rnd.randn(batch, G.z_dim).astype(np.float32)}
     if G.c_dim > 0:
-        c = np.zeros([batch, G.c_dim], np.float32)
-        c[np.arange(batch), rnd.randint(G.c_dim, size=batch)] = 1
-        out['c'] = c
+        onehot = np.zeros([batch, G.c_dim], np.float32)
+        onehot[np.arange(batch), rnd.randint(G.c_dim, size=batch)] = 1
+        out['c'] = onehot
     out['truncation_psi'] = np.array([psi], np.float32)
     return out
 

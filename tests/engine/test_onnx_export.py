@@ -112,5 +112,5 @@ def test_cli_exports_a_tiny_pickle(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert 'verified in ONNX Runtime: max abs diff' in r.stdout and 'ws [2, 4, 8]' in r.stdout, r.stdout
+    assert 'verified in ONNX Runtime: max abs diff' in r.stdout and 'ws [2, 6, 8]' in r.stdout, r.stdout
     assert (tmp_path / 'G.onnx').is_file()

@@ -329,12 +329,13 @@ class Renderer:
         xs = x[base : base + sel_channels]  # [sel, H, W]
 
         # Stats over all vs the displayed channels, one device->host transfer.
-        stats_t = torch.stack([x.mean(), xs.mean(), _std(x), _std(xs), x.max(), xs.max()]).cpu().tolist()
+        stats_t = torch.stack([x.mean(), xs.mean(), _std(x), _std(xs), x.abs().amax(), xs.abs().amax()]).cpu().tolist()
         stats = {'mean': tuple(stats_t[0:2]), 'std': tuple(stats_t[2:4]), 'max': tuple(stats_t[4:6])}
 
         img = xs
-        if req.img_normalize:
+        if req.img_center:  # Mean-centred view (our option).
             img = img - img.mean(dim=[1, 2], keepdim=True)
+        if req.img_normalize:  # Reference view: each channel over its max |value|, 0 stays at mid-grey.
             img = img / img.abs().amax(dim=[1, 2], keepdim=True).clamp(min=1e-8)
         img = img * (10 ** (float(req.img_scale_db) / 20))
         img_u8 = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)  # [sel, H, W]

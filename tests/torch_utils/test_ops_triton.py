@@ -243,8 +243,10 @@ def test_auto_picks_triton_on_cuda_and_falls_back_once(monkeypatch, caplog):
     def broken():
         raise RuntimeError('PTX compilation failed')
 
+    generation = ops.impl_generation()
     with caplog.at_level('WARNING'):
         assert _triton_support.run_auto('upfirdn2d', broken, lambda: fake) is fake
+    assert ops.impl_generation() != generation  # the renderer refreshes its cached report
     assert sum('PTX compilation failed' in r.getMessage() for r in caplog.records) == 1
     assert not _triton_support.auto_applies('upfirdn2d', cuda_like)
     assert ops.impl_report('cuda')['upfirdn2d'] == 'ref' and ops.impl_report('cuda')['bias_act'] == 'triton'

@@ -340,7 +340,7 @@ def test_kernels_compile_for_sm90_without_a_gpu(variant, kernels):
         else:
             signature[arg] = 'fp32' if arg in floats else 'i32'
     constexprs = {(fn.arg_names.index(k),): v for k, v in consts.items()}
-    compiled = triton.compile(
-        ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=GPUTarget('cuda', 90, 32)
-    )
+    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+    options = dict(num_warps=4, enable_fp_fusion=True)  # as the launchers pass them
+    compiled = triton.compile(source, target=GPUTarget('cuda', 90, 32), options=options)
     assert compiled.asm['cubin'] and 'ld.global' in compiled.asm['ptx']

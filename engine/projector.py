@@ -29,7 +29,7 @@ import copy
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -477,7 +477,7 @@ def projection_job(
     trust_vgg16: bool = False,
     preview_every: int = 10,
     w_avg_samples: int = 10000,
-) -> Iterator[Any]:
+) -> Generator[Any, None, dict]:
     """Job 'project': projects an encoded image into the request's network, with previews for the GUI.
 
     Args:

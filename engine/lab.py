@@ -424,7 +424,7 @@ def _identity_key(net_key: Any, req: Any, layer: str) -> tuple:
     """Everything but the input transform that decides a layer's output."""
     return (
         net_key, tuple(req.w0_seeds), req.class_idx, tuple(req.stylemix_idx), req.stylemix_seed, req.trunc_psi,
-        req.trunc_cutoff, req.noise_mode, req.noise_seed, bool(req.force_fp32), layer,
+        req.trunc_cutoff, req.noise_mode, req.noise_seed, bool(req.force_fp32), layer, getattr(req, 'ws', None),
     )  # fmt: skip
 
 

@@ -267,7 +267,7 @@ def resample(
         C, H, W, OH, OW, triton.cdiv(OW, block_w), *x.stride(), upx, upy, downx, downy, px0, py0, KH, KW,
         float(gain), float(slope), float(clamp),
         TAPS_Y=-(-KH // upy), TAPS_X=-(-KW // upx), SEPARABLE=gx is not None, HAS_BIAS=bias is not None,
-        EPILOGUE=epilogue, BLOCK_H=block_h, BLOCK_W=block_w, WIDE=INTERPRETED, num_warps=4,
+        EPILOGUE=epilogue, BLOCK_H=block_h, BLOCK_W=block_w, WIDE=INTERPRETED, num_warps=4, enable_fp_fusion=True,
     )  # fmt: skip
     return y
 
@@ -426,6 +426,7 @@ def bias_act_launch(x, b, dim, act, alpha, gain, clamp, dy=None) -> torch.Tensor
         x, x if b is None else b, x if dy is None else dy, y, numel, x.shape[dim] if x.ndim else 1, inner,
         float(alpha), float(gain), float(clamp),
         ACT=ACT_CODES[act], HAS_BIAS=b is not None, BACKWARD=dy is not None, BLOCK=block, num_warps=4,
+        enable_fp_fusion=True,
     )  # fmt: skip
     return y
 

@@ -54,6 +54,7 @@ JOB_KINDS: dict[str, str] = {
     'average_spectrum': 'engine.lab:average_spectrum_job',
     'measure_equivariance': 'engine.lab:measure_equivariance_job',
     'view_spectrum': 'engine.lab:view_spectrum_job',
+    'project': 'engine.projector:projection_job',
     'sleep': 'engine.jobs:sleep_job',  # For tests of the mechanism.
 }
 
@@ -69,11 +70,13 @@ class JobError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Progress:
-    """Yielded by a job after each unit of work: ``done`` of ``total`` units (``total`` 0 = unknown), a message."""
+    """Yielded by a job after each unit of work: ``done`` of ``total`` units (``total`` 0 = unknown), a message, and
+    optional ``data`` for the GUI (plain data, e.g. a preview image; a progress with data is always delivered)."""
 
     done: int
     total: int
     message: str = ''
+    data: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +103,7 @@ class JobUpdate:
         error: user-facing error text (state 'error' only).
         error_detail: traceback of an unexpected error.
         elapsed_sec: seconds since the job started running.
+        data: the ``Progress.data`` of this step ('running' only; None when the step had none).
     """
 
     job_id: int
@@ -112,6 +116,7 @@ class JobUpdate:
     error: str | None = None
     error_detail: str | None = None
     elapsed_sec: float = 0.0
+    data: dict | None = None
 
     @property
     def is_final(self) -> bool:
@@ -231,15 +236,16 @@ class JobRunner:
         now = time.monotonic()
         first = active.last_sent == 0.0
         last = active.progress.total > 0 and active.progress.done >= active.progress.total
-        if first or last or now - active.last_sent >= PROGRESS_INTERVAL_SEC:
+        has_data = active.progress.data is not None
+        if first or last or has_data or now - active.last_sent >= PROGRESS_INTERVAL_SEC:
             active.last_sent = now
-            self._send(self._update(active, 'running'))
+            self._send(self._update(active, 'running', data=active.progress.data))
 
-    def _update(self, active: _Active, state: str, result: dict | None = None) -> JobUpdate:
+    def _update(self, active: _Active, state: str, result: dict | None = None, data: dict | None = None) -> JobUpdate:
         p = active.progress
         return JobUpdate(
             active.spec.job_id, active.spec.kind, state, p.done, p.total, p.message, result=result,
-            elapsed_sec=time.monotonic() - active.t0,
+            elapsed_sec=time.monotonic() - active.t0, data=data,
         )  # fmt: skip
 
     @staticmethod
@@ -263,11 +269,15 @@ class JobIds:
         return next(self._counter)
 
 
-def sleep_job(ctx: Any, *, request: Any = None, num: int = 10, step_sec: float = 0.01, fail_at: int = -1):
-    """Test job: ``num`` steps of ``step_sec`` seconds; raises JobError at step ``fail_at``; returns {'num': num}."""
+def sleep_job(
+    ctx: Any, *, request: Any = None, num: int = 10, step_sec: float = 0.01, fail_at: int = -1, data_every: int = 0
+):
+    """Test job: ``num`` steps of ``step_sec`` seconds; raises JobError at step ``fail_at``; every ``data_every``-th
+    step (0 = never) carries data {'step': i}; returns {'num': num}."""
     for i in range(int(num)):
         if i == fail_at:
             raise JobError(f'sleep_job: failing at step {i} as asked')
         time.sleep(float(step_sec))
-        yield Progress(i + 1, int(num), f'step {i + 1}')
+        data = {'step': i + 1} if data_every and (i + 1) % data_every == 0 else None
+        yield Progress(i + 1, int(num), f'step {i + 1}', data=data)
     return {'num': int(num)}

@@ -75,3 +75,12 @@ def test_queue_is_bounded():
 def test_update_fraction():
     assert jobs.JobUpdate(1, 'x', 'running', 3, 4).fraction == pytest.approx(0.75)
     assert jobs.JobUpdate(1, 'x', 'running', 3, 0).fraction == 0.0
+
+
+def test_progress_data_is_always_delivered():
+    runner, sent = _runner()
+    runner.handle(('job_start', jobs.JobSpec(1, 'sleep', {'num': 30, 'step_sec': 0.0, 'data_every': 10})))
+    _drain(runner)
+    with_data = [u.data for u in sent if u.data is not None]
+    assert with_data == [{'step': 10}, {'step': 20}, {'step': 30}]
+    assert 'project' in jobs.JOB_KINDS and callable(jobs.resolve_job('project'))

@@ -8,6 +8,7 @@ import math
 import os
 import pathlib
 
+import numpy as np
 from imgui_bundle import imgui
 
 from engine.latent_files import LatentFileError, read_ws, write_ws
@@ -112,6 +113,17 @@ class LatentWidget(Widget):
         self._loaded_at = (self.x, self.y)
         self.w_status = f'Loaded {pathlib.Path(path).name} (change the seed to go back to seeds)'
         return True
+
+    def set_loaded_ws(self, ws, name: str) -> None:
+        """Makes ``ws`` ([num_ws, w_dim] or [1, num_ws, w_dim] floats, e.g. a projection's result) the loaded latent,
+        as if it had been loaded from a file called ``name``."""
+        arr = np.asarray(ws, dtype=np.float32)
+        arr = arr[0] if arr.ndim == 3 else arr
+        self.loaded_ws = tuple(tuple(float(v) for v in row) for row in arr)
+        self.loaded_from = name
+        self._loaded_at = (self.x, self.y)
+        self._pending_load = None
+        self.w_status = f'Using the {name} (change the seed to go back to seeds)'
 
     def clear_w(self, reason: str = '') -> None:
         """Back to the seed blend."""

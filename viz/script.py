@@ -23,6 +23,8 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
                                            measure, cancel_measure, export_npz, export_csv, export_png (exports go
                                            to the Spectral lab's export_dir)
     {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
+    {"project": "<image path>" | {"path": "<image path>", "options": {<projection state>}}}  the Projection pane
+    {"cancel_projection": true}            its Cancel button
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -63,6 +65,8 @@ STEP_KEYS = (
     'kill_renderer',
     'lab',
     'wait_jobs',
+    'project',
+    'cancel_projection',
     'quit',
 )
 
@@ -192,6 +196,11 @@ class ScriptRunner:
                 os.kill(pid, signal.SIGKILL)
         elif key == 'lab':
             self._lab_action(viz, str(v))
+        elif key == 'project':
+            viz.projection.set_state(dict(v.get('options', {})) if isinstance(v, dict) else {})
+            viz.projection.start(v['path'] if isinstance(v, dict) else str(v))
+        elif key == 'cancel_projection':
+            viz.projection.cancel('Cancelled by the script')
         elif key == 'wait_jobs':
             return self._wait_jobs(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'quit':

@@ -31,6 +31,7 @@ from viz.latent_widget import LatentWidget
 from viz.layer_widget import LayerWidget
 from viz.performance_widget import PerformanceWidget
 from viz.pickle_widget import PickleWidget
+from viz.projection_widget import ProjectionWidget, is_image_path
 from viz.script import ScriptRunner
 from viz.session_widget import SessionWidget
 from viz.spectrum_lab_widget import SpectrumLabWidget
@@ -128,6 +129,7 @@ class Visualizer:
         self.equivariance = EquivarianceWidget(self)
         self.layers = LayerWidget(self)
         self.spectrum_lab = SpectrumLabWidget(self)
+        self.projection = ProjectionWidget(self)
         self.capture = CaptureWidget(self, capture_dir=capture_dir)
         self.performance = PerformanceWidget(self)
         self.session = SessionWidget(self, session_path=str(pathlib.Path(capture_dir) / 'session.json'))
@@ -143,6 +145,7 @@ class Visualizer:
             self.equivariance,
             self.layers,
             self.spectrum_lab,
+            self.projection,
             self.capture,
             self.performance,
             self.session,
@@ -288,7 +291,19 @@ class Visualizer:
             'radial_profile': None if current is None else current.to_json()['profiles'],
             'lab': self.spectrum_lab.dump(),
             'measure': self.equivariance.measure_result,
+            'projection': self.projection.dump(),
         }
+
+    def handle_drop(self, paths: Sequence[str]) -> None:
+        """Files dropped on the window: an image starts a projection (the Projection pane opens), anything else
+        goes to the Network pane (a pickle, a run directory)."""
+        images = [p for p in paths if is_image_path(p)]
+        others = [p for p in paths if not is_image_path(p)]
+        if images:
+            self.set_section_open(self.projection.KEY, True)
+            self.projection.start(images[-1])
+        if others:
+            self.pickle.handle_drop(others)
 
     # ---- frame loop -------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -307,7 +322,7 @@ class Visualizer:
         self._poll_renderer()
         dropped = win.pop_dropped()
         if dropped:
-            self.pickle.handle_drop(dropped)
+            self.handle_drop(dropped)
         if self.script is not None:
             self.script.step(self)
         self._apply_performance_settings()

@@ -30,6 +30,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from engine import latents  # noqa: E402
+from engine.cli_types import FINITE_FLOAT  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +362,12 @@ class _GridType(click.ParamType):
     help='Input translation in image widths (StyleGAN3)',
 )
 @click.option(
-    '--rotate', type=float, default=0.0, show_default=True, metavar='DEG', help='Input rotation in degrees (StyleGAN3)'
+    '--rotate',
+    type=FINITE_FLOAT,
+    default=0.0,
+    show_default=True,
+    metavar='DEG',
+    help='Input rotation in degrees (StyleGAN3)',
 )
 @click.option(
     '--outdir',

@@ -237,6 +237,9 @@ class Dataset(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------
 
 
+MAX_CLASSES = 65536  # class labels (one-hot width) a dataset may use; what a network's c_dim may be
+
+
 class ImageFolderDataset(Dataset):
     """Dataset read from a zip (stored or deflated) or a folder (recursively) of PNG/JPG/BMP/WEBP images.
 
@@ -381,10 +384,32 @@ class ImageFolderDataset(Dataset):
                 f'ImageFolderDataset(): dataset.json in {self._path!r} has no label for {len(missing)} image(s), '
                 f'e.g. {missing[0]!r}; fix dataset.json or use use_labels=False'
             )
-        arr = np.array([labels[f] for f in self._image_fnames])
+        try:
+            arr = np.array([labels[f] for f in self._image_fnames], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise DatasetError(
+                f'ImageFolderDataset(): labels in dataset.json in {self._path!r} must be numbers (class indices or '
+                'flat float vectors of one length), got other values; fix dataset.json or train with --cond=False'
+            ) from None
         if arr.ndim not in (1, 2):
             raise DatasetError(
                 f'ImageFolderDataset(): labels in dataset.json must be ints or flat float vectors, got shape '
                 f'{list(arr.shape[1:])} per image in {self._path!r}'
             )
-        return arr.astype({1: np.int64, 2: np.float32}[arr.ndim])
+        if arr.ndim == 1:
+            bad = ~((arr >= 0) & (arr < MAX_CLASSES) & (arr == np.round(arr)))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise DatasetError(
+                    f'ImageFolderDataset(): class labels in dataset.json must be whole numbers in [0, {MAX_CLASSES}), '
+                    f'got {arr[i]!r} for {self._image_fnames[i]!r} in {self._path!r}; fix dataset.json'
+                )
+            return arr.astype(np.int64)
+        bad_rows = ~np.isfinite(arr.astype(np.float32)).all(axis=1)
+        if bad_rows.any():
+            i = int(np.argmax(bad_rows))
+            raise DatasetError(
+                f'ImageFolderDataset(): label vectors in dataset.json must hold finite float32 numbers, got '
+                f'{arr[i].tolist()[:8]} for {self._image_fnames[i]!r} in {self._path!r}; fix dataset.json'
+            )
+        return arr.astype(np.float32)

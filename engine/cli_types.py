@@ -16,7 +16,7 @@ import click
 __all__ = ['FINITE_FLOAT', 'FiniteFloat', 'FiniteFloatRange', 'check_finite']
 
 
-def check_finite(name: str, value: float) -> float:
+def check_finite(name: str, value: Any) -> float:
     """Returns `float(value)` when finite.
 
     Raises:

@@ -13,7 +13,9 @@ from typing import Any
 
 import click
 
-__all__ = ['FINITE_FLOAT', 'FiniteFloat', 'FiniteFloatRange', 'check_finite']
+__all__ = ['FINITE_FLOAT', 'FLOAT32_MAX', 'FiniteFloat', 'FiniteFloatRange', 'check_finite']
+
+FLOAT32_MAX = 3.4028234663852886e38  # the networks compute in float32: larger values become inf there
 
 
 def check_finite(name: str, value: Any) -> float:
@@ -26,8 +28,8 @@ def check_finite(name: str, value: Any) -> float:
         x = float(value)
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f'{name} must be a finite number, got {value!r}') from None
-    if not math.isfinite(x):
-        raise ValueError(f'{name} must be a finite number, got {value!r}')
+    if not math.isfinite(x) or abs(x) > FLOAT32_MAX:
+        raise ValueError(f'{name} must be a finite number (within float32, |x| <= 3.4e38), got {value!r}')
     return x
 
 
@@ -41,7 +43,11 @@ class FiniteFloatRange(click.FloatRange):
             try:
                 check_finite('value', value)
             except ValueError:
-                self.fail(f'{value!r} is not a finite number (NaN and infinities are not allowed)', param, ctx)
+                self.fail(
+                    f'{value!r} is not a finite float32 number (NaN, infinities and |x| > 3.4e38 are refused)',
+                    param,
+                    ctx,
+                )
         return super().convert(value, param, ctx)
 
 

@@ -442,7 +442,7 @@ class ImageFolderDataset(Dataset):
                 i = int(np.argmax(bad))
                 raise DatasetError(
                     f'ImageFolderDataset(): class labels in dataset.json must be whole numbers in [0, {MAX_CLASSES}), '
-                    f'got {arr[i]!r} for {self._image_fnames[i]!r} in {self._path!r}; fix dataset.json'
+                    f'got {float(arr[i]):g} for {self._image_fnames[i]!r} in {self._path!r}; fix dataset.json'
                 )
             return arr.astype(np.int64)
         bad_rows = ~np.isfinite(arr.astype(np.float32)).all(axis=1)

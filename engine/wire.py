@@ -26,7 +26,8 @@ change with the version. Messages (client -> server unless marked):
     separate_process {value}                                 server renders in a separate process or a thread
     list_files {}                                            -> files {root, runs: [[dir, [pkl, ...]], ...]}
     ping       {t}                                           -> pong {t} (round-trip time)
-    result     {result: {...}, images: [{field, codec, shape, nbytes}]}  server -> client, images in the blob
+    result     {result: {...}, images: [{field, codec, shape, nbytes}], restarting}  server -> client, images in
+               the blob; restarting: the server's render process died and its replacement has not answered yet
     error      {code, message, fatal}                        either way; fatal: the sender closes the connection
     bye        {}                                            either way; the sender closes the connection
 """

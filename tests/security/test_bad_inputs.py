@@ -163,7 +163,10 @@ def test_dataset_tool_huge_resolution_is_refused_and_leaves_nothing(tmp_path):
 
 def test_dataset_tool_failure_midway_leaves_no_partial_output(tmp_path):
     data = _images(tmp_path / 'data')
-    (data / 'img9.png').write_bytes(b'\x89PNG\r\n\x1a\n broken')  # found by the size scan only when decoded
+    noise = np.random.RandomState(0).randint(0, 256, [16, 16, 3], dtype=np.uint8)
+    PIL.Image.fromarray(noise).save(tmp_path / 'noise.png')
+    good = (tmp_path / 'noise.png').read_bytes()
+    (data / 'img9.png').write_bytes(good[: len(good) * 4 // 5])  # header reads (the size scan passes), decoding fails
     for dest in (tmp_path / 'out.zip', tmp_path / 'outdir'):
         code, out = _invoke(dataset_tool.main, ['--source', data, '--dest', dest])
         assert code == 1 and 'img9.png' in out

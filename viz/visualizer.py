@@ -248,8 +248,14 @@ class Visualizer:
         return self._quit_code or 0
 
     def frame(self) -> None:
-        """One GUI frame."""
+        """One GUI frame; when nothing changes, first an idle wait that may end without drawing (gui_utils IdleGate)."""
         win = self.window
+        timeout = win.idle.wait_timeout(busy=self._is_busy())
+        if timeout is not None and not win.wait_for_activity(timeout):
+            result = self.renderer.get_result()  # e.g. a notice that the render process restarted
+            if result is None:
+                return
+            self._on_result(result)
         dt = win.begin_frame()
         self._poll_renderer()
         dropped = win.pop_dropped()
@@ -269,12 +275,24 @@ class Visualizer:
         if img is not None:
             self._handle_readback(img)
 
+    def _is_busy(self) -> bool:
+        """Whether frames must run at the FPS limit: a render in flight, a script, a pending capture, an animation
+        switched on (widget state keys ``*anim``) or text entry (blinking cursor). Changed requests and new results
+        count through ``window.idle.mark_active()``; code that changes state from outside the frame loop calls it
+        too (and ``glfw.post_empty_event()`` from another thread)."""
+        if self.script is not None or self._screenshots or self._gui_capture or self.renderer.is_busy:
+            return True
+        if any(getattr(w, k, False) is True for w in self.widgets for k in w.STATE_KEYS if k.endswith('anim')):
+            return True
+        return bool(imgui.get_current_context() is not None and imgui.get_io().want_text_input)
+
     def _poll_renderer(self) -> None:
         result = self.renderer.get_result()
         if result is not None:
             self._on_result(result)
 
     def _on_result(self, result: RenderResult) -> None:
+        self.window.idle.mark_active()
         self.result = result
         self.displayed_stamp = max(self.displayed_stamp, result.stamp)
         if result.net is not None:
@@ -312,6 +330,7 @@ class Visualizer:
         # stamp finds the request it answers (request_of()).
         if req == self._last_request:
             return
+        self.window.idle.mark_active()
         self.submitted_stamp += 1
         req = req.replace(stamp=self.submitted_stamp)
         self._requests[req.stamp] = req

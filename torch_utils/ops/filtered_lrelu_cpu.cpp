@@ -169,7 +169,7 @@ void pass_2d(const float* zp, int64_t phase_stride, int row_stride, float* out, 
             const bool folded = b < half;
             offs[(size_t)b * kc + a] = (a % down) * (folded ? sym_phase : phase_stride) + a / down;
         }
-    const int n_cols_in = (n_out_cols + kBlock - 1) / kBlock * kBlock + (kc - 1) / down + 1;
+    const int n_cols_in = (n_out_cols + kVec - 1) / kVec * kVec + (kc - 1) / down + 1;  // what for_blocks reads
     const Epilogue none{false, 0.f, 1.f, -1.f};
     for (int j = 0; j < n_out_rows; ++j) {
         float* dst = out + (int64_t)j * out_stride;

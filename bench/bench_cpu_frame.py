@@ -116,7 +116,12 @@ def _worker(names: list[str], repeats: int, threads: int, baseline: str) -> None
 def _report(r: dict, baseline: str) -> tuple[str, list[str]]:
     """One table line for a config result and the targets it misses."""
     name = r['name']
-    b_cpu, a_cpu, b_wall, a_wall = r[f'{baseline}_cpu_ms'], r['auto_cpu_ms'], r[f'{baseline}_wall_ms'], r['auto_wall_ms']
+    b_cpu, a_cpu, b_wall, a_wall = (
+        r[f'{baseline}_cpu_ms'],
+        r['auto_cpu_ms'],
+        r[f'{baseline}_wall_ms'],
+        r['auto_wall_ms'],
+    )
     ratio = b_wall / a_wall
     misses = []
     target = RATIO_TARGETS.get(name) if baseline == 'ref' else None

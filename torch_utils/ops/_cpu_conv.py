@@ -78,9 +78,7 @@ def applies(
     return available()
 
 
-def conv2d(
-    x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, padding: object, groups: int
-) -> torch.Tensor:
+def conv2d(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, padding: object, groups: int) -> torch.Tensor:
     """``F.conv2d(x, w, bias, padding=padding, groups=groups)`` by Winograd F(6x6, 3x3), for :func:`applies` args.
 
     Groups (the modulated convolution's batch trick: groups = N) run one after another, each on all threads.
@@ -95,7 +93,5 @@ def conv2d(
     outs = []
     for g in range(groups):
         bg = None if bias is None else bias[g * O : (g + 1) * O]
-        outs.append(
-            torch._nnpack_spatial_convolution(x[:, g * I : (g + 1) * I], w[g * O : (g + 1) * O], bg, list(pad))
-        )
+        outs.append(torch._nnpack_spatial_convolution(x[:, g * I : (g + 1) * I], w[g * O : (g + 1) * O], bg, list(pad)))
     return torch.cat(outs, 1)

@@ -41,13 +41,15 @@ DEFAULT_NETWORK_NUM = 1000
 
 def is_network_source(source: str) -> bool:
     """True for a network pickle (path/URL), a run dir with snapshots; False for a dataset (zip or folder)."""
-    if '://' in source:
-        return True
-    if source.lower().endswith('.pkl'):
-        return True
-    if os.path.isdir(source):
-        return any(f.startswith('network-snapshot-') and f.endswith('.pkl') for f in os.listdir(source))
-    return False
+    from engine import sources
+
+    try:
+        src = sources.parse_source(source)
+    except sources.SourceError:
+        return True  # An unsupported URL scheme: the loader reports it.
+    if src.kind == 'run_dir':
+        return any(p.name.startswith('network-snapshot-') for p in sources.list_snapshots(source))
+    return sources.is_network_source(source)
 
 
 class ImageSource:

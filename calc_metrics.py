@@ -65,19 +65,19 @@ def run_metrics(
     """
     import torch
 
+    from engine import sources
     from engine.devices import pick_device
-    from engine.loading import default_network_path, load_network_pkl, resolve_source
+    from engine.loading import load_network_pkl, resolve_source
     from metrics import metric_main
 
     dev = pick_device(device)
     if num_gpus > 1 and dev.type == 'cuda':
         dev = torch.device('cuda', rank)
     is_bundled = network is None
-    source = default_network_path() if is_bundled else network
-    path = resolve_source(source)
+    path = resolve_source(network)
     pkl = load_network_pkl(path, trust=trust)
     G = pkl['G_ema'].eval().requires_grad_(False).to(dev)
-    is_remote = not is_bundled and str(network).lower().startswith(('http://', 'https://'))
+    is_remote = sources.parse_source(network).is_download
     if run_dir is None and not is_bundled and not is_remote:
         run_dir = os.path.dirname(os.path.abspath(path))
     dataset_kwargs = _dataset_kwargs(pkl.get('training_set_kwargs'), data, mirror)

@@ -17,7 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import re
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 import numpy as np
@@ -34,9 +37,9 @@ logger = logging.getLogger(__name__)
 def generate_images(
     *,
     network: str | os.PathLike | None,
-    seeds: list[int],
+    seeds: list[int] | None,
     outdir: str | os.PathLike,
-    truncation_psi: float = 1.0,
+    truncation_psi: float | Sequence[float] = 1.0,
     truncation_cutoff: int | None = None,
     class_idx: int | None = None,
     noise_mode: str = 'const',
@@ -45,17 +48,27 @@ def generate_images(
     device: str = 'auto',
     trust: bool = False,
     progress: bool = True,
+    projected_w: str | os.PathLike | None = None,
+    grid: tuple[int, int] | None = None,
+    show_avg: bool = False,
+    grid_only: bool = False,
 ) -> list[pathlib.Path]:
-    """Renders `seed%04d.png` for each seed into `outdir`.
+    """Renders `seed%04d.png` for each seed (or `proj%02d.png` for each latent of `projected_w`) into `outdir`, and
+    optionally one grid image `grid.png`.
 
     A seed gives `z = np.random.RandomState(seed).randn(1, z_dim)` (REFERENCE section 3); images are converted from
-    [-1, 1] to uint8 by `x * 127.5 + 128`, clamped.
+    [-1, 1] to uint8 by `x * 127.5 + 128`, clamped. Truncation (StyleGAN, Karras et al. 2019, Sec. 3) lerps the first
+    `truncation_cutoff` ws toward `w_avg`; it applies to projected latents too (psi = 1 renders them as saved).
+
+    Grids: with one psi, the images fill `grid` = (rows, cols) row by row; with several psi values, each psi is one
+    row and each seed/latent one column. `show_avg` puts the image of `w_avg` (psi-independent) in front of every
+    row.
 
     Args:
         network: Path, URL or run directory (None: the bundled default network).
-        seeds: Seeds in [0, 2**32).
+        seeds: Seeds in [0, 2**32) (ignored with `projected_w`).
         outdir: Output folder (created).
-        truncation_psi: Truncation psi (1 = none).
+        truncation_psi: Truncation psi (1 = none), or several values to sweep (file names get `-psi<value>`).
         truncation_cutoff: Number of leading ws truncated (None = all).
         class_idx: Class of a conditional network, in [0, c_dim).
         noise_mode: 'const', 'random' or 'none'.
@@ -64,14 +77,20 @@ def generate_images(
         device: 'auto', 'cpu', 'cuda' or 'mps'.
         trust: Load the pickle like the reference tools, executing its embedded code.
         progress: Show a tqdm progress bar.
+        projected_w: A latent file (`.npz` from a projector or the visualizer, or `.npy`; see
+            `engine.latent_files`): render its latent(s) instead of seeds.
+        grid: (rows, cols) of `grid.png`; None writes no grid unless several psi values are given.
+        show_avg: Add a first grid column with the `w_avg` image.
+        grid_only: Write only `grid.png`, not the single images.
 
     Returns:
-        The written PNG paths.
+        The written PNG paths (single images first, then the grid).
 
     Raises:
         engine.loading.LoadError: If the network cannot be loaded.
-        ValueError: On a missing/out-of-range class, an unknown noise mode, a transform on a StyleGAN2 network or
-            an unavailable device.
+        ValueError: On a missing/out-of-range class, an unknown noise mode, a transform on a StyleGAN2 network, an
+            unavailable device, a latent file that does not fit the network (names num_ws and w_dim) or a grid
+            too small for the images.
     """
     import torch
     from tqdm import tqdm
@@ -81,22 +100,99 @@ def generate_images(
 
     if noise_mode not in ('const', 'random', 'none'):
         raise ValueError(f"generate_images(): noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
+    psis = [float(truncation_psi)] if np.isscalar(truncation_psi) else [float(p) for p in truncation_psi]  # type: ignore[arg-type]
+    if not psis:
+        raise ValueError('generate_images(): truncation_psi must hold at least one value')
     dev = pick_device(device)
     G = load_generator(network, trust=trust, device=dev)
-    c = _class_vector(G, class_idx, dev)
     _apply_transform(G, translate, rotate)
+    items = _latent_items(G, seeds, projected_w, class_idx, dev)  # [(name, z, c) or (name, ws, None)]
+    if grid_only and grid is None and len(psis) == 1:
+        raise ValueError('--grid-only needs --grid RxC (or several --trunc values)')
+    layout = _grid_layout(grid, len(items), psis, show_avg) if grid is not None or len(psis) > 1 else None
 
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[pathlib.Path] = []
+    cells: dict[tuple[int, int], np.ndarray] = {}
     with torch.no_grad():
-        for seed in tqdm(seeds, desc='Generating', unit='img', disable=not progress):
-            z = torch.from_numpy(latents.z_from_seed(seed, G.z_dim)).to(dev)
-            img = G(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
-            path = outdir / f'seed{seed:04d}.png'
-            _save_png(img, path)
-            paths.append(path)
+        todo = [(p, i) for p in range(len(psis)) for i in range(len(items))]
+        for p, i in tqdm(todo, desc='Generating', unit='img', disable=not progress):
+            name, latent, c = items[i]
+            ws = _truncated_ws(G, latent, c, psis[p], truncation_cutoff)
+            img_u8 = _to_u8(G.synthesis(ws, noise_mode=noise_mode))
+            if not grid_only:
+                suffix = f'-psi{psis[p]:g}' if len(psis) > 1 else ''
+                paths.append(_save_png(img_u8, outdir / f'{name}{suffix}.png'))
+            if layout is not None:
+                cells[layout(p, i)] = img_u8
+        if layout is not None:
+            if show_avg:
+                w_avg = G.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
+                avg_u8 = _to_u8(G.synthesis(w_avg, noise_mode=noise_mode))
+                rows = len(psis) if len(psis) > 1 else grid[0]  # type: ignore[index]
+                for r in range(rows):
+                    cells[(r, 0)] = avg_u8
+            paths.append(_save_png(_assemble_grid(cells), outdir / 'grid.png'))
     return paths
+
+
+def _latent_items(G, seeds, projected_w, class_idx, device) -> list[tuple[str, Any, Any]]:
+    """What to render: `(file stem, z [1, z_dim], c [1, c_dim])` per seed, or `(stem, ws [1, L, D], None)` per
+    latent of a projected-w file."""
+    import torch
+
+    if projected_w is not None:
+        from engine.latent_files import read_latents
+
+        ws = read_latents(projected_w, num_ws=G.num_ws, w_dim=G.w_dim)  # [N, L, D]
+        if class_idx is not None:
+            logger.warning('--class is ignored with --projected-w (the latent already holds everything)')
+        return [(f'proj{i:02d}', torch.from_numpy(ws[i : i + 1]).to(device), None) for i in range(ws.shape[0])]
+    if not seeds:
+        raise ValueError('pass --seeds (e.g. 0-3) or --projected-w FILE')
+    c = _class_vector(G, class_idx, device)
+    return [(f'seed{s:04d}', torch.from_numpy(latents.z_from_seed(s, G.z_dim)).to(device), c) for s in seeds]
+
+
+def _truncated_ws(G, latent, c, psi: float, cutoff: int | None):
+    """ws [1, num_ws, w_dim]: mapped with truncation (seeds) or the given ws lerped toward w_avg (latent files)."""
+    if c is not None:
+        return G.mapping(latent, c, truncation_psi=psi, truncation_cutoff=cutoff)
+    if psi == 1:
+        return latent
+    ws = latent.clone()
+    n = G.num_ws if cutoff is None else cutoff
+    ws[:, :n] = G.mapping.w_avg.lerp(ws[:, :n], psi)
+    return ws
+
+
+def _grid_layout(grid, num_items: int, psis: list[float], show_avg: bool):
+    """A function (psi index, item index) -> (row, col) of the grid; validates that everything fits."""
+    first = 1 if show_avg else 0
+    if len(psis) > 1:
+        if grid is not None and tuple(grid) != (len(psis), num_items):
+            raise ValueError(
+                f'--grid {grid[0]}x{grid[1]} does not fit a truncation sweep: it has one row per psi and one column '
+                f'per image, i.e. {len(psis)}x{num_items}; drop --grid or match it'
+            )
+        return lambda p, i: (p, first + i)
+    rows, cols = grid
+    if rows < 1 or cols < 1 or rows * cols < num_items:
+        raise ValueError(f'--grid {rows}x{cols} has {rows * cols} cells for {num_items} images; make it larger')
+    return lambda p, i: (i // cols, first + i % cols)
+
+
+def _assemble_grid(cells: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+    """Tiles [H, W, C] uint8 images at (row, col) into one image; empty cells are black."""
+    any_img = next(iter(cells.values()))
+    h, w, ch = any_img.shape
+    rows = 1 + max(r for r, _ in cells)
+    cols = 1 + max(c for _, c in cells)
+    canvas = np.zeros([rows * h, cols * w, ch], np.uint8)
+    for (r, c), img in cells.items():
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = img
+    return canvas
 
 
 def _class_vector(G, class_idx: int | None, device):
@@ -126,16 +222,22 @@ def _apply_transform(G, translate: tuple[float, float], rotate: float) -> None:
         raise ValueError('--translate/--rotate need a StyleGAN3 network; this one has no synthesis.input.transform')
 
 
-def _save_png(img, path: pathlib.Path) -> None:
-    """Saves generator output [1, C, H, W] in [-1, 1] (C = 1 or 3) as an 8-bit PNG: `x * 127.5 + 128`, clamped."""
-    import PIL.Image
+def _to_u8(img) -> np.ndarray:
+    """Generator output [1, C, H, W] in [-1, 1] -> uint8 [H, W, C]: `x * 127.5 + 128`, clamped."""
     import torch
 
-    img_u8 = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
+    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
+
+
+def _save_png(img_u8: np.ndarray, path: pathlib.Path) -> pathlib.Path:
+    """Saves uint8 [H, W, C] (C = 1 or 3) as an 8-bit PNG."""
+    import PIL.Image
+
     if img_u8.shape[2] == 1:
         PIL.Image.fromarray(img_u8[:, :, 0], 'L').save(path)
     else:
         PIL.Image.fromarray(img_u8, 'RGB').save(path)
+    return path
 
 
 class _RangeType(click.ParamType):
@@ -166,6 +268,33 @@ class _Vec2Type(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+class _FloatListType(click.ParamType):
+    name = 'floats'
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            values = [float(v) for v in str(value).split(',')]
+        except ValueError:
+            self.fail(f"expected numbers like '1,0.7,0.5', got {value!r}", param, ctx)
+        if not values or not all(np.isfinite(values)):
+            self.fail(f'expected finite numbers, got {value!r}', param, ctx)
+        return values
+
+
+class _GridType(click.ParamType):
+    name = 'grid'
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        m = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', str(value))
+        if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+            self.fail(f"expected ROWSxCOLS like '2x4' (both >= 1), got {value!r}", param, ctx)
+        return (int(m.group(1)), int(m.group(2)))
+
+
 @click.command()
 @click.option(
     '--network',
@@ -175,10 +304,28 @@ class _Vec2Type(click.ParamType):
     help='Network pickle: path, file:// or http(s):// URL, or training run directory  [default: bundled network]',
 )
 @click.option(
-    '--seeds', type=_RangeType(), default='0-3', show_default=True, metavar='LIST', help="Seeds, e.g. '0,3,5-9'"
+    '--seeds',
+    type=_RangeType(),
+    default=None,
+    metavar='LIST',
+    help="Seeds, e.g. '0,3,5-9'  [default: 0-3; ignored with --projected-w]",
 )
 @click.option(
-    '--trunc', 'truncation_psi', type=float, default=1.0, show_default=True, metavar='PSI', help='Truncation psi'
+    '--projected-w',
+    'projected_w',
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar='FILE',
+    help='Render the latent(s) of this .npz/.npy (projector or visualizer output) instead of seeds: proj00.png, ...',
+)
+@click.option(
+    '--trunc',
+    'truncation_psi',
+    type=_FloatListType(),
+    default='1',
+    show_default=True,
+    metavar='PSI[,PSI...]',
+    help='Truncation psi; several values sweep into grid rows',
 )
 @click.option(
     '--trunc-cutoff',
@@ -225,6 +372,15 @@ class _Vec2Type(click.ParamType):
     help='Output folder',
 )
 @click.option(
+    '--grid',
+    type=_GridType(),
+    default=None,
+    metavar='ROWSxCOLS',
+    help='Also write grid.png with the images in ROWS x COLS cells (a --trunc sweep: one row per psi)',
+)
+@click.option('--show-avg', is_flag=True, default=False, help='Grid: first column shows the w_avg image')
+@click.option('--grid-only', is_flag=True, default=False, help='Write only grid.png, not the single images')
+@click.option(
     '--device', type=click.Choice(['auto', 'cpu', 'cuda', 'mps']), default='auto', show_default=True, help='Device'
 )
 @click.option(
@@ -234,15 +390,19 @@ class _Vec2Type(click.ParamType):
     help='Load the pickle like the reference tools: EXECUTES code embedded in the file; only for files you trust',
 )
 def main(
-    network, seeds, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate, rotate, outdir, device, trust
-):
-    """Generate images (seed%04d.png) from a network pickle.
+    network, seeds, projected_w, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate, rotate, outdir,
+    grid, show_avg, grid_only, device, trust,
+):  # fmt: skip
+    """Generate images (seed%04d.png, or proj%02d.png from a latent file) and grids from a network pickle.
 
     \b
     Examples:
       python gen_images.py --seeds 0-3 --outdir out
       python gen_images.py --network net.pkl --seeds 0,3,5-9 --trunc 0.7 --outdir out
       python gen_images.py --network net.pkl --seeds 0-7 --class 3 --translate 0.1,0 --rotate 10 --outdir out
+      python gen_images.py --seeds 0-7 --grid 2x4 --outdir out
+      python gen_images.py --seeds 0-5 --trunc 1,0.7,0.5 --show-avg --grid-only --outdir out
+      python gen_images.py --network net.pkl --projected-w projected_w.npz --outdir out
     """
     from engine.loading import LoadError
 
@@ -250,7 +410,7 @@ def main(
     try:
         paths = generate_images(
             network=network,
-            seeds=seeds,
+            seeds=seeds if seeds is not None or projected_w is not None else [0, 1, 2, 3],
             outdir=outdir,
             truncation_psi=truncation_psi,
             truncation_cutoff=truncation_cutoff,
@@ -260,6 +420,10 @@ def main(
             rotate=rotate,
             device=device,
             trust=trust,
+            projected_w=projected_w,
+            grid=grid,
+            show_avg=show_avg,
+            grid_only=grid_only,
         )
     except (LoadError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -107,44 +107,21 @@ def looping_interpolator(kf_ws: np.ndarray) -> Callable[[float], np.ndarray]:
 
 
 def load_ws_file(path: str | os.PathLike, num_ws: int, w_dim: int) -> np.ndarray:
-    """A latent sequence from .npy / .npz (key 'ws' or 'w', or the only array).
+    """A latent sequence from .npy / .npz (key 'w' or 'ws', or the only array); see `engine.latent_files`.
 
     Args:
-        path: File of shape [T, num_ws, w_dim] (per-layer W) or [T, w_dim] (one W per frame, broadcast).
+        path: File of shape [T, num_ws, w_dim] (per-layer W), [T, w_dim] (one W per frame, broadcast; T != num_ws),
+            or a single latent [num_ws, w_dim], [1, num_ws, w_dim], [w_dim] (e.g. a projector `.npz`: one frame).
 
     Returns:
         ws [T, num_ws, w_dim] float32.
 
     Raises:
-        ValueError: Unreadable file or wrong shape (the message names the expected shapes).
+        ValueError: Unreadable file or wrong shape (the message names num_ws, w_dim and the accepted shapes).
     """
-    path = pathlib.Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f'load_ws_file(): cannot read {path} as .npy/.npz ({e})') from e
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            keys = list(data.keys())
-            key = next((k for k in ('ws', 'w') if k in keys), keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise ValueError(f"load_ws_file(): {path} must hold an array 'ws' (or exactly one array), got {keys}")
-            arr = data[key]
-    else:
-        arr = data
-    expected = f'[T, {num_ws}, {w_dim}] or [T, {w_dim}]'
-    if arr.ndim == 2 and arr.shape[1] == w_dim:
-        arr = np.repeat(arr[:, None, :], num_ws, axis=1)
-    if (
-        arr.ndim != 3
-        or arr.shape[1:] != (num_ws, w_dim)
-        or arr.shape[0] < 1
-        or not np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise ValueError(
-            f'load_ws_file(): ws must have shape {expected} (float), got {list(arr.shape)} {arr.dtype} in {path}'
-        )
-    return arr.astype(np.float32)
+    from engine.latent_files import read_latents
+
+    return read_latents(path, num_ws=num_ws, w_dim=w_dim, allow_frames=True)
 
 
 def truncate_ws(ws: np.ndarray, w_avg: np.ndarray, psi: float, cutoff: int | None) -> np.ndarray:
@@ -472,7 +449,7 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
     'ws_file',
     metavar='FILE',
     default=None,
-    help='Render this latent sequence (.npy/.npz [T, num_ws, w_dim] or [T, w_dim])',
+    help='Render this latent file frame by frame (.npy/.npz [T, num_ws, w_dim], [T, w_dim], or one latent such as a projector .npz)',
 )
 @click.option(
     '--layer', metavar='NAME', default=None, help='Show 3 channels of this G.synthesis layer instead of the image'

@@ -74,7 +74,7 @@ def run_bench(
     )
     try:
         t0 = time.perf_counter()
-        while app.current_image is None:  # first image: process start, torch import, network load
+        while app.view.image is None:  # first image: process start, torch import, network load
             app.frame()
             if app.error_text() and app.net is None and time.perf_counter() - t0 > 5:
                 raise click.ClickException(f'render failed: {app.error_text()}')
@@ -96,17 +96,17 @@ def run_bench(
             app.frame()
         frame_ms, render_ms = [], []
         shown = 0
-        last_img = app.current_image
+        last_img = app.view.image
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             f0 = time.perf_counter()
             app.frame()
             frame_ms.append((time.perf_counter() - f0) * 1e3)
-            if app.current_image is not last_img:
+            if app.view.image is not last_img:
                 shown += 1
-                last_img = app.current_image
-                if app.result is not None and app.result.render_ms > 0:
-                    render_ms.append(app.result.render_ms)
+                last_img = app.view.image
+                if app.view.result is not None and app.view.result.render_ms > 0:
+                    render_ms.append(app.view.result.render_ms)
         elapsed = time.perf_counter() - t0
     finally:
         app.close()

@@ -1,6 +1,8 @@
-"""Rendering off the GUI thread: a :class:`engine.renderer.Renderer` in a spawned process (or a worker thread).
+"""Owns rendering off the GUI thread: request numbering (stamps), the render worker (a spawned process or a thread)
+with its restart on crash, the transport of results, and dropping stale ones.
 
-The GUI calls :meth:`AsyncRenderer.set_request` every frame and :meth:`AsyncRenderer.get_result` whenever it wants
+The worker runs an :class:`engine.renderer.Renderer`; networks load inside it through ``engine.net_cache``. The GUI
+calls :meth:`AsyncRenderer.set_request` every frame and :meth:`AsyncRenderer.get_result` whenever it wants
 the newest frame; neither blocks. Requests are stamped; an unchanged request (dataclass equality, the stamp
 ignored) is not rendered again; the worker skips requests superseded while it was busy; results older than the
 newest one already delivered are dropped.
@@ -11,23 +13,25 @@ child never re-runs the GUI's ``__main__`` (see :func:`_bare_main`). Requests an
 through pipes; the image and FFT arrays of a result travel through one ``multiprocessing.shared_memory`` block per
 result that the child creates under a name the parent can predict (``<prefix>_<counter>``) and the parent unlinks
 after copying the arrays out, so no segment outlives the renderer even when the child is killed. If the child
-dies, the next call notices, starts a new one, re-sends the request that was in flight (once), and delivers one
-result whose error reads ``render process died (exit code N); restarted``.
+dies, the next call notices, starts a new one, re-sends the current request (a request in flight when the worker
+died only once, so that a request that kills it does not loop), delivers one result whose error reads ``render
+process died (exit code N); restarted``, and reports :attr:`AsyncRenderer.is_restarting` until the new worker's
+first result.
 
 In-process mode runs the same renderer in a daemon worker thread; :meth:`AsyncRenderer.set_separate_process`
 switches between the two at run time.
 
-Both workers run the same loop (:func:`_serve`): networks load in a helper thread while the loop keeps reading
-requests, so a newer request for another network starts at once instead of waiting for the older load, which
-finishes in the background and is cached. The render process lowers its priority (``os.nice(5)``) and uses one CPU
+Both workers run the same loop (:func:`_serve`): newest request, poll the network cache, render. While a network
+loads (in a thread of the cache) the loop keeps reading requests, so a newer request for another network starts at
+once instead of waiting for the older load, which finishes in the background and is cached. The render process lowers its priority (``os.nice(5)``) and uses one CPU
 fewer than the machine has (unless ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` or ``num_threads`` say otherwise) so
 that the GUI stays responsive on small machines.
 
 Example::
 
     r = AsyncRenderer(device='auto')
-    r.set_request(RenderRequest(pkl='network.pkl', w0_seeds=((1, 1.0),)))
-    while (res := r.get_result()) is None:
+    stamp = r.set_request(RenderRequest(pkl='network.pkl', w0_seeds=((1, 1.0),)))
+    while (res := r.get_result()) is None or res.stamp < stamp:
         time.sleep(0.01)
     r.close()
 """
@@ -49,7 +53,6 @@ import uuid
 import weakref
 from collections.abc import Callable
 from multiprocessing import shared_memory
-from typing import Any
 
 import numpy as np
 
@@ -63,7 +66,6 @@ _ARRAY_FIELDS = ('image', 'fft')  # RenderResult fields that go through shared m
 _DEFAULT_SHM_MIN_BYTES = 64 * 1024  # Arrays smaller than this in total are simply pickled.
 _JOIN_TIMEOUT_SEC = 5.0
 _LOAD_POLL_SEC = 0.02  # How often the worker looks for newer requests (and finished loads) while a network loads.
-_MAX_LOADS_IN_FLIGHT = 3  # Abandoned loads still running + the current one; a further load waits for one to end.
 _CHILD_NICE = 5  # Priority decrement of the render process.
 _THREAD_ENV_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')  # The user chose torch's thread count.
 
@@ -80,6 +82,8 @@ class AsyncRenderer:
         num_threads: torch threads of the render process; None: unchanged if ``OMP_NUM_THREADS`` or
             ``MKL_NUM_THREADS`` is set, else the number of usable CPUs minus one (at least 1). In-process mode
             leaves the thread count alone.
+        renderer: ``'module:Class'`` of the renderer the worker builds as ``Class(device)`` (it needs
+            ``try_render(request) -> RenderResult | None``); tests substitute a probe.
 
     The worker (process or thread) starts on the first request. Not thread-safe: call it from one thread.
 
@@ -94,6 +98,7 @@ class AsyncRenderer:
         *,
         shm_min_bytes: int = _DEFAULT_SHM_MIN_BYTES,
         num_threads: int | None = None,
+        renderer: str = 'engine.renderer:Renderer',
     ):
         if num_threads is not None and (
             isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
@@ -106,6 +111,7 @@ class AsyncRenderer:
         self._separate = bool(separate_process)
         self._shm_min_bytes = int(shm_min_bytes)
         self._num_threads = num_threads
+        self._renderer = str(renderer)
         self._devices: tuple[str, ...] = ()  # Newest available_devices a result reported (for crash notices).
         self._backend: _ProcessBackend | _ThreadBackend | None = None
         self._last_req: RenderRequest | None = None  # The newest request sent (stamped).
@@ -115,18 +121,24 @@ class AsyncRenderer:
         self._pending: RenderResult | None = None  # Newest result not delivered yet.
         self._notice: RenderResult | None = None  # A crash report, delivered once before anything else.
         self._crashed_stamp = -1  # Stamp of the request in flight at the last crash (re-sent once only).
+        self._restarting = False  # A worker died; True until the new one answers.
         self._closed = False
 
     # ------------------------------------------------------------------------------------------------------------
     # Public API.
 
-    def set_request(self, req: RenderRequest) -> None:
+    def set_request(self, req: RenderRequest) -> int:
         """Asks for a render of ``req`` unless it equals the previous request (the stamp is ignored).
 
+        This is the one place that numbers requests: the caller keeps the returned stamp to know which request a
+        result answers (``RenderResult.stamp``).
+
         Args:
-            req: the request. A nonzero ``stamp`` newer than :attr:`last_stamp` is kept (the caller numbers its
-                requests); otherwise the request gets ``last_stamp + 1``. Results carry the stamp of the request
-                they answer.
+            req: the request. A nonzero ``stamp`` newer than :attr:`last_stamp` is kept (a caller that numbers its
+                requests itself); otherwise the request gets ``last_stamp + 1``.
+
+        Returns:
+            The stamp of the request now current: the new one, or the previous one when ``req`` equals it.
 
         Raises:
             TypeError: if ``req`` is not a RenderRequest.
@@ -138,12 +150,13 @@ class AsyncRenderer:
             raise RuntimeError('set_request(): the AsyncRenderer is closed; make a new one')
         self._check_worker()
         if self._last_req is not None and req == self._last_req:
-            return
+            return self._last_req.stamp
         stamp = int(req.stamp) if int(req.stamp) >= self._next_stamp else self._next_stamp
         stamped = dataclasses.replace(req, stamp=stamp)
         self._next_stamp = stamp + 1
         self._last_req = stamped
         self._submit(stamped)
+        return stamp
 
     def get_result(self) -> RenderResult | None:
         """The newest result not delivered yet, or None (never blocks). Older results are dropped."""
@@ -170,6 +183,15 @@ class AsyncRenderer:
         return self._received_stamp < self._last_req.stamp
 
     @property
+    def is_restarting(self) -> bool:
+        """True from noticing that the worker died until the new worker delivers its first result."""
+        if self._closed:
+            return False
+        self._poll()
+        self._check_worker()
+        return self._restarting
+
+    @property
     def last_stamp(self) -> int:
         """Stamp of the newest request sent to the worker (0 before the first), re-sends after a mode switch
         included: a result with this stamp answers the current request."""
@@ -185,20 +207,25 @@ class AsyncRenderer:
         """Process id of the render process (None in in-process mode or before the first request)."""
         return self._backend.pid if isinstance(self._backend, _ProcessBackend) else None
 
-    def set_separate_process(self, separate_process: bool) -> None:
-        """Switches between a separate render process and an in-process worker thread; the current request is
-        rendered again by the new worker (networks are loaded again there) under the next stamp
-        (:attr:`last_stamp` + 1)."""
+    def set_separate_process(self, separate_process: bool) -> int | None:
+        """Switches between a separate render process and an in-process worker thread.
+
+        Returns:
+            The stamp under which the current request is rendered again by the new worker (networks are loaded
+            again there), or None when nothing was re-sent (no switch, no request yet, or closed).
+        """
         separate_process = bool(separate_process)
         if separate_process == self._separate or self._closed:
             self._separate = separate_process
-            return
+            return None
         self._stop_backend()
         self._separate = separate_process
-        if self._last_req is not None:
-            self._last_req = dataclasses.replace(self._last_req, stamp=self._next_stamp)
-            self._next_stamp += 1
-            self._submit(self._last_req)
+        if self._last_req is None:
+            return None
+        self._last_req = dataclasses.replace(self._last_req, stamp=self._next_stamp)
+        self._next_stamp += 1
+        self._submit(self._last_req)
+        return self._last_req.stamp
 
     def close(self) -> None:
         """Stops the worker and frees its shared memory. Idempotent."""
@@ -217,8 +244,8 @@ class AsyncRenderer:
 
     def _new_backend(self) -> _ProcessBackend | _ThreadBackend:
         if self._separate:
-            return _ProcessBackend(self._device, self._shm_min_bytes, self._num_threads)
-        return _ThreadBackend(self._device)
+            return _ProcessBackend(self._device, self._renderer, self._shm_min_bytes, self._num_threads)
+        return _ThreadBackend(self._device, self._renderer)
 
     def _submit(self, req: RenderRequest) -> None:
         if self._backend is None:
@@ -232,6 +259,7 @@ class AsyncRenderer:
 
     def _offer(self, res: RenderResult) -> None:
         """Keeps ``res`` if it is the newest so far; drops stale results."""
+        self._restarting = False
         self._received_stamp = max(self._received_stamp, res.stamp)
         if res.available_devices:
             self._devices = tuple(res.available_devices)
@@ -252,20 +280,26 @@ class AsyncRenderer:
         self._backend = None
         what = 'render process' if isinstance(backend, _ProcessBackend) else 'render thread'
         logger.warning('%s died (exit code %s); restarting', what, exitcode)
-        in_flight = (
-            self._last_req if self._last_req is not None and self._received_stamp < self._last_req.stamp else None
-        )
+        was_in_flight = self._last_req is not None and self._received_stamp < self._last_req.stamp
         stamp = max(self._delivered_stamp, self._last_req.stamp if self._last_req is not None else 0)
         self._notice = RenderResult(
             stamp=stamp, error=f'{what} died (exit code {exitcode}); restarted', available_devices=self._devices
         )
-        if in_flight is not None and in_flight.stamp != self._crashed_stamp:
-            self._crashed_stamp = in_flight.stamp  # Re-sent once: a request that kills the worker is not looped.
-            self._submit(in_flight)
+        self._restarting = self._last_req is not None
+        if self._last_req is None:
+            if backend.num_answered > 0:
+                self._submit_nothing()  # It was healthy: have the next one warm.
             return
-        self._received_stamp = max(self._received_stamp, stamp)
-        if backend.num_answered > 0:
-            self._submit_nothing()  # It was healthy: have the next one warm. (Else: start on the next request.)
+        if was_in_flight and self._last_req.stamp == self._crashed_stamp:
+            # The request that killed the worker was re-sent once and killed it again: do not loop.
+            self._received_stamp = max(self._received_stamp, stamp)
+            self._restarting = False
+            return
+        if was_in_flight:
+            self._crashed_stamp = self._last_req.stamp
+        # Re-send the current request (answered or not) so that the new worker loads the network and the image comes
+        # back without waiting for the user to change something.
+        self._submit(self._last_req)
 
     def _submit_nothing(self) -> None:
         """Starts a fresh worker without a request (so the next one does not wait for the start-up)."""
@@ -278,68 +312,39 @@ class AsyncRenderer:
         self._pending = None
         self._received_stamp = self._last_req.stamp if self._last_req is not None else 0
 
-    def _child_modules(self, timeout: float = 60.0) -> list[str]:
-        """(Tests) names in the render process's ``sys.modules``."""
-        assert isinstance(self._backend, _ProcessBackend)
-        return self._backend.query('modules', timeout)
-
-    def _child_info(self, timeout: float = 60.0) -> dict:
-        """(Tests) the render process's niceness and torch thread count: {'nice': int | None, 'num_threads': int}."""
-        assert isinstance(self._backend, _ProcessBackend)
-        return self._backend.query('info', timeout)
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Workers.
 
 
-def _render_safely(renderer, req: RenderRequest) -> RenderResult:
+def _render_safely(renderer, req: RenderRequest) -> RenderResult | None:
     try:
-        return renderer.render(req)
-    except BaseException as e:  # Renderer.render() should not raise; never let one request kill the worker.
+        return renderer.try_render(req)
+    except BaseException as e:  # try_render() should not raise; never let one request kill the worker.
         if isinstance(e, KeyboardInterrupt | SystemExit):
             raise
         return RenderResult(
-            stamp=req.stamp, error=f'Rendering failed: {type(e).__name__}: {e}', error_detail=traceback.format_exc()
+            stamp=req.stamp,
+            error=f'Rendering failed: {type(e).__name__}: {e}',
+            error_detail=traceback.format_exc(),
+            source=req.pkl,
         )
 
 
-class _Load:
-    """One network load in a daemon helper thread (``Renderer.load_detached``: touches no renderer state)."""
+def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[RenderResult], bool]) -> None:
+    """The worker loop shared by the render process and the render thread: newest request, poll the cache, render.
 
-    def __init__(self, renderer, key: tuple):
-        self.outcome: Any = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(renderer, key), name='sg3viz-load', daemon=True)
-        self._thread.start()
-
-    def _run(self, renderer, key: tuple) -> None:
-        try:
-            self.outcome = renderer.load_detached(key)
-        finally:
-            self._done.set()
-
-    def done(self) -> bool:
-        return self._done.is_set()
-
-
-def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[RenderResult], bool], reply=None) -> None:
-    """The worker loop shared by the render process and the render thread.
-
-    Renders the newest request; while a network for it loads (in a :class:`_Load` thread) it keeps reading requests,
-    so a newer request for another network is served at once. The abandoned load finishes in the background and
-    its network is cached when done (at most ``_MAX_LOADS_IN_FLIGHT`` loads run at once).
+    ``renderer.try_render`` returns None while the request's network loads (in a thread of its
+    ``engine.net_cache.NetCache``); the loop then keeps reading requests every ``_LOAD_POLL_SEC``, so a newer request
+    for another network is served at once while the older load finishes in the background.
 
     Args:
-        renderer: an ``engine.renderer.Renderer``.
+        renderer: an ``engine.renderer.Renderer`` (anything with ``try_render(request) -> RenderResult | None``).
         recv: ``recv(timeout_sec or None) -> [message, ...]``, [] on timeout; raises EOFError / OSError when the
-            parent is gone. Messages: ('render', RenderRequest), ('close',), queries for ``reply``.
+            parent is gone. Messages: ('render', RenderRequest) and ('close',).
         send: delivers a result; returns False when the parent is gone.
-        reply: answers a query message (None: queries are ignored).
     """
     pending: RenderRequest | None = None
-    loads: dict[tuple, _Load] = {}
-    broken: set[tuple] = set()  # Keys whose load thread died without an outcome: render() loads them itself.
     while True:
         try:
             msgs = recv(None if pending is None else _LOAD_POLL_SEC)
@@ -350,29 +355,21 @@ def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[Rende
                 return
             if msg[0] == 'render':
                 pending = msg[1]
-            elif reply is not None:
-                reply(msg)
-        for done_key in [k for k, load in loads.items() if load.done()]:
-            outcome = loads.pop(done_key).outcome
-            if outcome is not None:
-                renderer.adopt(outcome)
-            else:
-                broken.add(done_key)
         if pending is None:
             continue
-        try:
-            key = renderer.pending_load(pending)
-        except Exception:  # Never expected; render() then loads synchronously and reports what goes wrong.
-            logger.exception('pending_load() failed')
-            key = None
-        if key is None or key in broken:
-            broken.discard(key)
-            res = _render_safely(renderer, pending)
+        res = _render_safely(renderer, pending)
+        if res is not None:
             pending = None
             if not send(res):
                 return
-        elif key not in loads and len(loads) < _MAX_LOADS_IN_FLIGHT:
-            loads[key] = _Load(renderer, key)
+
+
+def _make_renderer(spec: str, device: str):
+    """Imports ``'module:Class'`` and returns ``Class(device)``."""
+    import importlib
+
+    module, _, name = spec.partition(':')
+    return getattr(importlib.import_module(module), name)(device)
 
 
 class _ThreadBackend:
@@ -380,17 +377,15 @@ class _ThreadBackend:
 
     pid = None
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, renderer: str):
         self.num_answered = 0
         self._in: queue.Queue = queue.Queue()
         self._out: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, args=(device,), name='sg3viz-render', daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(device, renderer), name='sg3viz-render', daemon=True)
         self._thread.start()
 
-    def _run(self, device: str) -> None:
-        from engine.renderer import Renderer
-
-        _serve(Renderer(device), self._recv, self._send)
+    def _run(self, device: str, renderer: str) -> None:
+        _serve(_make_renderer(renderer, device), self._recv, self._send)
 
     def _recv(self, timeout: float | None) -> list:
         try:
@@ -443,14 +438,14 @@ class _ShmNames:
 class _ProcessBackend:
     """The renderer in a spawned child process; pipes for messages, shared memory for the arrays."""
 
-    def __init__(self, device: str, shm_min_bytes: int, num_threads: int | None = None):
+    def __init__(self, device: str, renderer: str, shm_min_bytes: int, num_threads: int | None = None):
         ctx = multiprocessing.get_context('spawn')
         req_recv, self._req_send = ctx.Pipe(duplex=False)
         self._res_recv, res_send = ctx.Pipe(duplex=False)
         self._names = _ShmNames()
         self._proc = ctx.Process(
             target=_child_main,
-            args=(req_recv, res_send, device, self._names.prefix, int(shm_min_bytes), num_threads),
+            args=(req_recv, res_send, device, renderer, self._names.prefix, int(shm_min_bytes), num_threads),
             name='sg3viz-render',
             daemon=True,
         )
@@ -458,7 +453,6 @@ class _ProcessBackend:
             self._proc.start()
         req_recv.close()  # The child's ends: closing ours lets a dead child show up as EOF / broken pipe.
         res_send.close()
-        self._others: list = []  # Non-result replies (tests).
         self.num_answered = 0
         self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._req_send, self._res_recv, self._names)
 
@@ -480,34 +474,12 @@ class _ProcessBackend:
     def poll(self) -> list[RenderResult]:
         results = []
         for msg in _drain(self._res_recv):
-            if msg[0] == 'result':
-                results.append(_unpack(msg, self._names))
-            else:
-                self._others.append(msg)
+            results.append(_unpack(msg, self._names))
         self.num_answered += len(results)
         return results
 
-    def query(self, kind: str, timeout: float) -> Any:
-        """(Tests) sends a query ('modules' or 'info') and waits for its answer; results meanwhile are dropped."""
-        self._req_send.send((kind,))
-        deadline = _now() + timeout
-        while _now() < deadline:
-            if self._res_recv.poll(0.05):
-                msg = self._res_recv.recv()
-                if msg[0] == kind:
-                    return msg[1]
-                if msg[0] == 'result':
-                    _unpack(msg, self._names)
-        raise TimeoutError(f'query(): no answer to {kind!r} from the render process')
-
     def close(self) -> None:
         self._finalizer()
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def _drain(conn) -> list:
@@ -565,8 +537,7 @@ def _shutdown(proc, req_send, res_recv, names: _ShmNames) -> None:
         proc.terminate()
         proc.join(timeout=_JOIN_TIMEOUT_SEC)
     for msg in _drain(res_recv):
-        if msg[0] == 'result':
-            _unpack(msg, names)
+        _unpack(msg, names)
     _unlink_leftovers(names)
     for conn in (req_send, res_recv):
         with contextlib.suppress(OSError):
@@ -595,14 +566,19 @@ def _bare_main():
 
 
 def _child_main(
-    req_conn, res_conn, device: str, shm_prefix: str, shm_min_bytes: int, num_threads: int | None = None
+    req_conn,
+    res_conn,
+    device: str,
+    renderer: str,
+    shm_prefix: str,
+    shm_min_bytes: int,
+    num_threads: int | None = None,
 ) -> None:
     """Entry point of the render process: render the newest request, send the result, repeat (see :func:`_serve`)."""
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the GUI's terminal: the parent closes us.
+    made = _make_renderer(renderer, device)  # Imports torch (the real renderer) before the thread count is set.
     _tune_render_process(num_threads)
-    from engine.renderer import Renderer
-
     counter = 0
 
     def recv(timeout: float | None) -> list:
@@ -622,19 +598,7 @@ def _child_main(
             return False
         return True
 
-    def reply(msg: tuple) -> None:
-        if msg[0] == 'modules':
-            answer: Any = sorted(sys.modules)
-        elif msg[0] == 'info':
-            import torch
-
-            answer = {'nice': _niceness(), 'num_threads': torch.get_num_threads()}
-        else:
-            return
-        with contextlib.suppress(EOFError, OSError):
-            res_conn.send((msg[0], answer))
-
-    _serve(Renderer(device), recv, send, reply)
+    _serve(made, recv, send)
 
 
 def _usable_cpus() -> int:
@@ -645,19 +609,11 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _niceness() -> int | None:
-    if not hasattr(os, 'nice'):
-        return None
-    try:
-        return os.nice(0)
-    except OSError:
-        return None
-
-
 def _tune_render_process(num_threads: int | None) -> None:
     """Keeps the GUI responsive on small machines: lowers the render process's priority by ``_CHILD_NICE`` (where
     the OS has ``os.nice``) and leaves one CPU to the GUI: torch uses ``num_threads``, or if None and neither
-    ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set, the number of usable CPUs minus one (at least 1)."""
+    ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set, the number of usable CPUs minus one (at least 1). A
+    renderer that never imported torch (a test stand-in) is left without it."""
     if hasattr(os, 'nice'):
         try:
             os.nice(_CHILD_NICE)
@@ -667,6 +623,8 @@ def _tune_render_process(num_threads: int | None) -> None:
         if any(os.environ.get(name) for name in _THREAD_ENV_VARS):
             return  # The user's choice.
         num_threads = max(1, _usable_cpus() - 1)
+    if 'torch' not in sys.modules:
+        return
     import torch
 
     torch.set_num_threads(int(num_threads))

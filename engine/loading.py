@@ -23,29 +23,25 @@ from typing import Any
 
 import torch
 
-from engine.safe_pickle import LoadError, UnsafePickleError, safe_load, trusted_load
+from engine import legacy_tf, sources
+from engine.safe_pickle import LoadError, ResourceLimitError, UnsafePickleError, safe_load, scan_pickle, trusted_load
+from engine.sources import default_network_path
 
 __all__ = [
     'LoadError',
+    'ResourceLimitError',
     'UnsafePickleError',
     'cache_dir',
     'default_network_path',
     'download',
     'load_generator',
+    'load_generator_and_path',
     'load_network_pkl',
     'resolve_source',
+    'verify_download',
 ]
 
 logger = logging.getLogger(__name__)
-
-_REPO = pathlib.Path(__file__).resolve().parents[1]
-_URL_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
-_SNAPSHOT_GLOB = 'network-snapshot-*.pkl'
-
-
-def default_network_path() -> pathlib.Path:
-    """Path of the bundled default network, `models/default.pkl` in the checkout."""
-    return _REPO / 'models' / 'default.pkl'
 
 
 def cache_dir() -> pathlib.Path:
@@ -79,7 +75,8 @@ def download(
     """Downloads `url` into the cache once and returns the cached file.
 
     The file is written to a temporary name in the cache folder and renamed into place (`os.replace`) only after
-    it is complete, so the cache never holds a partial file.
+    it is complete: its length matches `Content-Length` when the server sends one, and it parses (`verify_download`),
+    so the cache never holds a partial file even when a server cuts the transfer without saying how long it was.
 
     Args:
         url: http(s) URL.
@@ -127,6 +124,7 @@ def download(
                     os.fsync(f.fileno())
                 if total is not None and num_bytes != total:
                     raise OSError(f'incomplete download: got {num_bytes} of {total} bytes')
+            verify_download(pathlib.Path(tmp_name))
             os.replace(tmp_name, path)
             tmp_name = None
             return path
@@ -148,47 +146,55 @@ def download(
     )
 
 
-def resolve_source(source: str | os.PathLike, **download_kwargs: Any) -> pathlib.Path:
-    """Turns a network source into a local pickle path.
+def verify_download(path: pathlib.Path) -> None:
+    """Checks that a downloaded file is complete before it enters the cache: a pickle must parse to its STOP opcode
+    (`engine.pickle_scan`, nothing is unpickled) and a zip must pass its CRC checks. Other files pass.
+
+    Raises:
+        OSError: The file ends early or is corrupt (an interrupted transfer: worth retrying).
+        LoadError: The pickle exceeds a safety limit (not worth retrying).
+    """
+    import zipfile
+
+    with open(path, 'rb') as f:
+        head = f.read(4)
+        f.seek(0)
+        if head.startswith(b'\x80'):
+            try:
+                scan_pickle(f)
+            except (EOFError, pickle.UnpicklingError) as e:
+                raise OSError(f'incomplete download: the pickle does not parse ({e})') from None
+    if head.startswith(b'PK'):
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, EOFError) as e:
+            raise OSError(f'incomplete download: the zip does not parse ({e})') from None
+        if bad is not None:
+            raise OSError(f'incomplete download: zip member {bad} fails its CRC check')
+
+
+def resolve_source(source: str | os.PathLike | None, **download_kwargs: Any) -> pathlib.Path:
+    """Turns a network source into a local pickle path (what a source is: ``engine.sources``).
 
     Args:
-        source: A file path; a `file://` URL; an `http(s)://` URL (downloaded once into the cache); or a training
-            run directory (its newest `network-snapshot-*.pkl`).
+        source: A file path; a `file://` URL; an `http(s)://` URL (downloaded once into the cache); a training
+            run directory (its newest `network-snapshot-*.pkl`); or None for the bundled default network.
         **download_kwargs: Passed to `download()` (cache, retries, timeout, progress).
 
     Raises:
         LoadError: If the file or directory does not exist, the directory has no snapshot, the URL scheme is not
             supported, or the download failed.
     """
-    if isinstance(source, pathlib.Path):
-        path = source
-    elif isinstance(source, (str, os.PathLike)):
-        text = os.fspath(source)
-        if _URL_RE.match(text):
-            scheme = text.split('://', 1)[0].lower()
-            if scheme in ('http', 'https'):
-                return download(text, **download_kwargs)
-            if scheme != 'file':
-                raise LoadError(
-                    f'unsupported URL scheme {scheme!r} in {text}; use a path, file://, http:// or https://'
-                )
-            parsed = urllib.parse.urlparse(text)
-            path = pathlib.Path(urllib.request.url2pathname(parsed.path))
-        else:
-            path = pathlib.Path(text).expanduser()
-    else:
-        raise LoadError(f'network source must be a path or URL, got {type(source).__name__}')
-
-    if path.is_dir():
-        snapshots = sorted(path.glob(_SNAPSHOT_GLOB))
-        if not snapshots:
-            raise LoadError(
-                f'no {_SNAPSHOT_GLOB} in directory {path}; pass a training run directory that has snapshots, '
-                'or the .pkl file itself'
-            )
-        return snapshots[-1]
-    if not path.is_file():
-        raise LoadError(f'network file not found: {path}; check the path (or pass a URL or a training run directory)')
+    try:
+        src = sources.parse_source(source)
+        if src.is_download:
+            assert src.text is not None
+            return download(src.text, **download_kwargs)
+        path = sources.local_path(source)
+    except sources.SourceError as e:
+        raise LoadError(str(e)) from None
+    assert path is not None
     return path
 
 
@@ -196,29 +202,65 @@ def resolve_source(source: str | os.PathLike, **download_kwargs: Any) -> pathlib
 # Loading.
 
 
-def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
+_IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff')
+_MAGIC = (
+    (b'\x89PNG', 'a PNG image'),
+    (b'\xff\xd8\xff', 'a JPEG image'),
+    (b'GIF8', 'a GIF image'),
+    (b'\x1f\x8b', 'a gzip file (unpack it first if it holds a .pkl)'),
+    (b'\x93NUMPY', 'a NumPy .npy array'),
+    (b'7z\xbc\xaf', 'a 7-Zip archive'),
+)
+_FIX = 'pass a network pickle (.pkl) written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+
+
+def _foreign_file(path: pathlib.Path) -> LoadError | None:
+    """A LoadError saying what the file is when it is clearly not a pickle stream (checked before unpickling)."""
+    import zipfile
+
     with open(path, 'rb') as f:
         head = f.read(16)
-    size = path.stat().st_size
-    if size == 0:
+    if not head:
         return LoadError(f'{path} is empty; re-download or re-export the network pickle')
     if head.startswith(b'PK'):
-        return LoadError(
-            f'{path} is a zip file (a torch.save checkpoint or a dataset?), not a network pickle; pass a .pkl '
-            'written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
-        )
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            names = []
+        if any(n.lower().endswith(_IMAGE_SUFFIXES) for n in names):
+            what = 'a zip of images (a dataset? use it with --data, not as the network)'
+        elif any(n.endswith(('data.pkl', 'constants.pkl')) for n in names):
+            what = 'a zip archive written by torch.save or torch.jit.save (a checkpoint or TorchScript file)'
+        else:
+            what = 'a zip archive'
+        return LoadError(f'{path} is {what}, not a network pickle; {_FIX}')
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return LoadError(f'{path} is {what}, not a network pickle; {_FIX}')
     if not head.startswith(b'\x80'):
         return LoadError(
             f'{path} is not a network pickle (it does not start like a pickle stream; an HTML page or a text file?); '
-            'pass a .pkl written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+            f'{_FIX}'
         )
+    return None
+
+
+def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
+    foreign = _foreign_file(path)
+    if foreign is not None:
+        return foreign
     if isinstance(e, EOFError) or 'truncated' in str(e) or 'ran out of input' in str(e).lower():
         return LoadError(f'{path} is truncated (incomplete download or copy?): {e}; download or copy it again')
     return LoadError(f'{path} is a corrupt or unsupported pickle ({type(e).__name__}: {e}); check the file')
 
 
 def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **download_kwargs: Any) -> dict:
-    """Loads a network pickle (REFERENCE section 1).
+    """Loads a network pickle (REFERENCE section 1), or a legacy TensorFlow StyleGAN2(-ADA) pickle.
+
+    TensorFlow pickles (a `(G, D, Gs)` tuple) are always read in safe mode and converted to our StyleGAN2 networks
+    (`engine.legacy_tf`); they come back as `G`, `D`, `G_ema` (from Gs) with `training_set_kwargs` and
+    `augment_pipe` None.
 
     Args:
         source: Path, `file://` / `http(s)://` URL, or training-run directory; see `resolve_source()`.
@@ -236,9 +278,20 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
         UnsafePickleError: In safe mode, if the file references anything not allowed (`.names` lists it).
     """
     path = resolve_source(source, **download_kwargs)
+    foreign = _foreign_file(path)
+    if foreign is not None:
+        if _is_download(source):
+            path.unlink(missing_ok=True)
+            foreign = LoadError(f'{foreign} (downloaded from {os.fspath(source)}; removed from the cache)')
+        raise foreign
     try:
         with open(path, 'rb') as f:
-            data = trusted_load(f) if trust else safe_load(f)
+            if legacy_tf.is_tf_pickle(f):  # StyleGAN2(-ADA) TensorFlow: always read safely, never executed
+                scan_pickle(f)  # nesting / expansion limits first, as safe_load does
+                f.seek(0)
+                data = legacy_tf.load_tf_network_pkl(f)
+            else:
+                data = trusted_load(f) if trust else safe_load(f)
     except LoadError as e:
         raise _with_path(e, path) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
@@ -253,6 +306,10 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
             f'{path}: executing its embedded code failed ({type(e).__name__}: {e}); the file needs code this '
             'installation lacks'
         ) from e
+    except RecursionError as e:
+        raise ResourceLimitError(
+            f'{path}: the pickle nests objects too deeply to read ({e}); a damaged or hostile file?'
+        ) from None
     except RuntimeError as e:
         raise LoadError(f'{path}: could not read tensors ({e}); the file may be corrupt') from e
     except Exception as e:  # anything else from a foreign file (e.g. its embedded code in trusted mode)
@@ -265,7 +322,10 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
             'that contains G_ema'
         )
     if not isinstance(data['G_ema'], torch.nn.Module):
-        raise LoadError(f'{path}: G_ema is a {type(data["G_ema"]).__name__}, not a network')
+        raise LoadError(
+            f'{path}: G_ema must be a network (torch.nn.Module), got {type(data["G_ema"]).__name__}; pass a network '
+            'pickle written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+        )
     for key in ('G', 'D', 'augment_pipe', 'training_set_kwargs'):
         data.setdefault(key, None)
     return data
@@ -282,7 +342,35 @@ def _with_path(e: LoadError, path: pathlib.Path) -> LoadError:
         new: LoadError = UnsafePickleError(e.names)
         new.args = (f'{path}: {e}',)
         return new
-    return LoadError(f'{path}: {e}')
+    return type(e)(f'{path}: {e}')  # LoadError or a subclass (ResourceLimitError, ...): keep the class
+
+
+def load_generator_and_path(
+    source: str | os.PathLike | None = None, *, trust: bool = False, **download_kwargs: Any
+) -> tuple[torch.nn.Module, pathlib.Path]:
+    """The one generator loader of every tool and the visualizer: `G_ema` on the CPU, eval mode, no gradients.
+
+    Args:
+        source: As for `load_network_pkl()`; None means the bundled default network (`default_network_path()`).
+        trust: See `load_network_pkl()`.
+        **download_kwargs: Passed to `download()` for URLs.
+
+    Returns:
+        (G_ema, the local pickle it came from).
+
+    Raises:
+        LoadError / UnsafePickleError: See `load_network_pkl()`; also when `G_ema` is not a generator (it needs
+            `mapping` and `synthesis`).
+    """
+    path = resolve_source(source, **download_kwargs)
+    data = load_network_pkl(path, trust=trust)
+    G = data['G_ema']
+    if not (hasattr(G, 'mapping') and hasattr(G, 'synthesis')):
+        raise LoadError(
+            f'{path}: G_ema must be a generator with mapping and synthesis networks, got {type(G).__name__}; pass a '
+            'StyleGAN2/StyleGAN3 network pickle'
+        )
+    return G.eval().requires_grad_(False), path
 
 
 def load_generator(
@@ -300,11 +388,11 @@ def load_generator(
         device: 'auto', 'cpu', 'cuda', 'mps' or a torch.device.
 
     Raises:
-        LoadError / UnsafePickleError: See `load_network_pkl()`.
+        LoadError / UnsafePickleError: See `load_generator_and_path()`.
         ValueError: On an unavailable device.
     """
     from engine.devices import pick_device
 
     dev = pick_device(device)
-    data = load_network_pkl(default_network_path() if source is None else source, trust=trust, **download_kwargs)
-    return data['G_ema'].eval().requires_grad_(False).to(dev)
+    G, _ = load_generator_and_path(source, trust=trust, **download_kwargs)
+    return G.to(dev)

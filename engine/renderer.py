@@ -1,4 +1,6 @@
-"""Turns a :class:`engine.protocol.RenderRequest` into a :class:`engine.protocol.RenderResult` (no GUI needed).
+"""Owns the render pipeline: a :class:`engine.protocol.RenderRequest` -> latent -> synthesis with layer capture ->
+the displayed image, stats and FFT view in a :class:`engine.protocol.RenderResult` (no GUI needed). Networks come
+from ``engine.net_cache`` (loading, caching, failures); the render process around it is ``engine.async_renderer``.
 
 The maths follows the reference visualizer (REFERENCE.md sections 3 and 6):
 
@@ -23,10 +25,8 @@ Example::
 from __future__ import annotations
 
 import collections
-import copy
 import dataclasses
 import logging
-import os
 import time
 import traceback
 from typing import Any
@@ -34,184 +34,106 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.net_cache import LoadedNet, NetCache, NetLoadError
 from engine.protocol import NOISE_MODES, OUTPUT_LAYER, LayerInfo, NetInfo, RenderRequest, RenderResult, fft_colormap
 
 logger = logging.getLogger(__name__)
 
-# Longer than ~600 lines: the request -> result pipeline (caches, latents, hooks, views) reads best in one place.
-
-_NUM_CACHED_PKLS = 3  # CPU copies of loaded networks (the pickle data can be large).
-_NUM_CACHED_NETS = 3  # Per-device copies.
 _NUM_CACHED_WS = 512  # Mapped ws [num_ws, w_dim] per (net, device, seed, class).
 
 
 class _RenderError(Exception):
     """A user-facing error: its text goes to ``RenderResult.error`` without a traceback."""
 
-    def __init__(self, message: str, refused_names: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.refused_names = refused_names
-
 
 class _CaptureDone(Exception):
     """Raised from a forward hook once the selected layer is captured (early exit)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadOutcome:
-    """A network loaded by :meth:`Renderer.load_detached`: ``G`` (CPU, eval) and ``resolved`` path, or ``error``."""
-
-    key: tuple  # (pkl, trust)
-    file_state: tuple | None  # _file_state(pkl) before loading: a remembered failure is retried once it changes.
-    G: Any
-    resolved: str
-    error: _RenderError | None
-    load_ms: float
-
-
-@dataclasses.dataclass
-class _Net:
-    """A generator ready to render on one device, plus what the renderer derived from it."""
-
-    key: tuple  # (source, trust, device)
-    G: Any
-    info: NetInfo
-
-
 class Renderer:
-    """Renders requests with caching of networks, mapped latents and layer lists. Not thread-safe.
+    """Renders requests: latents, synthesis with layer capture, the displayed views. Not thread-safe.
+
+    Networks come from an :class:`engine.net_cache.NetCache` (loading, caching, failures); the renderer caches only
+    what it derives from a network (mapped ws, layer lists, colour tables).
 
     Args:
         device: default device for requests whose ``device`` is 'auto': 'auto' (cuda -> mps -> cpu, see
             ``engine.devices.pick_device``), 'cpu', 'cuda', 'cuda:N' or 'mps'.
+        net_cache: where networks come from (default: a new :class:`engine.net_cache.NetCache`).
     """
 
-    def __init__(self, device: str = 'auto'):
+    def __init__(self, device: str = 'auto', *, net_cache: NetCache | None = None):
         self._default_device = device
-        self._pkls: collections.OrderedDict[tuple, tuple[Any, str]] = collections.OrderedDict()
-        self._nets: collections.OrderedDict[tuple, _Net] = collections.OrderedDict()
-        self._load_errors: dict[tuple, tuple[Any, _RenderError]] = {}
+        self.net_cache = net_cache if net_cache is not None else NetCache(on_evict=self._forget)
         self._ws: collections.OrderedDict[tuple, torch.Tensor] = collections.OrderedDict()
         self._layers: dict[tuple, tuple[LayerInfo, ...]] = {}
         self._impl: dict[str, dict] = {}
         self._luts: dict[str, torch.Tensor] = {}
-        self._adopted_errors: dict[tuple, _RenderError] = {}  # Failed detached loads, reported by the next render.
-        self._detached_load_ms: dict[tuple, float] = {}
         self._available_devices: tuple[str, ...] | None = None
 
     # ------------------------------------------------------------------------------------------------------------
     # Public API.
 
     def render(self, req: RenderRequest) -> RenderResult:
-        """Renders one request. Never raises for user or model errors.
+        """Renders one request, waiting for its network to load. Never raises for user or model errors.
 
         Args:
             req: what to render (see :class:`engine.protocol.RenderRequest`).
 
         Returns:
             The result; on failure ``error`` holds a one-line message (``error_detail`` the traceback for
-            unexpected errors), ``refused_names`` the globals a safe-mode load refused, and the previously loaded
-            networks stay cached and usable. Errors after the network loaded (bad request, exception inside
-            synthesis) carry its ``net`` and known ``layers``; load failures have ``net=None``. Every result lists
-            ``available_devices``.
+            unexpected errors), ``refused_names`` the globals a safe-mode load refused, ``load_failed`` whether the
+            network failed to load, and the previously loaded networks stay cached and usable. Errors after the
+            network loaded (bad request, exception inside synthesis) carry its ``net`` and known ``layers``. Every
+            result names its ``source`` and lists ``available_devices``.
         """
+        res = self._render(req, wait=True)
+        assert res is not None
+        return res
+
+    def try_render(self, req: RenderRequest) -> RenderResult | None:
+        """Like :meth:`render`, but returns None at once while the request's network is still loading (the load
+        goes on in a background thread; call again later). This is what the render loop calls."""
+        return self._render(req, wait=False)
+
+    def _render(self, req: RenderRequest, wait: bool) -> RenderResult | None:
         device_name = ''
         load_ms = 0.0
-        net: _Net | None = None
+        net: LoadedNet | None = None
         try:
             device = self._pick_device(req.device)
             device_name = str(device)
-            t0 = time.perf_counter()
-            net, was_cached = self._get_net(req.pkl, req.trust, device)
-            if not was_cached:
-                load_ms = (time.perf_counter() - t0) * 1e3 + self._detached_load_ms.pop((req.pkl, bool(req.trust)), 0.0)
-            res = dataclasses.replace(self._render_net(net, req, device), load_ms=load_ms)
+            if wait:
+                net, load_ms = self.net_cache.get(req.pkl, bool(req.trust), device)
+            else:
+                status = self.net_cache.lookup(req.pkl, bool(req.trust), device)
+                if status.failure is not None:
+                    raise NetLoadError(status.failure)
+                if status.net is None:
+                    return None
+                net, load_ms = status.net, status.load_ms
+            res = self._render_net(net, req, device)
+        except NetLoadError as e:
+            f = e.failure
+            res = RenderResult(
+                stamp=req.stamp, error=f.message, error_detail=f.detail, refused_names=f.refused_names, load_failed=True
+            )
         except _RenderError as e:
-            res = self._error_result(req, net, str(e), None, refused_names=e.refused_names)
+            res = self._error_result(req, net, str(e), None)
         except Exception as e:  # Anything from inside the model (user code in a trusted pickle, OOM, ...).
             logger.exception('rendering failed')
             msg = f'Rendering failed: {type(e).__name__}: {e}'.strip()
             res = self._error_result(req, net, msg, traceback.format_exc())
-        return dataclasses.replace(res, device=device_name, load_ms=load_ms, available_devices=self._devices())
+        return dataclasses.replace(
+            res, device=device_name, load_ms=load_ms, available_devices=self._devices(), source=req.pkl
+        )
 
-    def pending_load(self, req: RenderRequest) -> tuple[str | None, bool] | None:
-        """What :meth:`render` would load from disk for ``req`` before rendering.
-
-        Args:
-            req: a request.
-
-        Returns:
-            The load key ``(pkl, trust)`` for :meth:`load_detached` when the network is neither cached nor a
-            remembered failure, else None (also for an invalid device: :meth:`render` reports it).
-        """
-        try:
-            device = self._pick_device(req.device)
-        except _RenderError:
-            return None
-        key = (req.pkl, bool(req.trust))
-        if (*key, str(device)) in self._nets or key in self._pkls or key in self._adopted_errors:
-            return None
-        failed = self._load_errors.get(key)
-        file_state = _file_state(req.pkl)
-        if failed is not None and failed[0] == file_state and file_state is not None:
-            return None
-        return key
-
-    @staticmethod
-    def load_detached(key: tuple[str | None, bool]) -> LoadOutcome:
-        """Loads a network without touching any renderer state (safe in another thread; see :meth:`adopt`).
-
-        Args:
-            key: ``(pkl, trust)`` from :meth:`pending_load`.
-
-        Returns:
-            The generator on the CPU, or the user-facing error.
-
-        Building the network draws from torch's global CPU RNG inside ``fork_rng``; a ``noise_mode='random'``
-        render running at the same time in another thread may therefore get a different noise draw once.
-        """
-        source, trust = key
-        file_state = _file_state(source)
-        t0 = time.perf_counter()
-        try:
-            with torch.random.fork_rng(devices=[]):  # Constructing modules draws random numbers: keep the user's.
-                G, resolved = _load_generator(source, bool(trust))
-            return LoadOutcome(key, file_state, G, resolved, None, (time.perf_counter() - t0) * 1e3)
-        except _RenderError as e:
-            return LoadOutcome(key, file_state, None, '', e, (time.perf_counter() - t0) * 1e3)
-        except (Exception, SystemExit) as e:  # Unexpected, or sys.exit() in a trusted pickle's code: report it.
-            err = _RenderError(f'Could not load {source!r}: {type(e).__name__}: {e}')
-            return LoadOutcome(key, file_state, None, '', err, (time.perf_counter() - t0) * 1e3)
-
-    def adopt(self, outcome: LoadOutcome) -> None:
-        """Puts the outcome of :meth:`load_detached` into the caches, so that :meth:`render` uses it."""
-        if outcome.error is not None:
-            self._load_errors[outcome.key] = (outcome.file_state, outcome.error)
-            self._adopted_errors[outcome.key] = outcome.error
-            return
-        self._load_errors.pop(outcome.key, None)
-        self._adopted_errors.pop(outcome.key, None)
-        self._pkls[outcome.key] = (outcome.G, outcome.resolved)
-        self._pkls.move_to_end(outcome.key)
-        self._detached_load_ms[outcome.key] = outcome.load_ms
-        while len(self._pkls) > _NUM_CACHED_PKLS:
-            old, _ = self._pkls.popitem(last=False)
-            self._detached_load_ms.pop(old, None)
-
-    def _error_result(
-        self,
-        req: RenderRequest,
-        net: _Net | None,
-        error: str,
-        error_detail: str | None,
-        refused_names: tuple[str, ...] = (),
-    ) -> RenderResult:
+    def _error_result(self, req: RenderRequest, net: LoadedNet | None, error: str, detail: str | None) -> RenderResult:
         layers = self._layers.get((net.key, bool(req.force_fp32)), ()) if net is not None else ()
         return RenderResult(
             stamp=req.stamp,
             error=error,
-            error_detail=error_detail,
-            refused_names=refused_names,
+            error_detail=detail,
             net=net.info if net is not None else None,
             layers=layers,
         )
@@ -227,9 +149,6 @@ class Renderer:
                 self._available_devices = ()
         return self._available_devices
 
-    # ------------------------------------------------------------------------------------------------------------
-    # Devices and network loading.
-
     def _pick_device(self, name: str) -> torch.device:
         from engine import devices
 
@@ -238,52 +157,16 @@ class Renderer:
         except ValueError as e:
             raise _RenderError(str(e)) from e
 
-    def _get_net(self, source: str | None, trust: bool, device: torch.device) -> tuple[_Net, bool]:
-        key = (source, bool(trust), str(device))
-        net = self._nets.get(key)
-        if net is not None:
-            self._nets.move_to_end(key)
-            return net, True
-        G_cpu, resolved = self._load_pkl(source, bool(trust))
-        G = G_cpu if device.type == 'cpu' else copy.deepcopy(G_cpu).to(device)
-        G.eval().requires_grad_(False)
-        net = _Net(key=key, G=G, info=_net_info(G, source, resolved))
-        self._nets[key] = net
-        while len(self._nets) > _NUM_CACHED_NETS:
-            old_key, _ = self._nets.popitem(last=False)
-            self._forget(old_key)
-        return net, False
-
     def _forget(self, net_key: tuple) -> None:
+        """Drops what was derived from a per-device network the cache let go."""
         for cache in (self._ws, self._layers):
             for k in [k for k in cache if k[0] == net_key]:
                 del cache[k]
 
-    def _load_pkl(self, source: str | None, trust: bool) -> tuple[Any, str]:
-        """Loads (or takes from the cache) G_ema on the CPU; returns it with the resolved path."""
-        key = (source, trust)
-        if key in self._pkls:
-            self._pkls.move_to_end(key)
-            return self._pkls[key]
-        adopted = self._adopted_errors.pop(key, None)
-        if adopted is not None:
-            raise adopted
-        # A failed load is remembered while the file is unchanged (the GUI asks again every frame it changes).
-        failed = self._load_errors.get(key)
-        if failed is not None and failed[0] == _file_state(source) and failed[0] is not None:
-            raise failed[1]
-        outcome = self.load_detached(key)
-        self.adopt(outcome)
-        self._detached_load_ms.pop(key, None)  # render() timed this load itself.
-        if outcome.error is not None:
-            self._adopted_errors.pop(key, None)
-            raise outcome.error
-        return outcome.G, outcome.resolved
-
     # ------------------------------------------------------------------------------------------------------------
     # Rendering.
 
-    def _render_net(self, net: _Net, req: RenderRequest, device: torch.device) -> RenderResult:
+    def _render_net(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> RenderResult:
         G = net.G
         _check_request(req, net.info)
         timer = _Timer(device)
@@ -324,7 +207,7 @@ class Renderer:
             sel_channels=view['sel_channels'],
         )
 
-    def _make_ws(self, net: _Net, req: RenderRequest, device: torch.device) -> torch.Tensor:
+    def _make_ws(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> torch.Tensor:
         """The latent of a request, [1, num_ws, w_dim] float32 (REFERENCE section 6; see the module docstring)."""
         G = net.G
         info = net.info
@@ -351,7 +234,7 @@ class Renderer:
         return w.unsqueeze(0)
 
     def _map_seeds(
-        self, net: _Net, seeds: list[int], class_idx: int | None, device: torch.device
+        self, net: LoadedNet, seeds: list[int], class_idx: int | None, device: torch.device
     ) -> dict[int, torch.Tensor]:
         """Maps every distinct seed once (cached): seed -> ws [num_ws, w_dim] float32 with truncation_psi=1."""
         from engine import latents
@@ -442,12 +325,13 @@ class Renderer:
         xs = x[base : base + sel_channels]  # [sel, H, W]
 
         # Stats over all vs the displayed channels, one device->host transfer.
-        stats_t = torch.stack([x.mean(), xs.mean(), _std(x), _std(xs), x.max(), xs.max()]).cpu().tolist()
+        stats_t = torch.stack([x.mean(), xs.mean(), _std(x), _std(xs), x.abs().amax(), xs.abs().amax()]).cpu().tolist()
         stats = {'mean': tuple(stats_t[0:2]), 'std': tuple(stats_t[2:4]), 'max': tuple(stats_t[4:6])}
 
         img = xs
-        if req.img_normalize:
+        if req.img_center:  # Mean-centred view (our option).
             img = img - img.mean(dim=[1, 2], keepdim=True)
+        if req.img_normalize:  # Reference view: each channel over its max |value|, 0 stays at mid-grey.
             img = img / img.abs().amax(dim=[1, 2], keepdim=True).clamp(min=1e-8)
         img = img * (10 ** (float(req.img_scale_db) / 20))
         img_u8 = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)  # [sel, H, W]
@@ -487,57 +371,6 @@ class Renderer:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers.
-
-
-def _load_generator(source: str | None, trust: bool) -> tuple[Any, str]:
-    """Loads G_ema (CPU) from a source; every failure becomes a _RenderError with a one-line message."""
-    from engine import loading
-
-    where = 'the bundled default network' if source is None else repr(source)
-    try:
-        path = loading.default_network_path() if source is None else loading.resolve_source(source)
-        data = loading.load_network_pkl(path, trust=trust)
-    except loading.UnsafePickleError as e:
-        raise _RenderError(str(e), refused_names=tuple(str(n) for n in e.names)) from e
-    except loading.LoadError as e:
-        raise _RenderError(str(e)) from e
-    except Exception as e:  # Code run by a trusted pickle, unexpected formats, I/O errors.
-        raise _RenderError(f'Could not load {where}: {type(e).__name__}: {e}') from e
-    G = data.get('G_ema', data.get('G')) if isinstance(data, dict) else None
-    if not (isinstance(G, torch.nn.Module) and hasattr(G, 'mapping') and hasattr(G, 'synthesis')):
-        raise _RenderError(f'Could not load {where}: it holds no generator (expected a dict with a G_ema network)')
-    return G, str(path)
-
-
-def _file_state(source: str | None) -> tuple | None:
-    """(mtime, size) of a local file source, to notice that a file that failed to load has changed."""
-    if source is None or ('://' in source and not source.startswith('file://')):
-        return None  # The default network and URLs: no remembered failures.
-    path = source[len('file://') :] if source.startswith('file://') else source
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ('missing',)
-    return (st.st_mtime_ns, st.st_size)
-
-
-def _net_info(G: Any, source: str | None, resolved: str) -> NetInfo:
-    inp = getattr(G.synthesis, 'input', None)
-    has_transform = isinstance(getattr(inp, 'transform', None), torch.Tensor)
-    has_noise = any(name.endswith('noise_const') for name, _ in G.synthesis.named_buffers())
-    return NetInfo(
-        pkl='' if source is None else str(source),
-        resolved_path=resolved,
-        arch='stylegan3' if has_transform else 'stylegan2',
-        img_resolution=int(G.img_resolution),
-        img_channels=int(G.img_channels),
-        z_dim=int(G.z_dim),
-        c_dim=int(G.c_dim),
-        w_dim=int(G.w_dim),
-        num_ws=int(G.num_ws),
-        has_noise=has_noise,
-        has_input_transform=has_transform,
-    )
 
 
 def _check_request(req: RenderRequest, info: NetInfo) -> None:
@@ -591,14 +424,14 @@ def _untransform(x: torch.Tensor, user_m: np.ndarray, extent: float) -> torch.Te
     """Resamples a layer output x [C, H, W] so its content is where it would be without the user transform.
 
     The input layer gets T^-1 (T = user rotation + translation), so the output shows out'(p) = out(T^-1 p) with p
-    in image units (centre 0, the image spans 1). Sampling out' at T p gives back out(p). In grid_sample's
-    normalised coordinates u = 2p / extent this is u -> R u + 2 t / extent (bilinear, zero outside).
+    in image units (centre 0, the image spans 1). Sampling out' at T p gives back out(p), band-limited to what both
+    pixel grids hold (``engine.resample.bandlimited_affine``: 4x upsampling, Lanczos sinc low-passes of the input
+    and the transformed output grid, sampling); zero outside the layer.
     """
-    theta = torch.tensor(user_m[:2], dtype=torch.float32)  # [2, 3]
-    theta[:, 2] *= 2.0 / extent
-    theta = theta.unsqueeze(0).to(x.device)  # [1, 2, 3]
-    grid = torch.nn.functional.affine_grid(theta, [1, *x.shape], align_corners=False)  # [1, H, W, 2]
-    return torch.nn.functional.grid_sample(x.unsqueeze(0), grid, mode='bilinear', align_corners=False)[0]
+    from engine import resample
+
+    m_px = resample.centred_to_pixels(user_m, x.shape[-1], x.shape[-2], extent=extent)
+    return resample.bandlimited_affine(x.unsqueeze(0), m_px)[0][0]
 
 
 class _Timer:
@@ -623,4 +456,4 @@ class _Timer:
         return (time.perf_counter() - self.t0) * 1e3
 
 
-__all__ = ['LoadOutcome', 'Renderer']
+__all__ = ['Renderer']

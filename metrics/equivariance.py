@@ -10,12 +10,19 @@ the MSE averaged over all samples, channels and valid pixels (the expectation si
 are uniform in [-1/8, 1/8] of the image per axis (rounded to whole pixels for `_int`), rotations uniform over the
 full circle.
 
-Conventions (REFERENCE section 3): coordinates are image-centred, in units where the image spans 1, pixel (i, j)
-at x = (i + 0.5) / W - 0.5, y = (j + 0.5) / H - 0.5. The input layer stores the *inverse* M of the user's
-transform and samples its features at M x, so the transformed output is `img'(x) = img(M x)` and the reference
-image is resampled at M x too: exactly by rolling for whole pixels; otherwise with a separable Kaiser-windowed
-sinc interpolator (radius 8 pixels, i.e. 16 taps per axis, beta 8; radius res/8 below 64 px), which reproduces content below ~0.35 cycles/pixel to ~-80 dB and marks
-pixels whose footprint leaves the image as invalid.
+Conventions (docs/compatibility.md, "Network interface"): coordinates are image-centred, in units where the
+image spans 1, pixel (i, j) at x = (i + 0.5) / W - 0.5, y = (j + 0.5) / H - 0.5. The input layer stores the
+*inverse* M of the user's transform and samples its features at M x, so the transformed output is
+`img'(x) = img(M x)`, and the reference image is the untransformed output resampled at M x:
+
+- EQ-T_int: exactly, by rolling whole pixels; pixels rolled in from outside are excluded.
+- EQ-T_frac: with a separable Lanczos filter, a = 3 (six taps of sinc(x) sinc(x/3) around the source position per
+  axis, normalised to unit sum); pixels whose six-tap support reaches outside the image are excluded. The filter's
+  own passband error at high frequencies counts against the generator, as in the paper's definition; a sharper
+  interpolator would report a higher (more optimistic) EQ-T_frac than the published numbers.
+- EQ-R: band-limited rotation (`engine.resample.bandlimited_affine`: 4x upsampling, the cascade of the input-grid
+  and the rotated output-grid Lanczos sinc low-passes, sampling); the generator's rotated output is limited to the
+  same band so both hold the same frequencies; pixels whose filter support leaves the image are excluded.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import math
 
 import numpy as np
 import torch
+
+from engine import resample
 
 from . import metric_utils
 
@@ -66,59 +75,81 @@ def integer_translate(img: torch.Tensor, tx: int, ty: int) -> tuple[torch.Tensor
     return out, mask
 
 
-def _kaiser_sinc(d: torch.Tensor, radius: int, beta: float) -> torch.Tensor:
-    """Interpolation kernel sinc(d) * Kaiser(d / radius) (zero outside |d| < radius)."""
-    t = (d / radius).clamp(-1, 1)
-    window = torch.special.i0(beta * torch.sqrt((1 - t * t).clamp(min=0))) / torch.special.i0(torch.tensor(beta))
-    return torch.sinc(d) * window * (d.abs() < radius)
+def fractional_translate(img: torch.Tensor, tx: float, ty: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Moves the content by (tx, ty) image widths with the separable six-tap Lanczos filter of EQ-T_frac.
 
-
-def resample(
-    img: torch.Tensor, matrix: np.ndarray | torch.Tensor, radius: int = 8, beta: float = 8.0, chunk: int = 1 << 24
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resamples `img` at the affinely mapped coordinates: `out(x) = img(matrix @ x)` (image-centred units).
-
-    Windowed-sinc interpolation over a 2*radius x 2*radius footprint (weights normalised to sum 1 per axis).
+    Alias-Free GAN, Appendix E: the reference image of EQ-T is the untransformed output shifted by the same
+    sub-pixel offset with a Lanczos filter (a = 3, weights normalised to unit sum); pixels whose filter support
+    reaches outside the image are excluded (see :func:`engine.resample.lanczos_translate`).
 
     Args:
-        img: [N, C, H, W] float, square (H == W).
-        matrix: [3, 3] or [2, 3] affine map from output to source coordinates.
-        radius: Kernel radius in pixels.
-        beta: Kaiser window parameter.
-        chunk: Upper bound on elements gathered at once (memory knob).
+        img: [N, C, H, W] float.
+        tx, ty: Shift in image widths / heights (right, down).
 
     Returns:
-        (resampled [N, C, H, W], valid mask [H, W] bool -- True where the whole footprint lies in the image).
+        (shifted [N, C, H, W], valid mask [H, W] bool).
+    """
+    _, _, h, w = img.shape
+    return resample.lanczos_translate(img, float(tx) * w, float(ty) * h)
+
+
+def affine_reference(
+    orig: torch.Tensor, img: torch.Tensor, matrix: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reference and comparison images of an affine equivariance test (EQ-R; also scalings, shears, mirrors).
+
+    The reference is ``orig`` resampled at ``matrix @ x`` with :func:`engine.resample.bandlimited_affine`: upsampled
+    4x, limited to the band both the source and the transformed output grid represent (Lanczos-windowed sinc
+    low-passes, a = 3), sampled. The generator's transformed output ``img`` has the full band of its own grid, so it
+    goes through the same band-limit (the source grid's low-pass expressed on the output grid) without moving;
+    otherwise frequencies the reference cannot hold would count as errors (Alias-Free GAN, Appendix E).
+
+    Args:
+        orig: Untransformed output [N, C, H, W] float, square.
+        img: Output rendered with the input transform ``matrix`` [N, C, H, W].
+        matrix: [3, 3] input transform (image-centred units): ``img(x) = orig(matrix @ x)`` for an equivariant G.
+
+    Returns:
+        (reference [N, C, H, W], filtered img [N, C, H, W], valid mask [H, W] bool).
+    """
+    _, _, h, w = orig.shape
+    m_px = resample.centred_to_pixels(matrix, w, h)
+    ref, ref_mask = resample.bandlimited_affine(orig, m_px)
+    band_inv = np.linalg.inv(m_px[:, :2])
+    cmp, cmp_mask = resample.bandlimited_affine(img, np.eye(3), band_px=band_inv)
+    return ref, cmp, ref_mask & cmp_mask
+
+
+EQ_KINDS = ('int', 'frac', 'affine')
+
+
+def sample_squared_error(orig: torch.Tensor, img: torch.Tensor, matrix: np.ndarray, kind: str) -> tuple[float, float]:
+    """(sum of squared differences, number of compared values) of one equivariance test: the per-sample step of
+    :func:`compute_equivariance_metrics` (EQ = psnr_db(sum / count) over one sample; the metric pools the sums).
+
+    Args:
+        orig: Untransformed output [N, C, H, W] float in [-1, 1].
+        img: Output rendered with the input transform ``matrix``.
+        matrix: [3, 3] input transform (the inverse of the user's transform, image-centred units).
+        kind: 'int' (whole-pixel translation: exact roll), 'frac' (sub-pixel translation: six-tap Lanczos shift) or
+            'affine' (any affine map: band-limited resampling, :func:`affine_reference`).
 
     Raises:
-        ValueError: Non-square image.
+        ValueError: Unknown kind, or a translation kind with a matrix that is not a pure translation.
     """
-    n, c, h, w = img.shape
-    if h != w:
-        raise ValueError(f'resample(): img must be square, got {h}x{w}')
-    m = torch.as_tensor(np.asarray(matrix, dtype=np.float64)[:2], dtype=torch.float64, device=img.device)
-    coords = (torch.arange(w, dtype=torch.float64, device=img.device) + 0.5) / w - 0.5
-    gy, gx = torch.meshgrid(coords, coords, indexing='ij')
-    u = ((m[0, 0] * gx + m[0, 1] * gy + m[0, 2]) + 0.5) * w - 0.5  # Source column [H, W] in pixels.
-    v = ((m[1, 0] * gx + m[1, 1] * gy + m[1, 2]) + 0.5) * h - 0.5  # Source row.
-    u0, v0 = torch.floor(u), torch.floor(v)
-    valid = (u0 - radius + 1 >= 0) & (u0 + radius <= w - 1) & (v0 - radius + 1 >= 0) & (v0 + radius <= h - 1)
-    taps = torch.arange(-radius + 1, radius + 1, dtype=torch.float64, device=img.device)  # [K]
-    cols = u0.flatten()[:, None] + taps  # [P, K]
-    rows = v0.flatten()[:, None] + taps
-    wx = _kaiser_sinc(u.flatten()[:, None] - cols, radius, beta)
-    wy = _kaiser_sinc(v.flatten()[:, None] - rows, radius, beta)
-    wx = (wx / wx.sum(dim=1, keepdim=True)).to(img.dtype)
-    wy = (wy / wy.sum(dim=1, keepdim=True)).to(img.dtype)
-    cols = cols.clamp(0, w - 1).long()
-    rows = rows.clamp(0, h - 1).long()
-    out = torch.empty([n, c, h * w], dtype=img.dtype, device=img.device)
-    step = max(1, chunk // max(1, n * c * taps.numel() ** 2))
-    for start in range(0, h * w, step):
-        sl = slice(start, start + step)
-        patch = img[:, :, rows[sl][:, :, None], cols[sl][:, None, :]]  # [N, C, P, K, K]
-        out[:, :, sl] = torch.einsum('ncpij,pi,pj->ncp', patch, wy[sl], wx[sl])
-    return out.reshape(n, c, h, w), valid
+    m = np.asarray(matrix, dtype=np.float64)
+    _, _, h, w = orig.shape
+    if kind in ('int', 'frac') and not np.allclose(m[:2, :2], np.eye(2)):
+        raise ValueError(f'sample_squared_error(): kind {kind!r} needs a pure translation matrix, got {m.tolist()}')
+    if kind == 'int':
+        ref, mask = integer_translate(orig, int(round(-m[0, 2] * w)), int(round(-m[1, 2] * h)))
+    elif kind == 'frac':
+        ref, mask = fractional_translate(orig, -m[0, 2], -m[1, 2])
+    elif kind == 'affine':
+        ref, img, mask = affine_reference(orig, img, m)
+    else:
+        raise ValueError(f'sample_squared_error(): kind must be one of {EQ_KINDS}, got {kind!r}')
+    return masked_squared_error(img, ref, mask)
 
 
 def translation_matrix(tx: float, ty: float) -> np.ndarray:
@@ -182,7 +213,6 @@ def compute_equivariance_metrics(
             'StyleGAN3 -T/-R); this network has none (StyleGAN2?)'
         )
     flags = [compute_eqt_int, compute_eqt_frac, compute_eqr]
-    radius = int(np.clip(opts.G.img_resolution // 8, 2, 8))  # Interpolation footprint; 8 from 64 px up.
     sums = torch.zeros([3, 2], dtype=torch.float64)  # [metric, (sum se, count)]
     num_batches = -(-num_samples // batch_size)
     with metric_utils.private_generator(opts.G, opts.device) as G:
@@ -199,18 +229,20 @@ def compute_equivariance_metrics(
                     ws = G.mapping(z, c, truncation_psi=1)
                     orig = _render(G, ws, np.eye(3))
                     if compute_eqt_int:
-                        t_px = np.round(t * res)
-                        img = _render(G, ws, translation_matrix(*(t_px / res)))
-                        ref, mask = integer_translate(orig, int(t_px[0]), int(t_px[1]))
-                        sums[0] += torch.tensor(masked_squared_error(img, ref, mask), dtype=torch.float64)
+                        m = translation_matrix(*(np.round(t * res) / res))
+                        sums[0] += torch.tensor(
+                            sample_squared_error(orig, _render(G, ws, m), m, 'int'), dtype=torch.float64
+                        )
                     if compute_eqt_frac:
                         m = translation_matrix(*t)
-                        ref, mask = resample(orig, m, radius=radius)
-                        sums[1] += torch.tensor(masked_squared_error(_render(G, ws, m), ref, mask), dtype=torch.float64)
+                        sums[1] += torch.tensor(
+                            sample_squared_error(orig, _render(G, ws, m), m, 'frac'), dtype=torch.float64
+                        )
                     if compute_eqr:
                         m = rotation_matrix(angle)
-                        ref, mask = resample(orig, m, radius=radius)
-                        sums[2] += torch.tensor(masked_squared_error(_render(G, ws, m), ref, mask), dtype=torch.float64)
+                        sums[2] += torch.tensor(
+                            sample_squared_error(orig, _render(G, ws, m), m, 'affine'), dtype=torch.float64
+                        )
                 bar.update(n * opts.num_gpus)
     sums = metric_utils.all_reduce_sum(sums.to(opts.device), opts.num_gpus).cpu()
     if opts.rank != 0:

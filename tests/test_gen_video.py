@@ -95,7 +95,7 @@ def test_ws_sequence_renders_each_frame(tiny_pkl, tmp_path):
     np.save(tmp_path / 'bad.npy', np.zeros([10, 5, 8], np.float32))
     result = _run('--network', tiny_pkl, '--ws', tmp_path / 'bad.npy', '--output', tmp_path / 'c')
     assert result.exit_code != 0
-    assert '[T, 6, 8] or [T, 8]' in result.output and '[10, 5, 8]' in result.output
+    assert 'num_ws=6' in result.output and 'w_dim=8' in result.output and '[10, 5, 8]' in result.output
 
 
 def test_layer_view(tiny_pkl, tmp_path):

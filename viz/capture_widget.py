@@ -98,8 +98,8 @@ class CaptureWidget(Widget):
         viz = self.viz
         side = capture_sidecar(
             kind,
-            viz.displayed_request if viz else None,
-            viz.net if viz else None,
+            self.view.image_request,
+            self.view.net,
             viz.get_session()['widgets'] if viz else None,
         )
         try:
@@ -118,7 +118,7 @@ class CaptureWidget(Widget):
         imgui.set_next_item_width(fs * 14)
         _, self.capture_dir = imgui.input_text('Dir##capture', self.capture_dir)
         if imgui.button('Save image') and self.viz is not None:
-            self.capture('image', self.viz.current_image)
+            self.capture('image', self.view.image)
         imgui.same_line()
         if imgui.button('Save GUI') and self.viz is not None:
             self.viz.request_gui_capture()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
 
 from imgui_bundle import imgui
 
+from engine.sources import display_name, is_network_source, list_runs
 from viz.widget import Widget
 
 logger = logging.getLogger(__name__)
@@ -24,67 +24,29 @@ class _Unset:
 UNSET = _Unset()
 
 
-def is_url(source: str) -> bool:
-    return source.startswith(('http://', 'https://', 'file://'))
-
-
-def is_network_source(path: str) -> bool:
-    """True for what the loader accepts: a .pkl file, a URL, or a directory (training run -> newest snapshot)."""
-    return is_url(path) or path.lower().endswith('.pkl') or os.path.isdir(path)
-
-
 def push_recent(recent: list[str], source: str, max_len: int = MAX_RECENT) -> list[str]:
     """``source`` first, then the previous entries without duplicates, at most ``max_len``."""
     return ([source] + [r for r in recent if r != source])[:max_len]
 
 
-def list_runs(browse_dir: str | pathlib.Path | None) -> list[tuple[str, list[str]]]:
-    """Training runs under ``browse_dir`` and their snapshots (newest first).
-
-    Returns:
-        [(run directory, [snapshot .pkl paths]), ...]: loose .pkl files in ``browse_dir`` itself first, then each
-        subdirectory holding .pkl files, sorted by name (run dirs are ``NNNNN-<desc>`` so newest last).
-    """
-    if browse_dir is None:
-        return []
-    d = pathlib.Path(browse_dir)
-    if not d.is_dir():
-        return []
-    out = []
-    loose = sorted(str(p) for p in d.glob('*.pkl'))
-    if loose:
-        out.append((str(d), loose))
-    for run in sorted(p for p in d.iterdir() if p.is_dir()):
-        snaps = sorted((str(s) for s in run.glob('*.pkl')), reverse=True)
-        if snaps:
-            out.append((str(run), snaps))
-    return out
-
-
-def net_matches(net, source: str | None) -> bool:
-    """Does NetInfo ``net`` come from ``source`` (None = the bundled default network)?"""
+def status_line(net, config_fallback: str = '') -> str:
+    """The pane's one-line summary of a NetInfo: config, resolution, num_ws, c_dim."""
     if net is None:
-        return False
-    if source is None:
-        return not net.pkl or net.pkl in ('None', 'default') or net.pkl.endswith('default.pkl')
-    if net.pkl == source:
-        return True
-    try:
-        return bool(net.resolved_path) and pathlib.Path(net.resolved_path).resolve() == pathlib.Path(source).resolve()
-    except (OSError, ValueError):
-        return False
-
-
-def display_name(source: str | None) -> str:
-    return 'bundled default network' if source is None else source
+        return ''
+    config = getattr(net, 'config', '') or net.arch or config_fallback
+    return f'{config}  {net.img_resolution}x{net.img_resolution}  num_ws {net.num_ws}  c_dim {net.c_dim}'
 
 
 class PickleWidget(Widget):
     """Network source selection and load bookkeeping.
 
     State: ``pkl`` (the requested source; None = bundled default), ``recent``. Runtime: ``pending`` (a load in
-    flight), ``loaded_pkl`` (last source that loaded), ``load_error`` (sticky until the next load), ``refused``
+    flight), ``loaded_pkl`` (last source that loaded), ``load_error`` (until the next load, or until its source
+    loads after all, e.g. on another device), ``failed_source`` (the source ``load_error`` is about), ``refused``
     (names a safe-mode load refused; triggers the trust dialog), ``trusted`` (sources the user trusted).
+
+    The outcome of a load comes from ``RenderResult.source`` and ``RenderResult.load_failed``: a result for the
+    pending source with a network means it loaded, ``load_failed`` means it did not.
 
     Args:
         viz: the app.
@@ -106,6 +68,7 @@ class PickleWidget(Widget):
         self.pending: object = UNSET  # the source of a load in flight
         self.loaded_pkl: object = UNSET
         self.load_error: str | None = None
+        self.failed_source: object = UNSET
         self.refused: tuple[str | None, tuple[str, ...]] | None = None
         self._open_trust_popup = False
         self.text = ''
@@ -125,8 +88,7 @@ class PickleWidget(Widget):
             self.trusted.add(source)
         self.pkl = source
         self.pending = source
-        self.load_error = None
-        self.refused = None
+        self.dismiss_error()
         self.text = source or ''
         logger.info('loading %s', display_name(source))
 
@@ -137,6 +99,7 @@ class PickleWidget(Widget):
 
     def dismiss_error(self) -> None:
         self.load_error = None
+        self.failed_source = UNSET
         self.refused = None
 
     def handle_drop(self, paths: list[str]) -> bool:
@@ -156,18 +119,16 @@ class PickleWidget(Widget):
         return self.pending is not UNSET
 
     def on_result(self, result) -> None:
-        req = self.viz.request_of(result.stamp) if self.viz is not None else None
-        if self.pending is UNSET or req is None or req.pkl != self.pending:
+        loaded = result.net is not None and not result.load_failed
+        if loaded and self.load_error is not None and result.source == self.failed_source:
+            self.dismiss_error()  # What the error reported has succeeded after all (e.g. on another device).
+        if self.pending is UNSET or result.source != self.pending:
             return
-        failed = (
-            result.error is not None
-            and result.image is None
-            and (bool(result.refused_names) or not net_matches(result.net, self.pending))
-        )
         source = self.pending
-        self.pending = UNSET
-        if failed:
+        if result.load_failed:
+            self.pending = UNSET
             self.load_error = f'Could not load {display_name(source)}:\n{result.error}'
+            self.failed_source = source
             if result.refused_names:
                 self.refused = (source, tuple(result.refused_names))
                 self._open_trust_popup = True
@@ -177,9 +138,11 @@ class PickleWidget(Widget):
                 self.pending = fallback
                 self.text = source or ''
             return
-        self.loaded_pkl = source
-        if source is not None:
-            self.recent = push_recent(self.recent, source)
+        if loaded:
+            self.pending = UNSET
+            self.loaded_pkl = source
+            if source is not None:
+                self.recent = push_recent(self.recent, source)
 
     def update_request(self, args, dt) -> None:
         args['pkl'] = self.pkl
@@ -195,11 +158,29 @@ class PickleWidget(Widget):
                     self.load(r)
             imgui.end_popup()
 
+    def _remote(self):
+        """The renderer when it renders on a server (``--connect``), else None."""
+        r = getattr(self.viz, 'renderer', None) if self.viz is not None else None
+        return r if hasattr(r, 'file_list') else None
+
+    def browse_runs(self) -> tuple[str | None, list]:
+        """(listed directory, [(run dir, [snapshots])]) for Browse: the server's files when rendering remotely."""
+        remote = self._remote()
+        if remote is None:
+            return self.browse_dir, list_runs(self.browse_dir)
+        root, runs, _err = remote.file_list()
+        return (root or 'the server'), runs
+
+    def trust_refused_by_server(self) -> bool:
+        """True when rendering on a server that was not started with --allow-trust."""
+        remote = self._remote()
+        return remote is not None and not remote.allows_trust
+
     def _draw_browse_popup(self) -> None:
         if imgui.begin_popup('browse_popup'):
-            runs = list_runs(self.browse_dir)
+            where, runs = self.browse_runs()
             if not runs:
-                imgui.text_disabled(f'No .pkl files under {self.browse_dir}')
+                imgui.text_disabled(f'No .pkl files under {where}')
             for run, snaps in runs:
                 if imgui.begin_menu(pathlib.Path(run).name or run):
                     if imgui.menu_item_simple('Newest snapshot') and snaps:
@@ -228,9 +209,17 @@ class PickleWidget(Widget):
             if len(names) > 12:
                 imgui.text_disabled(f'... and {len(names) - 12} more')
             imgui.text('Loading it with trust runs code embedded in the file. Only do this for files you trust.')
+            refused = self.trust_refused_by_server()
+            if refused:
+                imgui.text_colored(
+                    imgui.ImVec4(1.0, 0.45, 0.4, 1.0),
+                    'The render server refuses trust for remote clients (start it with --allow-trust).',
+                )
+            imgui.begin_disabled(refused)
             if imgui.button('Trust and load'):
                 self.confirm_trust()
                 imgui.close_current_popup()
+            imgui.end_disabled()
             imgui.same_line()
             if imgui.button('Cancel'):
                 imgui.close_current_popup()
@@ -252,11 +241,18 @@ class PickleWidget(Widget):
             imgui.open_popup('recent_popup')
         self._draw_recent_popup()
         imgui.same_line()
-        imgui.begin_disabled(self.browse_dir is None)
+        remote = self._remote()
+        imgui.begin_disabled(self.browse_dir is None and remote is None)
         if imgui.button('Browse'):
+            if remote is not None:
+                remote.request_file_list()
             imgui.open_popup('browse_popup')
         imgui.end_disabled()
-        if self.browse_dir is None and imgui.is_item_hovered(imgui.HoveredFlags_.allow_when_disabled):
+        if (
+            self.browse_dir is None
+            and remote is None
+            and imgui.is_item_hovered(imgui.HoveredFlags_.allow_when_disabled)
+        ):
             imgui.set_tooltip('Start with --browse-dir DIR to list training runs')
         self._draw_browse_popup()
         imgui.same_line()
@@ -267,14 +263,11 @@ class PickleWidget(Widget):
             if imgui.button('Trust...'):
                 self._open_trust_popup = True
         self._draw_trust_popup()
-        net = self.net
+        # One status line, always present (errors are shown over the image, so the controls below never move).
         if self.is_loading():
             imgui.text_disabled(f'Loading {display_name(self.pending)} ...')
-        elif net is not None:
-            imgui.text_disabled(
-                f'{net.arch}  {net.img_resolution}x{net.img_resolution}  num_ws {net.num_ws}  c_dim {net.c_dim}'
-            )
-        if self.load_error:
-            imgui.push_text_wrap_pos(0.0)
-            imgui.text_colored(imgui.ImVec4(1.0, 0.45, 0.4, 1.0), self.load_error.splitlines()[0])
-            imgui.pop_text_wrap_pos()
+        elif self.load_error:
+            showing = 'nothing' if self.net is None else display_name(self.net.pkl or None)
+            imgui.text_colored(imgui.ImVec4(1.0, 0.45, 0.4, 1.0), f'Load failed; showing {showing}')
+        else:
+            imgui.text_disabled(status_line(self.net))

@@ -146,7 +146,7 @@ class ScriptRunner:
             if v == 'gui':
                 viz.request_gui_capture()
             else:
-                viz.capture.capture('image', viz.current_image)
+                viz.capture.capture('image', viz.view.image)
         elif key == 'save_session':
             viz.session.save(str(v))
         elif key == 'load_session':

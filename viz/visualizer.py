@@ -1,7 +1,9 @@
-"""The visualizer app: control pane of widgets on the left, the rendered image (and spectrum) on the right.
+"""The visualizer app: owns the window, the frame loop and the image area (image, spectrum, overlays); the control
+pane is one widget per file (``viz/*_widget.py``).
 
-Each frame: poll the renderer for a new RenderResult, let widgets read it, draw the pane, collect the widgets'
-parts of the next RenderRequest and submit it if it changed, draw the image and overlays. The renderer runs
+Each frame: poll the renderer for a new RenderResult and fold it into the frame view (``viz.frame_view``) that the
+widgets read, draw the pane, collect the widgets' parts of the next RenderRequest and hand it to the renderer
+(which filters unchanged requests and returns the request's stamp), draw the image and overlays. The renderer runs
 behind ``engine.async_renderer.AsyncRenderer`` (a separate process by default); this module never imports torch.
 """
 
@@ -18,14 +20,17 @@ import numpy as np
 from imgui_bundle import imgui
 
 from engine.protocol import RenderRequest, RenderResult, fft_colormap
+from engine.sources import display_name
 from gui_utils.gl_utils import Texture
+from gui_utils.image_view import fit_rect
 from gui_utils.imgui_window import ImguiWindow
 from viz.capture_widget import CaptureWidget
 from viz.equivariance_widget import EquivarianceWidget
+from viz.frame_view import FrameView
 from viz.latent_widget import LatentWidget
 from viz.layer_widget import LayerWidget
 from viz.performance_widget import PerformanceWidget
-from viz.pickle_widget import PickleWidget, display_name
+from viz.pickle_widget import PickleWidget
 from viz.script import ScriptRunner
 from viz.session_widget import SessionWidget
 from viz.stylemix_widget import StylemixWidget
@@ -36,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 PANE_WIDTH_FONTS = 31  # control pane width in font sizes
 ERROR_COLOR = imgui.ImVec4(1.0, 0.5, 0.45, 1.0)
+RESTARTING_TEXT = 'restarting render process...'
 
 
 def default_renderer_factory(device: str, separate_process: bool):
@@ -45,15 +51,18 @@ def default_renderer_factory(device: str, separate_process: bool):
     return AsyncRenderer(device=device, separate_process=separate_process)
 
 
-def fit_rect(x0: float, y0: float, w: float, h: float, img_w: int, img_h: int) -> tuple[float, float, float, float]:
-    """Largest rectangle with the image's aspect ratio centred in (x0, y0, w, h). Returns (x, y, w, h)."""
-    if img_w <= 0 or img_h <= 0 or w <= 0 or h <= 0:
-        return x0, y0, 0.0, 0.0
-    s = min(w / img_w, h / img_h)
-    if s >= 1:
-        s = max(np.floor(s), 1.0) if s < 8 else s  # integer zoom keeps pixels crisp for small images
-    fw, fh = img_w * s, img_h * s
-    return x0 + (w - fw) / 2, y0 + (h - fh) / 2, fw, fh
+def spectrum_caption(req: RenderRequest | None) -> str:
+    """The caption under the spectrum: which layer and channels of which request it shows."""
+    if req is None:
+        return 'Spectrum'
+    layer = req.layer_name or 'output'
+    if req.fft_all:
+        which = 'all channels'
+    elif req.sel_channels == 1:
+        which = f'channel {req.base_channel}'
+    else:
+        which = f'channels {req.base_channel}-{req.base_channel + req.sel_channels - 1}'
+    return f'Spectrum of {layer}, {which}, Kaiser beta {req.fft_beta:g}'
 
 
 class Visualizer:
@@ -135,17 +144,9 @@ class Visualizer:
             self.performance,
             self.session,
         ]
-        # Render bookkeeping.
-        self.net = None
-        self.result: RenderResult | None = None
-        self.last_layers: tuple = ()
-        self.last_stats: dict = {}
-        self.current_image: np.ndarray | None = None
-        self.current_fft: np.ndarray | None = None
-        self.displayed_request: RenderRequest | None = None
-        self.render_error: str | None = None
+        # Render bookkeeping: the stamps come from the renderer (set_request returns them).
+        self.view = FrameView()
         self.submitted_stamp = 0
-        self.displayed_stamp = -1
         self._last_request: RenderRequest | None = None
         self._requests: collections.OrderedDict[int, RenderRequest] = collections.OrderedDict()
         self._image_tex: Texture | None = None
@@ -178,9 +179,15 @@ class Visualizer:
                 return w
         raise KeyError(f'Visualizer.widget(): key must be one of {[w.KEY for w in self.widgets]}, got {key!r}')
 
-    def request_of(self, stamp: int) -> RenderRequest | None:
-        """The submitted request with this stamp (recent ones only)."""
-        return self._requests.get(stamp)
+    @property
+    def net(self):
+        """NetInfo of the network on screen (``view.net``), or None."""
+        return self.view.net
+
+    @property
+    def displayed_stamp(self) -> int:
+        """Stamp of the newest result received (-1 before the first)."""
+        return self.view.displayed_stamp
 
     def request_screenshot(self, path: str) -> None:
         self._screenshots.append(path)
@@ -211,8 +218,13 @@ class Visualizer:
                 logger.warning('session: ignoring unknown widget %r', key)
 
     def error_text(self) -> str | None:
-        """What the error overlay shows: a failed load (sticky until dismissed) or the current render error."""
-        return self.pickle.load_error or self.render_error
+        """What the error overlay shows: a failed load (until dismissed, another load, or its source loading after
+        all) or the newest result's error."""
+        return self.pickle.load_error or self.view.error
+
+    def is_restarting(self) -> bool:
+        """Whether the render process died and its replacement has not answered yet."""
+        return bool(getattr(self.renderer, 'is_restarting', False))
 
     def debug_state(self) -> dict:
         """Snapshot for tests / bug reports."""
@@ -220,16 +232,18 @@ class Visualizer:
             'submitted_stamp': self.submitted_stamp,
             'displayed_stamp': self.displayed_stamp,
             'request': self._last_request.to_dict() if self._last_request else None,
-            'displayed_request': self.displayed_request.to_dict() if self.displayed_request else None,
+            'displayed_request': self.view.image_request.to_dict() if self.view.image_request else None,
             'error_text': self.error_text(),
-            'render_error': self.render_error,
+            'render_error': self.view.error,
+            'restarting': self.is_restarting(),
             'load_error': self.pickle.load_error,
             'refused': list(self.pickle.refused[1]) if self.pickle.refused else [],
             'loading': self.pickle.is_loading(),
             'net': dataclasses.asdict(self.net) if self.net is not None else None,
-            'image_shape': list(self.current_image.shape) if self.current_image is not None else None,
-            'fft_shape': list(self.current_fft.shape) if self.current_fft is not None else None,
-            'layers': [info.name for info in self.last_layers],
+            'image_shape': list(self.view.image.shape) if self.view.image is not None else None,
+            'fft_shape': list(self.view.fft.shape) if self.view.fft is not None else None,
+            'image_rect': [float(v) for v in self._image_rect],
+            'layers': [info.name for info in self.view.layers],
             'captures': self.capture.last_paths,
             'widgets': self.get_session()['widgets'],
             'font_size': self.font_size,
@@ -293,24 +307,14 @@ class Visualizer:
 
     def _on_result(self, result: RenderResult) -> None:
         self.window.idle.mark_active()
-        self.result = result
-        self.displayed_stamp = max(self.displayed_stamp, result.stamp)
-        if result.net is not None:
-            if self.net is None or self.net != result.net:
-                self.window.set_title(f'StyleGAN3 visualizer - {display_name(result.net.pkl or None)}')
-            self.net = result.net
-        if result.layers:
-            self.last_layers = tuple(result.layers)
-        if result.stats:
-            self.last_stats = dict(result.stats)
+        old = self.view
+        self.view = old.advance(result, self._requests.get(result.stamp))
+        if self.view.net is not None and self.view.net != old.net:
+            self.window.set_title(f'StyleGAN3 visualizer - {display_name(self.view.net.pkl or None)}')
         if result.image is not None:
-            self.current_image = result.image
             self._image_tex = self._upload(self._image_tex, result.image)
-            self.displayed_request = self._requests.get(result.stamp, self.displayed_request)
-            self.current_fft = result.fft
             if result.fft is not None:
                 self._fft_tex = self._upload(self._fft_tex, result.fft)
-        self.render_error = result.error
         for w in self.widgets:
             w.on_result(result)
         err = self.error_text()
@@ -326,18 +330,21 @@ class Visualizer:
         return tex
 
     def _submit(self, req: RenderRequest) -> None:
-        # Stamps count distinct requests from 1, exactly like AsyncRenderer's own numbering, so that a result's
-        # stamp finds the request it answers (request_of()).
         if req == self._last_request:
+            return  # The renderer filters equal requests too; this only saves the bookkeeping.
+        self._remember(self.renderer.set_request(req), req)
+
+    def _remember(self, stamp: int | None, req: RenderRequest) -> None:
+        """Keeps the request the renderer numbered ``stamp`` (so a result finds the request it answers)."""
+        if stamp is None:
             return
         self.window.idle.mark_active()
-        self.submitted_stamp += 1
-        req = req.replace(stamp=self.submitted_stamp)
-        self._requests[req.stamp] = req
+        req = req.replace(stamp=stamp)
+        self._requests[stamp] = req
         while len(self._requests) > 256:
             self._requests.popitem(last=False)
         self._last_request = req
-        self.renderer.set_request(req)
+        self.submitted_stamp = stamp
 
     def _apply_performance_settings(self) -> None:
         changes = self.performance.pending_changes()
@@ -347,15 +354,13 @@ class Visualizer:
             self.window.fps_limiter.fps = changes['fps_limit']
         if 'vsync' in changes:
             self.window.set_vsync(changes['vsync'])
-        if 'separate_process' in changes:
-            was = getattr(self.renderer, 'separate_process', None)
+        if 'frame_encoding' in changes and hasattr(self.renderer, 'set_frame_encoding'):
+            self.renderer.set_frame_encoding(*changes['frame_encoding'])
+        if 'separate_process' in changes and self._last_request is not None:
+            # A switch renders the current request again under a new stamp.
+            self._remember(self.renderer.set_separate_process(changes['separate_process']), self._last_request)
+        elif 'separate_process' in changes:
             self.renderer.set_separate_process(changes['separate_process'])
-            if was is not None and bool(was) != bool(changes['separate_process']) and self._last_request is not None:
-                # AsyncRenderer re-sends the current request under the next stamp: keep our numbering in step.
-                self.submitted_stamp += 1
-                req = self._last_request.replace(stamp=self.submitted_stamp)
-                self._requests[req.stamp] = req
-                self._last_request = req
         self.performance.mark_applied(changes)
 
     def _handle_readback(self, img: np.ndarray) -> None:
@@ -408,11 +413,13 @@ class Visualizer:
         ax, ay, aw, ah = self._image_area()
         dl = imgui.get_background_draw_list()
         pad = self.font_size * 0.5
-        show_fft = self.current_fft is not None and self._fft_tex is not None and self.layers.fft_show
-        if self._image_tex is not None and self.current_image is not None:
+        view = self.view
+        show_fft = view.fft is not None and self._fft_tex is not None and self.layers.fft_show
+        if self._image_tex is not None and view.image is not None:
             cw = (aw - pad) / 2 if show_fft else aw
-            h, w = self.current_image.shape[:2]
-            x, y, fw, fh = fit_rect(ax + pad, ay + pad, cw - 2 * pad, ah - 2 * pad, w, h)
+            h, w = view.image.shape[:2]
+            ps = imgui.get_io().display_framebuffer_scale.x
+            x, y, fw, fh = fit_rect(ax + pad, ay + pad, cw - 2 * pad, ah - 2 * pad, w, h, pixel_scale=ps)
             self._image_rect = (x, y, fw, fh)
             dim = 0xFF808080 if self.error_text() else 0xFFFFFFFF
             dl.add_image(
@@ -429,8 +436,9 @@ class Visualizer:
         """The FFT view with a colour bar (+-fft_range_db) on its right."""
         fs = self.font_size
         bar_w, label_w = fs * 0.9, fs * 4.2
-        fh_, fw_ = self.current_fft.shape[:2]
-        x2, y2, w2, h2 = fit_rect(x0, y0, w - bar_w - label_w - fs * 0.5, h - fs * 1.5, fw_, fh_)
+        fh_, fw_ = self.view.fft.shape[:2]
+        ps = imgui.get_io().display_framebuffer_scale.x
+        x2, y2, w2, h2 = fit_rect(x0, y0, w - bar_w - label_w - fs * 0.5, h - fs * 1.5, fw_, fh_, pixel_scale=ps)
         if w2 <= 0:
             return
         dl.add_image(
@@ -443,15 +451,13 @@ class Visualizer:
         dl.add_image(
             imgui.ImTextureRef(self._cbar_tex.gl_id), imgui.ImVec2(bx, y2), imgui.ImVec2(bx + bar_w, y2 + h2), col=col
         )
-        rng = self.layers.fft_range_db
+        shown = self.view.image_request  # The request that produced this spectrum, not the widgets' current values.
+        rng = shown.fft_range_db if shown is not None else self.layers.fft_range_db
         grey = 0xFFC8C8C8
         for frac, label in ((0.0, f'+{rng:g} dB'), (0.5, '0 dB'), (1.0, f'-{rng:g} dB')):
             ty = min(max(y2 + frac * h2 - fs * 0.5, y2), y2 + h2 - fs)
             dl.add_text(imgui.ImVec2(bx + bar_w + fs * 0.3, ty), grey, label)
-        which = 'all channels' if self.layers.fft_all else 'selected channels'
-        dl.add_text(
-            imgui.ImVec2(x2, y2 + h2 + fs * 0.3), grey, f'Spectrum of {which}, Kaiser beta {self.layers.fft_beta:g}'
-        )
+        dl.add_text(imgui.ImVec2(x2, y2 + h2 + fs * 0.3), grey, spectrum_caption(shown))
 
     def _handle_image_drag(self) -> None:
         io = imgui.get_io()
@@ -483,11 +489,18 @@ class Visualizer:
         fs = self.font_size
         if aw <= fs * 4:
             return
+        if self._draw_link_overlay(ax + fs * 1.5, ay + fs * 1.5, aw - 3 * fs):
+            return
         err = self.error_text()
         busy = getattr(self.renderer, 'is_busy', False)
         busy = busy() if callable(busy) else busy
         margin = fs * 1.5
-        if err:
+        if self.is_restarting():
+            if self._overlay_window('##restarting', ax + margin, ay + margin, aw - 2 * margin):
+                imgui.text(RESTARTING_TEXT)
+                imgui.text_disabled('The render process stopped; a new one is starting.')
+            imgui.end()
+        elif err:
             if self._overlay_window('##error', ax + margin, ay + margin, aw - 2 * margin):
                 imgui.push_text_wrap_pos(0.0)
                 imgui.text_colored(ERROR_COLOR, 'Error')
@@ -506,10 +519,23 @@ class Visualizer:
                 imgui.text(f'Loading {display_name(self.pickle.pending)} ...')
                 imgui.text_disabled('Load another network to cancel.')
             imgui.end()
-        elif self.current_image is None:
+        elif self.view.image is None:
             if self._overlay_window('##empty', ax + margin, ay + margin, aw - 2 * margin):
                 imgui.text('Rendering ...' if busy else 'Drop a network pickle (.pkl) here.')
             imgui.end()
+
+    def _draw_link_overlay(self, x: float, y: float, w: float) -> bool:
+        """Remote rendering (``--connect``) without a connection: the live status over the image. True if shown."""
+        if self.renderer is None or getattr(self.renderer, 'connected', True):
+            return False
+        if self._overlay_window('##link', x, y, w):
+            imgui.push_text_wrap_pos(0.0)
+            fatal = getattr(self.renderer, 'fatal_error', None)
+            imgui.text_colored(ERROR_COLOR, 'Remote rendering stopped' if fatal else 'Render server')
+            imgui.text(str(getattr(self.renderer, 'status', '')))
+            imgui.pop_text_wrap_pos()
+        imgui.end()
+        return True
 
     def close(self) -> None:
         """Stops the renderer and closes the window (idempotent)."""

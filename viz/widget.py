@@ -6,8 +6,12 @@ import copy
 import logging
 from typing import TYPE_CHECKING, Any
 
+from viz.frame_view import FrameView
+
 if TYPE_CHECKING:
     from viz.visualizer import Visualizer
+
+_EMPTY_VIEW = FrameView()
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +28,8 @@ class Widget:
 
     Subclasses list their persistent attributes in ``STATE_KEYS`` (saved in sessions and capture sidecars, set by
     scripts), implement :meth:`update_request` (pure: read state, write RenderRequest fields into ``args``) and
-    :meth:`draw` (thin imgui code). ``viz`` may be None in unit tests; widgets then use :attr:`net` = None.
+    :meth:`draw` (thin imgui code). Widgets read the renderer's results only through :attr:`view` (one
+    :class:`viz.frame_view.FrameView` per frame). ``viz`` may be None in unit tests; the view is then empty.
 
     Args:
         viz: the owning :class:`viz.visualizer.Visualizer` (or None in tests).
@@ -74,9 +79,14 @@ class Widget:
 
     # ---- per frame --------------------------------------------------------------------------------------------
     @property
+    def view(self) -> FrameView:
+        """This frame's view of the renderer's results (an empty view without an app)."""
+        return _EMPTY_VIEW if self.viz is None else self.viz.view
+
+    @property
     def net(self):
         """NetInfo of the displayed network, or None."""
-        return None if self.viz is None else self.viz.net
+        return self.view.net
 
     @property
     def font_size(self) -> float:

@@ -24,6 +24,7 @@ import torch
 
 from engine.async_renderer import AsyncRenderer
 from engine.protocol import RenderRequest, RenderResult
+from tests.engine.probe_renderer import probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT_SEC = 180.0  # Generous: the machine running the suite may be very busy; a healthy run takes seconds.
@@ -99,7 +100,9 @@ def async_r(net_pkl, tmp_path_factory, shm_prefixes):
     fake_main.__file__ = str(script)
     mp = pytest.MonkeyPatch()
     mp.setenv('OMP_NUM_THREADS', '1')  # Tiny networks; the render process inherits the environment.
-    r = AsyncRenderer('cpu', separate_process=True, shm_min_bytes=0)
+    r = AsyncRenderer(
+        'cpu', separate_process=True, shm_min_bytes=0, renderer='tests.engine.probe_renderer:ProbeRenderer'
+    )
     try:
         with pytest.MonkeyPatch.context() as main_mp:
             main_mp.setitem(sys.modules, '__main__', fake_main)
@@ -134,7 +137,7 @@ def test_round_trip_matches_renderer(async_r, net_pkl):
 
 
 def test_child_imports_no_gui(async_r):
-    modules = async_r._child_modules(TIMEOUT_SEC)
+    modules = probe(async_r, TIMEOUT_SEC)['modules']
     assert 'torch' in modules and 'engine.renderer' in modules
     gui = [m for m in modules if m.split('.')[0] in ('imgui_bundle', 'imgui', 'glfw', 'OpenGL', 'viz', 'gui_utils')]
     assert gui == []
@@ -187,8 +190,8 @@ def test_switch_modes_and_crash(async_r, net_pkl, shm_prefixes):
     req = RenderRequest(pkl=net_pkl, w0_seeds=((8, 1.0),))
     async_r.set_request(req)
     in_process = _wait_idle(async_r)[-1]
-    async_r.set_separate_process(False)  # the current request is rendered again by the new worker
-    assert async_r.pid is None and not async_r.separate_process
+    resend_stamp = async_r.set_separate_process(False)  # the current request is rendered again by the new worker
+    assert resend_stamp == in_process.stamp + 1 and async_r.pid is None and not async_r.separate_process
     threaded = _wait_idle(async_r)[-1]
     assert threaded.error is None and threaded.stamp == in_process.stamp + 1 == async_r.last_stamp
     np.testing.assert_array_equal(threaded.image, in_process.image)
@@ -199,13 +202,14 @@ def test_switch_modes_and_crash(async_r, net_pkl, shm_prefixes):
     assert pid is not None and async_r.is_busy
     os.kill(pid, signal.SIGKILL)
     async_r._backend._proc.join(TIMEOUT_SEC)
+    assert async_r.is_restarting
     notice = _wait_result(async_r)
     assert notice.error == f'render process died (exit code {-signal.SIGKILL}); restarted'
     assert notice.available_devices == in_process.available_devices != ()
     shm_prefixes.append(async_r._backend._names.prefix)
     assert async_r.pid not in (None, pid)
     resent = _wait_result(async_r)
-    assert resent.error is None and resent.stamp == notice.stamp
+    assert resent.error is None and resent.stamp == notice.stamp and not async_r.is_restarting
     np.testing.assert_array_equal(resent.image, in_process.image)
     async_r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((22, 1.0),)))
     again = _wait_result(async_r)
@@ -220,7 +224,7 @@ def test_import_keeps_torch_out():
 
 
 def test_render_process_priority_and_threads(async_r):
-    info = async_r._child_info(TIMEOUT_SEC)
+    info = probe(async_r, TIMEOUT_SEC)
     if hasattr(os, 'nice'):
         assert info['nice'] == min(os.nice(0) + 5, 19)
     assert info['num_threads'] == 1  # OMP_NUM_THREADS=1 (the fixture's): the user's choice is kept
@@ -264,20 +268,23 @@ def test_caller_stamps(net_pkl):
     """A nonzero stamp newer than the last one is kept (the GUI numbers its requests); others are renumbered."""
     with AsyncRenderer('cpu', separate_process=False) as r:
         assert r.last_stamp == 0
-        r.set_request(RenderRequest(pkl=net_pkl, stamp=10))
+        assert r.set_request(RenderRequest(pkl=net_pkl, stamp=10)) == 10
         assert r.last_stamp == 10 and _wait_result(r).stamp == 10
-        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((1, 1.0),), stamp=11))
+        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((1, 1.0),), stamp=11)) == 11
         assert r.last_stamp == 11 and _wait_result(r).stamp == 11
-        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((2, 1.0),), stamp=4))  # not newer
+        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((2, 1.0),), stamp=4)) == 12  # not newer
         assert r.last_stamp == 12 and _wait_result(r).stamp == 12
-        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),)))  # 0: numbered by the renderer
+        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),))) == 13  # 0: numbered here
         assert r.last_stamp == 13 and _wait_result(r).stamp == 13
+        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),), stamp=99)) == 13  # equal: filtered
+        assert r.get_result() is None and not r.is_busy
+        assert r.set_separate_process(False) is None  # no switch, nothing re-sent
 
 
 def test_newer_network_does_not_wait_for_older_load(net_pkl, tmp_path, monkeypatch):
     """While a slow network loads, a request for another network is answered at once; the abandoned load finishes
     in the background and is cached; close() does not wait for a load."""
-    import engine.renderer as renderer_mod
+    import engine.net_cache as renderer_mod
 
     slow = str(tmp_path / 'slow.pkl')
     stuck = str(tmp_path / 'stuck.pkl')

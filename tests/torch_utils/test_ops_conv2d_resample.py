@@ -7,6 +7,7 @@ import pytest
 import scipy.signal
 import torch
 
+from torch_utils.ops import _op_utils
 from torch_utils.ops import conv2d_resample as CR
 from torch_utils.ops import upfirdn2d as U
 
@@ -96,7 +97,7 @@ def test_oracle_and_auto_matches_ref(case, close_report):
     w = rnd.randn(O, shape[1] // groups, k, k)
     f = None if taps is None else U.setup_filter(taps)
     f2 = None if f is None else (f.double().numpy() if f.ndim == 2 else np.outer(f.numpy(), f.numpy()))
-    expected = _np_oracle(x, w, f2, up, down, U._parse_padding(padding), groups, flip_weight, flip_filter)
+    expected = _np_oracle(x, w, f2, up, down, _op_utils.parse_padding(padding), groups, flip_weight, flip_filter)
     kw = dict(f=f, up=up, down=down, padding=padding, groups=groups, flip_weight=flip_weight, flip_filter=flip_filter)
     for impl in ('ref', 'auto'):
         y = CR.conv2d_resample(_layout(torch.tensor(x), layout), torch.tensor(w), impl=impl, **kw)

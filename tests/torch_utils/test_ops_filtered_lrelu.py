@@ -279,7 +279,9 @@ def test_auto_selects_fast_on_cpu():
     from torch_utils import ops
 
     assert ops.impl_report('cpu')['filtered_lrelu'] in ('cpp', 'fast')
-    assert ops.impl_report('cuda')['filtered_lrelu'] == 'ref'
+    from torch_utils.ops import _triton_support
+
+    assert ops.impl_report('cuda')['filtered_lrelu'] == ('triton' if _triton_support.installed() else 'ref')
 
 
 def test_errors():
@@ -294,3 +296,26 @@ def test_errors():
     with pytest.raises(ValueError, match='empty'):
         FL.filtered_lrelu(x, f, f, padding=-3)
     assert isinstance(BA.activation_funcs['lrelu'].def_gain, float)
+
+
+def test_select_impl_is_the_one_dispatch():
+    """_select_impl names the implementation for every impl value, device and autograd state."""
+    from torch_utils import ops
+
+    f = _filter('sep8')
+    x = torch.randn(1, 2, 6, 6)
+    meta = torch.empty(1, 2, 6, 6, device='meta')  # a non-CPU device type without any fast path
+    assert FL._select_impl('ref', x, f, f, None) == ('ref', False)
+    assert FL._select_impl('fast', x, f, f, None) == ('fast', False)
+    assert FL._select_impl('auto', meta, f, f, None) == ('ref', True)
+    with torch.enable_grad():
+        xg = x.clone().requires_grad_()
+        assert FL._select_impl('auto', xg, f, f, None) == ('fast', True)  # the kernel has no autograd
+    assert FL._select_impl('auto', x.double(), f, f, None) == ('fast', True)  # the kernel is float32 only
+    with ops.default_impl('ref'):
+        assert FL._select_impl('auto', x, f, f, None) == ('ref', True)
+        assert FL._select_impl('fast', x, f, f, None) == ('fast', False)
+    with ops.default_impl('cpp'):  # scoped 'cpp' outside the kernel's domain falls back to 'fast'
+        assert FL._select_impl('auto', x.double(), f, f, None) == ('fast', True)
+    with pytest.raises(ValueError, match='impl'):
+        FL._select_impl('cuda', x, f, f, None)

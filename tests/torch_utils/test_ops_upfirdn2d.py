@@ -9,6 +9,7 @@ import pytest
 import scipy.signal
 import torch
 
+from torch_utils.ops import _op_utils
 from torch_utils.ops import upfirdn2d as U
 
 # Tolerance table, fast vs ref (|fast - ref| <= atol * max|ref| + rtol * |ref|).
@@ -130,9 +131,9 @@ def test_scipy_oracle(case, close_report):
     kh, kw, up, down, padding, flip_filter, gain = case
     rnd = np.random.RandomState(3)
     x = rnd.randn(2, 2, 11, 9)
-    upx, upy = U._parse_scaling(up)
-    downx, downy = U._parse_scaling(down)
-    px0, px1, py0, py1 = U._parse_padding(padding)
+    upx, upy = _op_utils.parse_scaling(up)
+    downx, downy = _op_utils.parse_scaling(down)
+    px0, px1, py0, py1 = _op_utils.parse_padding(padding)
     th = rnd.rand(kh) + 0.1
     if kw is None:
         f = torch.tensor(th, dtype=torch.float64)
@@ -265,10 +266,10 @@ def test_auto_falls_back_on_mps_backend_errors(caplog):
     def broken():
         raise NotImplementedError('conv_transpose2d with groups')
 
-    with caplog.at_level('WARNING', logger=U.__name__):
-        assert U._run_auto('upfirdn2d_test', fake_mps, broken, lambda: 'ref') == 'ref'
-        assert U._run_auto('upfirdn2d_test', fake_mps, broken, lambda: 'ref') == 'ref'
+    with caplog.at_level('WARNING', logger=_op_utils.__name__):
+        assert _op_utils.run_with_fallback('upfirdn2d_test', fake_mps, broken, lambda: 'ref') == 'ref'
+        assert _op_utils.run_with_fallback('upfirdn2d_test', fake_mps, broken, lambda: 'ref') == 'ref'
     assert sum('upfirdn2d_test' in r.getMessage() for r in caplog.records) == 1  # logged once
     fake_cpu = types.SimpleNamespace(device=types.SimpleNamespace(type='cpu'))
     with pytest.raises(NotImplementedError):  # elsewhere errors propagate
-        U._run_auto('upfirdn2d_test', fake_cpu, broken, lambda: 'ref')
+        _op_utils.run_with_fallback('upfirdn2d_test', fake_cpu, broken, lambda: 'ref')

@@ -70,9 +70,17 @@ def gui_env(xvfb_display) -> dict[str, str]:
     return env
 
 
+FAKE_FLAG = '--fake-renderer'  # Test-only: run tests/viz/fake_visualizer.py (numpy stand-in renderer) instead.
+
+
 def run_visualizer(env: dict, args: list[str], script: list | None, tmp_path: pathlib.Path, *, timeout: float = 120):
-    """Runs ``visualizer.py`` with ``args`` (+ ``--script``); returns the CompletedProcess."""
-    cmd = [sys.executable, str(REPO / 'visualizer.py'), *args]
+    """Runs ``visualizer.py`` with ``args`` (+ ``--script``); returns the CompletedProcess. With ``--fake-renderer``
+    among the args it runs ``tests/viz/fake_visualizer.py`` (the same CLI with the numpy stand-in renderer)."""
+    entry = REPO / 'visualizer.py'
+    if FAKE_FLAG in args:
+        args = [a for a in args if a != FAKE_FLAG]
+        entry = REPO / 'tests' / 'viz' / 'fake_visualizer.py'
+    cmd = [sys.executable, str(entry), *args]
     if script is not None:
         p = tmp_path / 'script.json'
         p.write_text(json.dumps(script))

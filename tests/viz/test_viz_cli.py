@@ -41,7 +41,7 @@ def test_viz_cli_help():
 
 def test_viz_cli_no_display_is_a_clear_error():
     env = {k: v for k, v in os.environ.items() if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
-    r = _run(['--fake-renderer'], env=env)
+    r = _run([], env=env)
     assert r.returncode != 0
     assert 'no display' in r.stderr and 'Traceback' not in r.stderr
 
@@ -68,7 +68,7 @@ def test_viz_and_gui_utils_never_import_torch():
     code = (
         'import sys, importlib\n'
         'mods = ["gui_utils.fps", "gui_utils.gl_utils", "gui_utils.glfw_window", "gui_utils.imgui_window", '
-        '"viz", "viz.visualizer", "viz.fake_renderer", "viz.script", "engine.protocol", "engine.async_renderer"]\n'
+        '"viz", "viz.visualizer", "viz.frame_view", "viz.script", "engine.protocol", "engine.async_renderer", "engine.sources"]\n'
         'for m in mods: importlib.import_module(m)\n'
         'bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))\n'
         'print("BAD" if bad else "OK", bad[:5])\n'

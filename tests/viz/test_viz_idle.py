@@ -25,9 +25,9 @@ _CHILD = textwrap.dedent(
         gate = app.window.idle
         gate.grace_sec, gate.max_wait_sec = 0.2, 0.05
         deadline = time.monotonic() + 60
-        while app.current_image is None and time.monotonic() < deadline:  # first image
+        while app.view.image is None and time.monotonic() < deadline:  # first image
             app.frame()
-        out['got_image'] = app.current_image is not None
+        out['got_image'] = app.view.image is not None
         t0 = time.monotonic()
         while time.monotonic() - t0 < 1.0:  # past the grace period
             app.frame()

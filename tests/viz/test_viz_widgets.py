@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from engine.protocol import LayerInfo, NetInfo, RenderRequest, RenderResult
+from engine.sources import is_network_source, list_runs
 from viz.capture_widget import capture_sidecar, next_capture_index, write_capture
 from viz.equivariance_widget import (
     EquivarianceWidget,
@@ -17,10 +18,11 @@ from viz.equivariance_widget import (
     make_input_transform,
     round_to_pixels,
 )
+from viz.frame_view import FrameView
 from viz.latent_widget import LatentWidget, grid_to_seed, seed_grid_weights, seed_to_grid
 from viz.layer_widget import LayerWidget, clamp_base_channel, layer_rows
 from viz.performance_widget import PerformanceWidget, device_choices, mean_and_fps
-from viz.pickle_widget import UNSET, PickleWidget, is_network_source, list_runs, net_matches, push_recent
+from viz.pickle_widget import UNSET, PickleWidget, push_recent
 from viz.session_widget import load_session, save_session
 from viz.stylemix_widget import StylemixWidget, stylemix_indices
 from viz.trunc_noise_widget import TruncNoiseWidget, cutoff_for_request, noise_mode_for
@@ -44,11 +46,8 @@ def make_net(**kw) -> NetInfo:
     return NetInfo(**d)
 
 
-def fake_viz(net=None, requests=None):
-    requests = {} if requests is None else requests
-    return types.SimpleNamespace(
-        net=net, font_size=14.0, last_layers=(), last_stats={}, request_of=lambda stamp: requests.get(stamp)
-    )
+def fake_viz(net=None, layers=()):
+    return types.SimpleNamespace(view=FrameView(net=net, layers=tuple(layers)), font_size=14.0)
 
 
 # ---- latent ------------------------------------------------------------------------------------------------------
@@ -181,9 +180,8 @@ def test_viz_layer_rows_and_channel_clamp():
 
 
 def test_viz_layer_widget_request():
-    viz = fake_viz(make_net())
-    viz.last_layers = (LayerInfo('L0_36_8', (1, 8, 36, 36), 'float32'), LayerInfo('output', (1, 3, 64, 64), 'float32'))
-    w = LayerWidget(viz)
+    layers = (LayerInfo('L0_36_8', (1, 8, 36, 36), 'float32'), LayerInfo('output', (1, 3, 64, 64), 'float32'))
+    w = LayerWidget(fake_viz(make_net(), layers))
     w.set_state(
         {'layer_name': 'L0_36_8', 'sel_channels': 1, 'base_channel': 50, 'fft_show': True, 'fft_range_db': 500.0}
     )
@@ -202,7 +200,7 @@ def test_viz_performance_logic():
     assert mean_and_fps([10.0, 30.0]) == (20.0, 50.0)
     assert mean_and_fps([]) == (0.0, 0.0)
     w = PerformanceWidget(None)
-    assert set(w.pending_changes()) == {'fps_limit', 'vsync', 'separate_process'}
+    assert set(w.pending_changes()) == {'fps_limit', 'vsync', 'separate_process', 'frame_encoding'}
     w.mark_applied(w.pending_changes())
     w.set_state({'fps_limit': 100000})
     assert w.pending_changes() == {'fps_limit': 1000}
@@ -228,25 +226,23 @@ def test_viz_pickle_helpers(tmp_path):
     assert [r for r, _ in runs] == [str(tmp_path), str(run)]
     assert runs[1][1][0].endswith('network-snapshot-000040.pkl')
     assert list_runs(tmp_path / 'missing') == [] and list_runs(None) == []
-    assert net_matches(make_net(pkl=''), None)
-    assert net_matches(make_net(pkl='a.pkl'), 'a.pkl') and not net_matches(None, 'a.pkl')
 
 
 def test_viz_pickle_failed_load_reverts_and_refused_asks_trust():
-    requests = {}
-    viz = fake_viz(make_net(), requests)
-    w = PickleWidget(viz)
+    img = np.zeros((4, 4, 3), np.uint8)
+    w = PickleWidget(fake_viz(make_net()))
     w.load(None)
-    requests[1] = RenderRequest(pkl=None)
-    w.on_result(RenderResult(stamp=1, image=np.zeros((4, 4, 3), np.uint8), net=make_net()))
+    w.on_result(RenderResult(stamp=1, image=img, net=make_net(), source=None))
     assert not w.is_loading() and w.loaded_pkl is None
     w.load('good.pkl')
-    requests[2] = RenderRequest(pkl='good.pkl')
-    w.on_result(RenderResult(stamp=2, image=np.zeros((4, 4, 3), np.uint8), net=make_net(pkl='good.pkl')))
+    w.on_result(RenderResult(stamp=2, image=img, net=make_net(), source=None))  # an older request: not decisive
+    assert w.pending == 'good.pkl'
+    w.on_result(RenderResult(stamp=3, image=img, net=make_net(pkl='good.pkl'), source='good.pkl'))
     assert w.loaded_pkl == 'good.pkl' and w.recent == ['good.pkl']
     w.load('evil.pkl')
-    requests[3] = RenderRequest(pkl='evil.pkl')
-    w.on_result(RenderResult(stamp=3, error='refused', refused_names=('os.system',)))
+    w.on_result(
+        RenderResult(stamp=4, error='refused', refused_names=('os.system',), source='evil.pkl', load_failed=True)
+    )
     assert w.pkl == 'good.pkl' and 'refused' in w.load_error and w.refused == ('evil.pkl', ('os.system',))
     args = {}
     w.update_request(args, 0.0)
@@ -254,6 +250,18 @@ def test_viz_pickle_failed_load_reverts_and_refused_asks_trust():
     w.confirm_trust()
     w.update_request(args, 0.0)
     assert args == {'pkl': 'evil.pkl', 'trust': True} and w.load_error is None
+
+
+def test_viz_pickle_error_clears_when_its_source_loads_after_all():
+    """A load that failed (e.g. on an unavailable device) and then succeeds (another device) takes its error away."""
+    w = PickleWidget(fake_viz())
+    w.load(None)
+    w.on_result(RenderResult(stamp=1, error='no cuda', source=None, load_failed=True))
+    assert w.load_error and not w.is_loading()
+    w.on_result(RenderResult(stamp=2, error='render failed', net=make_net(), source='other.pkl'))
+    assert w.load_error  # another source: still relevant
+    w.on_result(RenderResult(stamp=3, image=np.zeros((4, 4, 3), np.uint8), net=make_net(), source=None))
+    assert w.load_error is None and w.refused is None
 
 
 def test_viz_pickle_drop():
@@ -310,16 +318,24 @@ def test_viz_session_roundtrip_and_errors(tmp_path):
 
 
 def test_viz_pickle_newer_load_supersedes_one_in_flight():
-    requests = {}
-    w = PickleWidget(fake_viz(make_net(), requests))
+    w = PickleWidget(fake_viz(make_net()))
     w.load('a.pkl')
-    requests[1] = RenderRequest(pkl='a.pkl')
     w.load('b.pkl')  # cancels a.pkl: its result no longer matters
-    requests[2] = RenderRequest(pkl='b.pkl')
-    w.on_result(RenderResult(stamp=1, error='a.pkl is corrupt'))
+    w.on_result(RenderResult(stamp=1, error='a.pkl is corrupt', source='a.pkl', load_failed=True))
     assert w.pkl == 'b.pkl' and w.pending == 'b.pkl' and w.load_error is None
-    w.on_result(RenderResult(stamp=2, image=np.zeros((4, 4, 3), np.uint8), net=make_net(pkl='b.pkl')))
+    w.on_result(RenderResult(stamp=2, error='render process died', source='b.pkl'))  # no load outcome: still pending
+    assert w.pending == 'b.pkl'
+    w.on_result(RenderResult(stamp=3, image=np.zeros((4, 4, 3), np.uint8), net=make_net(pkl='b.pkl'), source='b.pkl'))
     assert not w.is_loading() and w.loaded_pkl == 'b.pkl'
+
+
+def test_viz_frame_view_keeps_image_across_errors():
+    img = np.zeros((4, 4, 3), np.uint8)
+    req = RenderRequest(fft_show=True, fft_beta=3.0, stamp=1)
+    v = FrameView().advance(RenderResult(stamp=1, image=img, fft=img, net=make_net(), stats={'mean': (0, 0)}), req)
+    v2 = v.advance(RenderResult(stamp=2, error='boom'), None)
+    assert v2.image is img and v2.image_request is req and v2.net == make_net() and v2.error == 'boom'
+    assert v2.displayed_stamp == 2 and v2.stats == {'mean': (0, 0)} and v.error is None
 
 
 # ---- script hook -------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Custom ops of the StyleGAN family with the reference module and function names (REFERENCE.md section 2).
+"""Custom ops of the StyleGAN family with the module and function names network pickles call (docs/ops.md).
 
 Submodules: ``bias_act``, ``upfirdn2d``, ``filtered_lrelu``, ``conv2d_gradfix``, ``conv2d_resample``, ``fma``,
 ``grid_sample_gradfix``. Each op takes ``impl='auto'|'ref'|...``; ``'ref'`` is plain PyTorch and the specification.
@@ -29,7 +29,9 @@ def impl_report(device: torch.device | str, dtype: torch.dtype = torch.float32) 
     Returns:
         {'bias_act': 'ref', 'upfirdn2d': 'fast'|'ref', 'filtered_lrelu': 'cpp'|'fast'|'ref',
         'conv2d_resample': 'auto/fast'|'auto/ref' (its own path / the upfirdn2d path inside),
-        'conv2d_gradfix': 'torch', 'fma': 'torch', 'grid_sample_gradfix': 'native'}. 'cpp' (the fused CPU
+        'conv2d_gradfix': 'torch', 'fma': 'torch', 'grid_sample_gradfix': 'native'}; on CUDA 'triton' for
+        bias_act/upfirdn2d/filtered_lrelu when Triton is installed and the op's kernel has not failed (float16,
+        bfloat16, float32). 'cpp' (the fused CPU
         kernel for float32 inference; gradients use 'fast') is reported when the kernel is built or buildable: a
         compiler and ninja are present and no build has failed (the build itself waits for the first call).
         Inside ``default_impl(...)`` the scoped choice is reported.
@@ -52,8 +54,16 @@ def impl_report(device: torch.device | str, dtype: torch.dtype = torch.float32) 
         from . import _cpu_kernels
 
         flrelu = 'cpp' if _cpu_kernels.available() else 'fast'
+    bias = 'ref'
+    if dev.type == 'cuda' and scoped in ('auto', 'triton'):
+        from . import _triton_support
+
+        if dtype in _triton_support.DTYPES:
+            bias, resample, flrelu = (
+                'triton' if _triton_support.report(op) else 'ref' for op in ('bias_act', 'upfirdn2d', 'filtered_lrelu')
+            )
     return {
-        'bias_act': 'ref',
+        'bias_act': bias,
         'upfirdn2d': resample,
         'filtered_lrelu': flrelu,
         'conv2d_resample': f'auto/{resample}',

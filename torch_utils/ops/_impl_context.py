@@ -6,13 +6,21 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
-IMPLS = ('auto', 'ref', 'fast', 'cpp')
+IMPLS = ('auto', 'ref', 'fast', 'cpp', 'triton')
 _default: contextvars.ContextVar[str] = contextvars.ContextVar('torch_utils_ops_default_impl', default='auto')
 
 
 def current() -> str:
-    """The implementation ``impl='auto'`` calls should use in this context ('auto' = pick the fastest)."""
+    """The implementation ``impl='auto'`` calls should use in this context ('auto' = pick the fastest).
+
+    Under ``torch.compile`` the value is read once while tracing and baked into the graph (TorchDynamo cannot
+    trace ``ContextVar.get`` and would split the graph at every op): compile inside the ``default_impl`` block
+    that should apply, and recompile to change it."""
     return _default.get()
+
+
+# What torch.compiler.assume_constant_result(current) does, without importing TorchDynamo (seconds) at op import.
+current._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -21,7 +29,7 @@ def default_impl(impl: str) -> Iterator[None]:
     keep their own 'auto' choice). Thread- and asyncio-safe; restored on exit, also on exceptions.
 
     Args:
-        impl: 'auto', 'ref', 'fast' or 'cpp'.
+        impl: 'auto', 'ref', 'fast', 'cpp' or 'triton'.
 
     Raises:
         ValueError: Unknown ``impl``.

@@ -1,9 +1,14 @@
-"""Fused bias + activation + gain + clamp (``bias_act``), compatible with the reference API (REFERENCE.md section 2).
+"""Fused bias + activation + gain + clamp (``bias_act``), with the names and keywords pickles call (docs/ops.md).
 
 Order of operations (StyleGAN2, arXiv 1912.04958, App. B; the clamp is the fp16 "conv_clamp" of StyleGAN2-ADA,
 arXiv 2006.06676, App. D): ``x + b`` (broadcast along ``dim``), activation, times ``gain``, clamp to
-``[-clamp, clamp]``. Only the plain-PyTorch implementation exists (``impl='ref'``; ``'auto'`` picks it): PyTorch
-already fuses little of this, but the op is memory-bound and cheap next to the convolutions.
+``[-clamp, clamp]``.
+
+Implementations: ``'ref'`` (plain PyTorch, the specification; what ``'auto'`` runs on CPU and MPS, where the op is
+cheap next to the convolutions) and ``'triton'`` (one fused elementwise Triton kernel, ``_triton_kernels.py``; CUDA
+float16/bfloat16/float32, CPU tensors under ``TRITON_INTERPRET=1``; Triton first-order gradient for linear/relu/
+lrelu, the specification's autograd gradient otherwise and for higher orders). ``'auto'`` picks ``'triton'`` for
+CUDA tensors when Triton imports and the kernel compiled, else ``'ref'`` (warning once).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from . import _impl_context, _triton_support
+
 __all__ = ['bias_act', 'activation_funcs', 'ActivationSpec']
 
-_IMPLS = ('auto', 'ref')
+_IMPLS = ('auto', 'ref', 'triton')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,14 +81,15 @@ def bias_act(
         alpha: Activation parameter (lrelu slope); None = the activation's ``def_alpha`` (0.2 for lrelu).
         gain: Output scale; None = the activation's ``def_gain`` (sqrt(2) for relu/lrelu/swish, else 1).
         clamp: Clamp the output to ``[-clamp, clamp]``; None (or a negative value) = no clamp.
-        impl: 'auto' or 'ref'.
+        impl: 'auto', 'ref' or 'triton'.
 
     Returns:
         Tensor with the shape, dtype and device of ``x``.
 
     Raises:
-        ValueError: Unknown ``act`` or ``impl``, or ``b`` of the wrong shape.
+        ValueError: Unknown ``act`` or ``impl``, ``b`` of the wrong shape, ``impl='triton'`` outside its domain.
         TypeError: Non-floating ``x``.
+        ImportError: ``impl='triton'`` without the triton package.
     """
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
         raise TypeError(
@@ -98,6 +106,28 @@ def bias_act(
             raise ValueError(f'bias_act(): b must be a 1-D tensor and dim a valid axis of x, got b={b!r}, dim={dim}')
         if b.shape[0] != x.shape[dim]:
             raise ValueError(f'bias_act(): b must have x.shape[dim] = {x.shape[dim]} entries, got {b.shape[0]}')
+    if impl == 'triton' or (impl == 'auto' and _impl_context.current() in ('auto', 'triton')):
+        if impl == 'triton':
+            kernels = _triton_support.check_explicit('bias_act', x)
+        elif not _triton_support.auto_applies('bias_act', x):
+            return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+        else:
+            kernels = _triton_support.loaded()
+        spec = activation_funcs[act]
+        args = (
+            x,
+            b,
+            dim % x.ndim,
+            act,
+            float(alpha if alpha is not None else spec.def_alpha),
+            float(gain if gain is not None else spec.def_gain),
+            float(clamp if clamp is not None else -1),
+        )
+        if impl == 'triton':
+            return kernels.BiasAct.apply(*args)
+        return _triton_support.run_auto(
+            'bias_act', lambda: kernels.BiasAct.apply(*args), lambda: _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+        )
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 
 

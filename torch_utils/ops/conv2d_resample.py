@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from . import _impl_context, conv2d_gradfix, upfirdn2d
+from . import _impl_context, _op_utils, conv2d_gradfix, upfirdn2d
 
 __all__ = ['conv2d_resample']
 
@@ -44,7 +44,7 @@ def _filter_padding(
     f: torch.Tensor | None, up: int, down: int, padding: tuple[int, int, int, int]
 ) -> tuple[int, int, int, int]:
     """Adds the FIR filter's own padding to the conv padding (same split as upsample2d / downsample2d)."""
-    fw, fh = upfirdn2d._get_filter_size(f)
+    fw, fh = _op_utils.get_filter_size(f, 'conv2d_resample')
     px0, px1, py0, py1 = padding
     if up > 1:
         px0, px1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2
@@ -57,14 +57,14 @@ def _filter_padding(
 
 def _check_args(x, w, f, up, down, groups) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f'conv2d_resample(): x must be a 4-D tensor [N, C, H, W], got {upfirdn2d._describe(x)}')
+        raise ValueError(f'conv2d_resample(): x must be a 4-D tensor [N, C, H, W], got {_op_utils.describe(x)}')
     if not isinstance(w, torch.Tensor) or w.ndim != 4 or w.dtype != x.dtype:
         raise ValueError(
             f'conv2d_resample(): w must be a 4-D tensor [O, I/groups, kh, kw] with dtype {x.dtype}, '
-            f'got {upfirdn2d._describe(w)}'
+            f'got {_op_utils.describe(w)}'
         )
     if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2) or f.dtype != torch.float32):
-        raise ValueError(f'conv2d_resample(): f must be None or a float32 1-D/2-D filter, got {upfirdn2d._describe(f)}')
+        raise ValueError(f'conv2d_resample(): f must be None or a float32 1-D/2-D filter, got {_op_utils.describe(f)}')
     for name, v in (('up', up), ('down', down), ('groups', groups)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f'conv2d_resample(): {name} must be an int >= 1, got {v!r}')
@@ -105,7 +105,7 @@ def conv2d_resample(
     _check_args(x, w, f, up, down, groups)
     if impl not in _IMPLS:
         raise ValueError(f'conv2d_resample(): impl must be one of {list(_IMPLS)}, got {impl!r}')
-    padding = upfirdn2d._parse_padding(padding, 'conv2d_resample')
+    padding = _op_utils.parse_padding(padding, 'conv2d_resample')
     up, down, groups = int(up), int(down), int(groups)
     if impl == 'ref' or (impl == 'auto' and _impl_context.current() == 'ref'):
         return _conv2d_resample_ref(x, w, f, up, down, padding, groups, flip_weight, flip_filter)

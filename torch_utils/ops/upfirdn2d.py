@@ -2,117 +2,32 @@
 
 The maths is the classical polyphase up-FIR-down chain (``scipy.signal.upfirdn`` per axis); StyleGAN2
 (arXiv 1912.04958, Sec. 2 and App. B) uses it for its blurred up/downsampling and Alias-Free GAN (arXiv 2106.12423,
-Sec. 3.2 and App. D) for its windowed-sinc filters. Compatible with the reference ``torch_utils.ops.upfirdn2d`` API
-(REFERENCE.md section 2).
+Sec. 3.2 and App. D) for its windowed-sinc filters. Same names, keywords and semantics as the ``upfirdn2d`` module
+that StyleGAN2/3 network pickles call (``docs/ops.md``).
 
 Implementations (``impl``):
   * ``'ref'``  -- plain PyTorch, the specification: zero insertion, ``F.pad`` and depthwise ``conv2d``.
   * ``'fast'`` -- plain PyTorch polyphase decomposition (``_fast_resample.py``): no zero-stuffed tensors, only the
     kept samples are computed when downsampling, separable filters as two 1-D passes. Works on every device.
-  * ``'auto'`` -- ``'fast'`` for CPU/MPS tensors, ``'ref'`` otherwise.
+  * ``'triton'`` -- Triton kernel (``_triton_kernels.py``): polyphase, nothing zero-stuffed; CUDA tensors of
+    float16/bfloat16/float32 (CPU tensors under ``TRITON_INTERPRET=1``); gradients of every order for ``x`` (the
+    gradient is another upfirdn2d), none for ``f``.
+  * ``'auto'`` -- ``'triton'`` for CUDA tensors when Triton imports and the kernel compiled (else ``'ref'``, with
+    one warning), ``'fast'`` for CPU/MPS tensors, ``'ref'`` otherwise.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _fast_resample, _impl_context
+from . import _fast_resample, _impl_context, _op_utils, _triton_support
 
 __all__ = ['setup_filter', 'upfirdn2d', 'filter2d', 'upsample2d', 'downsample2d']
 
-_IMPLS = ('auto', 'ref', 'fast')
-_log = logging.getLogger(__name__)
-_warned_fallbacks: set[tuple[str, str]] = set()  # (func, device type) already logged; affects logging only
-
-# ----------------------------------------------------------------------------
-# Argument parsing shared with filtered_lrelu / conv2d_resample.
-
-
-def _parse_scaling(scaling: int | Sequence[int], name: str = 'up', func: str = 'upfirdn2d') -> tuple[int, int]:
-    """int or [sx, sy] -> (sx, sy), each an int >= 1."""
-    if isinstance(scaling, (int, np.integer)):
-        scaling = [int(scaling), int(scaling)]
-    if not isinstance(scaling, (list, tuple)) or len(scaling) != 2:
-        raise ValueError(f'{func}(): {name} must be an int or a pair [x, y], got {scaling!r}')
-    sx, sy = scaling
-    if not all(isinstance(s, (int, np.integer)) and s >= 1 for s in (sx, sy)):
-        raise ValueError(f'{func}(): {name} must be integers >= 1, got {scaling!r}')
-    return int(sx), int(sy)
-
-
-def _parse_padding(padding: int | Sequence[int], func: str = 'upfirdn2d') -> tuple[int, int, int, int]:
-    """int, [px, py] or [px0, px1, py0, py1] -> (px0, px1, py0, py1); negative values crop."""
-    if isinstance(padding, (int, np.integer)):
-        padding = [int(padding), int(padding)]
-    if not isinstance(padding, (list, tuple)) or len(padding) not in (2, 4):
-        raise ValueError(f'{func}(): padding must be an int, [px, py] or [px0, px1, py0, py1], got {padding!r}')
-    if not all(isinstance(p, (int, np.integer)) for p in padding):
-        raise ValueError(f'{func}(): padding must contain integers, got {padding!r}')
-    if len(padding) == 2:
-        px, py = padding
-        padding = [px, px, py, py]
-    px0, px1, py0, py1 = (int(p) for p in padding)
-    return px0, px1, py0, py1
-
-
-def _get_filter_size(f: torch.Tensor | None) -> tuple[int, int]:
-    """(fw, fh) of a 1-D (separable) or 2-D [fh, fw] filter; (1, 1) for None."""
-    if f is None:
-        return 1, 1
-    if not isinstance(f, torch.Tensor) or f.ndim not in (1, 2):
-        raise ValueError(f'upfirdn2d(): f must be None or a 1-D/2-D tensor from setup_filter(), got {_describe(f)}')
-    fw = f.shape[-1]
-    fh = f.shape[0]
-    return int(fw), int(fh)
-
-
-def _describe(v: object) -> str:
-    if isinstance(v, torch.Tensor):
-        return f'tensor of shape {list(v.shape)} and dtype {v.dtype}'
-    return repr(v)
-
-
-def _check_x(x: torch.Tensor, func: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f'{func}(): x must be a 4-D tensor [N, C, H, W], got {_describe(x)}')
-    if not x.dtype.is_floating_point:
-        raise TypeError(f'{func}(): x must have a floating-point dtype, got {x.dtype}; cast it with x.float()')
-
-
-def _resolve_impl(impl: str, x: torch.Tensor, func: str, fast_ok: bool = True) -> str:
-    """Maps impl='auto' to 'fast' for CPU/MPS tensors (when ``fast_ok``) and to 'ref' otherwise."""
-    if impl not in _IMPLS:
-        raise ValueError(f'{func}(): impl must be one of {list(_IMPLS)}, got {impl!r} (no compiled kernels are built)')
-    if impl == 'auto':
-        scoped = _impl_context.current()  # ops.default_impl(...) block, if any
-        if scoped == 'ref' or (scoped == 'fast' and not fast_ok):
-            return 'ref'
-        if scoped == 'fast':
-            return 'fast'
-        return 'fast' if (fast_ok and x.device.type in ('cpu', 'mps')) else 'ref'
-    if impl == 'fast' and not fast_ok:
-        raise ValueError(f"{func}(): impl='fast' cannot run these arguments; use impl='ref' or 'auto'")
-    return impl
-
-
-def _run_auto(func: str, x: torch.Tensor, fast: Callable[[], torch.Tensor], ref: Callable[[], torch.Tensor]):
-    """Runs the fast path that impl='auto' picked; on MPS a backend without some conv variant (RuntimeError /
-    NotImplementedError) falls back to the reference path, logging the reason once per op and device type."""
-    if x.device.type != 'mps':
-        return fast()
-    try:
-        return fast()
-    except (RuntimeError, NotImplementedError) as e:
-        if (func, x.device.type) not in _warned_fallbacks:
-            _warned_fallbacks.add((func, x.device.type))
-            _log.warning("%s(): impl='fast' failed on %s (%s); using impl='ref'", func, x.device.type, e)
-        return ref()
-
+_IMPLS = ('auto', 'ref', 'fast', 'triton')
 
 # ----------------------------------------------------------------------------
 
@@ -188,20 +103,21 @@ def upfirdn2d(
         padding: int, [px, py] or [px0, px1, py0, py1] in upsampled pixels; negative values crop.
         flip_filter: Correlate instead of convolve.
         gain: Overall gain applied to the filter.
-        impl: 'auto', 'ref' or 'fast' (see module docstring).
+        impl: 'auto', 'ref', 'fast' or 'triton' (see module docstring).
 
     Returns:
         Tensor [N, C, out_h, out_w] with the dtype and device of ``x``.
 
     Raises:
-        ValueError: Bad shapes, factors, padding, impl, or an empty output.
+        ValueError: Bad shapes, factors, padding, impl, or an empty output; ``impl='triton'`` outside its domain.
         TypeError: Non-floating ``x``.
+        ImportError: ``impl='triton'`` without the triton package.
     """
-    _check_x(x, 'upfirdn2d')
-    upx, upy = _parse_scaling(up, 'up')
-    downx, downy = _parse_scaling(down, 'down')
-    px0, px1, py0, py1 = _parse_padding(padding)
-    fw, fh = _get_filter_size(f)
+    _op_utils.check_x(x, 'upfirdn2d')
+    upx, upy = _op_utils.parse_scaling(up, 'up')
+    downx, downy = _op_utils.parse_scaling(down, 'down')
+    px0, px1, py0, py1 = _op_utils.parse_padding(padding)
+    fw, fh = _op_utils.get_filter_size(f)
     out_w = (x.shape[3] * upx + px0 + px1 - fw) // downx + 1
     out_h = (x.shape[2] * upy + py0 + py1 - fh) // downy + 1
     if out_w < 1 or out_h < 1:
@@ -209,12 +125,22 @@ def upfirdn2d(
             f'upfirdn2d(): output would be empty ({out_h}x{out_w}) for input {list(x.shape)}, filter {fh}x{fw}, '
             f'up {[upx, upy]}, down {[downx, downy]}, padding {[px0, px1, py0, py1]}; increase the padding'
         )
-    resolved = _resolve_impl(impl, x, 'upfirdn2d')
     args = (x, f, (upx, upy), (downx, downy), (px0, px1, py0, py1), bool(flip_filter), float(gain))
+    if impl == 'triton':
+        return _triton_support.check_explicit('upfirdn2d', x, f).Upfirdn2d.apply(*args)
+    if impl == 'auto' and _impl_context.current() in ('auto', 'triton'):
+        if _triton_support.auto_applies('upfirdn2d', x, f):
+            kernels = _triton_support.loaded()
+            return _triton_support.run_auto(
+                'upfirdn2d', lambda: kernels.Upfirdn2d.apply(*args), lambda: _upfirdn2d_ref(*args)
+            )
+    resolved = _op_utils.resolve_resample_impl(impl, x, 'upfirdn2d', _IMPLS)
     if resolved == 'ref':
         return _upfirdn2d_ref(*args)
     if impl == 'auto':
-        return _run_auto('upfirdn2d', x, lambda: _fast_resample.upfirdn2d_fast(*args), lambda: _upfirdn2d_ref(*args))
+        return _op_utils.run_with_fallback(
+            'upfirdn2d', x, lambda: _fast_resample.upfirdn2d_fast(*args), lambda: _upfirdn2d_ref(*args)
+        )
     return _fast_resample.upfirdn2d_fast(*args)
 
 
@@ -272,8 +198,8 @@ def filter2d(
     Returns:
         Tensor [N, C, H + py0 + py1, W + px0 + px1].
     """
-    px0, px1, py0, py1 = _parse_padding(padding, 'filter2d')
-    fw, fh = _get_filter_size(f)
+    px0, px1, py0, py1 = _op_utils.parse_padding(padding, 'filter2d')
+    fw, fh = _op_utils.get_filter_size(f)
     p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
 
@@ -292,9 +218,9 @@ def upsample2d(
     Returns:
         Tensor [N, C, H * upy + py0 + py1, W * upx + px0 + px1].
     """
-    upx, upy = _parse_scaling(up, 'up', 'upsample2d')
-    px0, px1, py0, py1 = _parse_padding(padding, 'upsample2d')
-    fw, fh = _get_filter_size(f)
+    upx, upy = _op_utils.parse_scaling(up, 'up', 'upsample2d')
+    px0, px1, py0, py1 = _op_utils.parse_padding(padding, 'upsample2d')
+    fw, fh = _op_utils.get_filter_size(f)
     p = [
         px0 + (fw + upx - 1) // 2,
         px1 + (fw - upx) // 2,
@@ -318,9 +244,9 @@ def downsample2d(
     Returns:
         Tensor [N, C, (H + py0 + py1) // downy, (W + px0 + px1) // downx] (for even sizes).
     """
-    downx, downy = _parse_scaling(down, 'down', 'downsample2d')
-    px0, px1, py0, py1 = _parse_padding(padding, 'downsample2d')
-    fw, fh = _get_filter_size(f)
+    downx, downy = _op_utils.parse_scaling(down, 'down', 'downsample2d')
+    px0, px1, py0, py1 = _op_utils.parse_padding(padding, 'downsample2d')
+    fw, fh = _op_utils.get_filter_size(f)
     p = [
         px0 + (fw - downx + 1) // 2,
         px1 + (fw - downx) // 2,

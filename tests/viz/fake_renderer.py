@@ -1,13 +1,18 @@
-"""A numpy-only stand-in for ``engine.async_renderer.AsyncRenderer`` (same API) for GUI development and tests.
+"""A numpy-only stand-in for ``engine.renderer.Renderer`` for the GUI tests (never shipped in the app).
 
-It renders deterministic placeholder images from the request (seed blend, truncation, transform, layer/channel
-selection, an FFT view) and mimics the real renderer's error behaviour: a missing path, a file that is not a
-network, a pickle that safe mode refuses (content starting with ``UNSAFE``) and an exception inside synthesis
-(``class_idx == 666``). Files whose content starts with ``FAKENET`` load; ``None`` is the bundled default.
+The GUI tests run the real ``engine.async_renderer.AsyncRenderer`` (stamps, dedup, render process, restart) with
+``renderer='tests.viz.fake_renderer:FakeRenderer'`` (see ``tests/viz/fake_visualizer.py``), so only the torch part is
+faked. It renders deterministic placeholder images from the request (seed blend, truncation, transform,
+layer/channel selection, an FFT view) and mimics the real renderer's error behaviour: a missing path, a file that is
+not a network, a pickle that safe mode refuses (content starting with ``UNSAFE``), an unavailable device
+(``'cuda'`` / ``'mps'``: this stand-in has only a CPU) and an exception inside synthesis (``class_idx == 666``).
+Files whose content starts with ``FAKENET`` load; ``None`` is the bundled default. ``SG3VIZ_FAKE_DELAY_SEC`` in the
+environment slows every render down (seconds).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -42,6 +47,7 @@ def _fake_net(pkl: str | None) -> NetInfo:
         num_ws=16,
         has_noise=False,
         has_input_transform=True,
+        config='stylegan3-t',
     )
 
 
@@ -54,10 +60,11 @@ def _colormap(x: np.ndarray) -> np.ndarray:
 
 
 class FakeRenderer:
-    """Synchronous fake of ``engine.renderer.Renderer``: ``render(request) -> RenderResult``."""
+    """Fake of ``engine.renderer.Renderer``: ``try_render(request) -> RenderResult`` (never "still loading")."""
 
-    def __init__(self, delay_sec: float = 0.0) -> None:
-        self.delay_sec = delay_sec
+    def __init__(self, device: str = 'cpu') -> None:
+        self.default_device = device
+        self.delay_sec = float(os.environ.get('SG3VIZ_FAKE_DELAY_SEC', '0') or 0)
         self.net: NetInfo | None = None
 
     def _load(self, req: RenderRequest) -> str | tuple[str, tuple[str, ...]] | None:
@@ -78,15 +85,25 @@ class FakeRenderer:
             return None
         return f'{req.pkl} is not a network pickle (corrupt or wrong file)'
 
+    def try_render(self, req: RenderRequest) -> RenderResult:
+        res = self.render(req)
+        return dataclasses.replace(res, source=req.pkl, available_devices=('cpu',))
+
     def render(self, req: RenderRequest) -> RenderResult:
         t0 = time.perf_counter()
         if self.delay_sec:
             time.sleep(self.delay_sec)
+        device = self.default_device if req.device in ('', 'auto') else req.device
+        if device != 'cpu' and device != 'auto':
+            msg = f"pick_device(): device {device!r} is not available on this machine; use one of ('cpu',)"
+            return RenderResult(stamp=req.stamp, error=msg, load_failed=True, device='')
         if self.net is None or self.net.pkl != (req.pkl or ''):
             err = self._load(req)
             if err is not None:
                 msg, names = (err, ()) if isinstance(err, str) else err
-                return RenderResult(stamp=req.stamp, error=msg, refused_names=names, net=None, device='cpu')
+                return RenderResult(
+                    stamp=req.stamp, error=msg, refused_names=names, net=None, device='cpu', load_failed=True
+                )
         net = self.net
         layers = tuple(LayerInfo(n, (1, c, s, s), 'float32') for n, c, s in _LAYERS)
         if req.class_idx == 666:
@@ -140,40 +157,3 @@ class FakeRenderer:
             impl={'filtered_lrelu': 'fake', 'upfirdn2d': 'fake'},
             device='cpu',
         )
-
-
-class FakeAsyncRenderer:
-    """Same API as ``engine.async_renderer.AsyncRenderer``; renders synchronously inside :meth:`get_result`."""
-
-    def __init__(self, device: str = 'auto', separate_process: bool = True, delay_sec: float = 0.0) -> None:
-        self.device = device
-        self.separate_process = separate_process
-        self._renderer = FakeRenderer(delay_sec)
-        self._request: RenderRequest | None = None
-        self._last: RenderRequest | None = None
-        self.last_stamp = 0
-        self._closed = False
-
-    @property
-    def is_busy(self) -> bool:
-        return self._request is not None
-
-    def set_separate_process(self, enable: bool) -> None:
-        # Like AsyncRenderer: a mode switch re-sends the last request under the next stamp.
-        if bool(enable) != self.separate_process and self._last is not None:
-            self.last_stamp += 1
-            self._request = self._last.replace(stamp=self.last_stamp)
-        self.separate_process = bool(enable)
-
-    def set_request(self, req: RenderRequest) -> None:
-        self.last_stamp = req.stamp if req.stamp > self.last_stamp else self.last_stamp + 1
-        self._request = self._last = req.replace(stamp=self.last_stamp)
-
-    def get_result(self) -> RenderResult | None:
-        if self._request is None:
-            return None
-        req, self._request = self._request, None
-        return self._renderer.render(req)
-
-    def close(self) -> None:
-        self._closed = True

@@ -39,7 +39,8 @@ def available() -> bool:
     return _available[0]
 
 
-def _pair(v: int | tuple[int, ...] | list[int]) -> tuple[int, int] | None:
+def _pair(v: object) -> tuple[int, int] | None:
+    """int or a pair of ints -> (a, b); anything else (e.g. padding="same") -> None."""
     if isinstance(v, int):
         return v, v
     if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(e, int) for e in v):
@@ -65,7 +66,7 @@ def applies(
         return False
     if bias is not None and (bias.dtype != torch.float32 or bias.device.type != 'cpu'):
         return False
-    pad = _pair(padding)  # type: ignore[arg-type]
+    pad = _pair(padding)
     if _pair(stride) != (1, 1) or _pair(dilation) != (1, 1) or pad is None or not (0 <= min(pad) and max(pad) <= 2):
         return False
     out_h, out_w = x.shape[2] + 2 * pad[0] - 2, x.shape[3] + 2 * pad[1] - 2
@@ -83,7 +84,7 @@ def conv2d(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, padding:
 
     Groups (the modulated convolution's batch trick: groups = N) run one after another, each on all threads.
     """
-    pad = _pair(padding)  # type: ignore[arg-type]
+    pad = _pair(padding)
     assert pad is not None
     x, w = x.detach(), w.detach()
     bias = None if bias is None else bias.detach()

@@ -16,10 +16,10 @@ _CHILD = textwrap.dedent(
     """
     import json, subprocess, sys, time
     import glfw
-    from viz.fake_renderer import FakeAsyncRenderer
+    from tests.viz.fake_visualizer import fake_renderer_factory
     from viz.visualizer import Visualizer
 
-    app = Visualizer(window_size=(640, 480), renderer_factory=lambda dev, sep: FakeAsyncRenderer(dev, sep))
+    app = Visualizer(window_size=(640, 480), separate_process=False, renderer_factory=fake_renderer_factory)
     out = {}
     try:
         gate = app.window.idle
@@ -67,5 +67,5 @@ def test_viz_idle_waits_and_wakes_on_input(gui_env, tmp_path):
     r = json.loads(lines[-1][len('RESULT ') :])
     assert r['got_image']
     assert r['idle_drawn'] == 0, r  # no input, no animation, nothing pending: nothing drawn
-    assert r['input_drawn'] >= 5, r  # mouse motion: drawing at the FPS limit again (grace period)
+    assert r['input_drawn'] >= 1, r  # mouse motion wakes the loop and draws (then the grace period runs)
     assert r['anim_drawn'] == 10, r  # an animation never idles

@@ -158,8 +158,8 @@ def _select_impl(
                 return 'cpp', explicit == 'auto'
         elif explicit == 'cpp':
             raise ValueError(
-                "filtered_lrelu(): impl='cpp' needs float32 CPU tensors without autograd, a 1-D fu and a 1-D or "
-                "square 2-D fd; use impl='fast' or 'auto'"
+                "filtered_lrelu(): impl='cpp' needs float32 CPU tensors without autograd (outside torch.compile), "
+                "a 1-D fu and a 1-D or square 2-D fd; use impl='fast' or 'auto'"
             )
         if impl == 'cpp':
             impl = 'fast'

@@ -139,10 +139,6 @@ class ProjectionWidget(Widget):
             if reason:
                 self.status = reason
 
-    def on_result(self, result) -> None:
-        if self._pending_start is not None and self.net is not None:
-            self.start(self._pending_start)
-
     def on_job_update(self, u) -> None:
         if u.job_id != self.job_id:
             return
@@ -179,6 +175,8 @@ class ProjectionWidget(Widget):
 
     # ---- per frame --------------------------------------------------------------------------------------------
     def update_request(self, args: dict[str, Any], dt: float) -> None:
+        if self._pending_start is not None and self.net is not None:
+            self.start(self._pending_start)
         # Another network load cancels a projection running on the previous one.
         if self.job_id is not None and args.get('pkl', self._job_pkl) != self._job_pkl:
             self.cancel('Cancelled: another network was loaded')

@@ -198,13 +198,19 @@ class RemoteRenderer:
         """No local render process."""
         return None
 
-    def set_separate_process(self, separate_process: bool) -> int:
-        """Asks the server to render in a separate process or a thread; the server renders the current request again
-        and its result comes under the current stamp (returned)."""
+    def set_separate_process(self, separate_process: bool) -> int | None:
+        """Asks the server to render in a separate process or a thread.
+
+        Returns:
+            The stamp under which the current request is rendered again (the server answers it under the current
+            stamp), or None when nothing is re-sent (no switch or no request yet).
+        """
         with self._lock:
+            if bool(separate_process) == self._separate:
+                return None
             self._separate = bool(separate_process)
             self._dirty['separate_process'] = True
-            stamp = self._last_req.stamp if self._last_req is not None else 0
+            stamp = self._last_req.stamp if self._last_req is not None else None
         self._wake()
         return stamp
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import click
 
-from engine import wire
+from engine import protocol, wire
 from engine.protocol import RenderRequest, RenderResult
 from engine.wire import WireError
 
@@ -203,18 +203,18 @@ def list_server_files(root: str | None) -> tuple[str, list[list[Any]]]:
 
 
 def validate_request(req: RenderRequest) -> RenderRequest:
-    """The value checks every request gets, local or remote (types are checked by ``wire.request_from_wire``).
+    """The value checks of ``engine.protocol`` that every request gets, local or remote (types were checked by
+    ``wire.request_from_wire``): a request that no network can render (``protocol.request_errors``) is refused here;
+    out-of-range numbers are clamped by the renderer exactly as for local requests.
 
     Raises:
-        WireError: 'field' naming the bad value.
+        WireError: 'field' naming what is wrong.
     """
-    checker = getattr(RenderRequest, 'validated', None)
-    if checker is None:
-        return req
-    try:
-        return checker(req)
-    except (TypeError, ValueError) as e:
-        raise WireError('field', str(e)) from None
+    errors_of = getattr(protocol, 'request_errors', None)
+    errors = tuple(errors_of(req)) if errors_of is not None else ()
+    if errors:
+        raise WireError('field', '; '.join(errors))
+    return req
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -676,15 +676,15 @@ def run_server(
     """Starts a :class:`RenderServer`, announces its address and token, serves until SIGINT/SIGTERM."""
     server = RenderServer(config, renderer_factory or default_renderer_factory)
     host, port = server.start()
-    if token_file is not None:
-        write_token_file(token_file, config.token)
-    announce(f'sg3viz render server listening on {host}:{port} (protocol v{wire.PROTOCOL_VERSION})')
-    announce(f'Access token: {config.token}' + (f' (also written to {token_file})' if token_file else ''))
-    announce(f'Connect with: python visualizer.py --connect {host}:{port} --token {config.token}')
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, lambda *_: server.stop())
     try:
+        if token_file is not None:
+            write_token_file(token_file, config.token)
+        announce(f'sg3viz render server listening on {host}:{port} (protocol v{wire.PROTOCOL_VERSION})')
+        announce(f'Access token: {config.token}' + (f' (also written to {token_file})' if token_file else ''))
+        announce(f'Connect with: python visualizer.py --connect {host}:{port} --token {config.token}')
         server.serve_forever()
     finally:
         for sig, handler in previous.items():

@@ -335,6 +335,8 @@ class Visualizer:
             self.window.fps_limiter.fps = changes['fps_limit']
         if 'vsync' in changes:
             self.window.set_vsync(changes['vsync'])
+        if 'frame_encoding' in changes and hasattr(self.renderer, 'set_frame_encoding'):
+            self.renderer.set_frame_encoding(*changes['frame_encoding'])
         if 'separate_process' in changes and self._last_request is not None:
             # A switch renders the current request again under a new stamp.
             self._remember(self.renderer.set_separate_process(changes['separate_process']), self._last_request)
@@ -468,6 +470,8 @@ class Visualizer:
         fs = self.font_size
         if aw <= fs * 4:
             return
+        if self._draw_link_overlay(ax + fs * 1.5, ay + fs * 1.5, aw - 3 * fs):
+            return
         err = self.error_text()
         busy = getattr(self.renderer, 'is_busy', False)
         busy = busy() if callable(busy) else busy
@@ -500,6 +504,19 @@ class Visualizer:
             if self._overlay_window('##empty', ax + margin, ay + margin, aw - 2 * margin):
                 imgui.text('Rendering ...' if busy else 'Drop a network pickle (.pkl) here.')
             imgui.end()
+
+    def _draw_link_overlay(self, x: float, y: float, w: float) -> bool:
+        """Remote rendering (``--connect``) without a connection: the live status over the image. True if shown."""
+        if self.renderer is None or getattr(self.renderer, 'connected', True):
+            return False
+        if self._overlay_window('##link', x, y, w):
+            imgui.push_text_wrap_pos(0.0)
+            fatal = getattr(self.renderer, 'fatal_error', None)
+            imgui.text_colored(ERROR_COLOR, 'Remote rendering stopped' if fatal else 'Render server')
+            imgui.text(str(getattr(self.renderer, 'status', '')))
+            imgui.pop_text_wrap_pos()
+        imgui.end()
+        return True
 
     def close(self) -> None:
         """Stops the renderer and closes the window (idempotent)."""

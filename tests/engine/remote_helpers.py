@@ -205,11 +205,11 @@ BLOCK_TORCH = textwrap.dedent(
 )
 
 
-def start_server_process(tmp_path: pathlib.Path, *args: str, timeout: float = 120.0):
+def start_server_process(tmp_path: pathlib.Path, *args: str, timeout: float = 120.0, port: str = '0'):
     """``python -m engine.serve --port 0 --token-file ...`` in a subprocess (cwd: the repository); returns
     (process, address, token). The caller terminates the process."""
     token_file = tmp_path / 'token'
-    cmd = [sys.executable, '-m', 'engine.serve', '--port', '0', '--device', 'cpu', '--token-file', str(token_file)]
+    cmd = [sys.executable, '-m', 'engine.serve', '--port', port, '--device', 'cpu', '--token-file', str(token_file)]
     proc = subprocess.Popen([*cmd, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout
     address = None

@@ -1,6 +1,6 @@
 """One generator frame on the CPU: impl='ref' vs impl='auto' in the same run, and where the 'auto' time goes.
 
-For each config (REFERENCE section 5 sizes, random weights, batch 1, `noise_mode='const'`, `torch.no_grad()`) the
+For each config (docs/compatibility.md §5 sizes, random weights, batch 1, `noise_mode='const'`, `torch.no_grad()`) the
 two implementations run alternately (one warm-up frame each, then `--repeats` frames each) inside
 `torch_utils.ops.default_impl(...)` blocks; the medians of process CPU time and of wall time are printed with the
 ratio ref/auto. One extra frame per impl runs under `torch.profiler` to measure the share of the frame spent

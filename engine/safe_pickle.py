@@ -1,7 +1,7 @@
 """Unpicklers for network pickles: a safe one that never runs code from the file, and the trusted reference one.
 
 Safe mode (`safe_load`): a restricted `pickle.Unpickler` that resolves only the globals a network pickle needs for
-tensors, arrays and dicts (REFERENCE section 1). Persistent objects (`_reconstruct_persistent_obj(meta)`) are NOT
+tensors, arrays and dicts (docs/compatibility.md §1). Persistent objects (`_reconstruct_persistent_obj(meta)`) are NOT
 rebuilt from their embedded `module_src`: the source is read as text (`ast.parse`, never executed) only to learn
 which module it is (StyleGAN2 networks, StyleGAN3 networks, augmentation pipeline) from the classes it defines.
 The object is then rebuilt with OUR implementation of that class from its stored constructor arguments, and its

@@ -10,7 +10,7 @@ Maths and schedule (sources):
   p <- max(p + sign(r_t - target) * batch * ada_interval / (ada_kimg * 1000), 0).
 - Gradients are averaged over processes (torch.distributed all-reduce); only rank 0 writes files.
 
-Outputs in `run_dir` (REFERENCE.md section 4): log.txt, training_options.json, reals.png, fakes_init.png,
+Outputs in `run_dir` (docs/compatibility.md §4): log.txt, training_options.json, reals.png, fakes_init.png,
 fakes<kimg:06d>.png, network-snapshot-<kimg:06d>.pkl, stats.jsonl, metric-<name>.jsonl, TensorBoard events (only
 when tensorboard is importable).
 

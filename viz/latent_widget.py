@@ -1,4 +1,4 @@
-"""Latent widget: the seed-grid latent (REFERENCE section 6) with drag, animation, snap and a class picker."""
+"""Latent widget: the seed-grid latent (docs/compatibility.md §6) with drag, animation, snap and a class picker."""
 
 from __future__ import annotations
 

@@ -131,6 +131,8 @@ class RemoteRenderer:
         self._connected = False
         self._status = f'connecting to {self.host}:{self.port} ...'
         self._fatal: str | None = None
+        self._restarting = False
+        self._early: list = []
         self._last_reason: str | None = None
         self._welcome: dict = {}
         self._server_errors: collections.deque[str] = collections.deque(maxlen=8)
@@ -181,6 +183,11 @@ class RemoteRenderer:
         """True while the newest request has not been answered yet."""
         with self._lock:
             return self._last_req is not None and self._received_stamp < self._last_req.stamp
+
+    @property
+    def is_restarting(self) -> bool:
+        """True while the server's render process restarts (it died; the new one has not answered yet)."""
+        return self._restarting
 
     @property
     def last_stamp(self) -> int:
@@ -335,6 +342,9 @@ class RemoteRenderer:
                     if isinstance(e, WireError) and e.code in _FATAL_CODES:
                         self._give_up(str(e))
                         return
+                except Exception as e:  # A bug must not silently end the network thread: reconnect instead.
+                    logger.exception('remote renderer: unexpected error')
+                    reason = f'internal error: {type(e).__name__}: {e}'
                 finally:
                     with contextlib.suppress(OSError):
                         sock.close()
@@ -385,12 +395,14 @@ class RemoteRenderer:
                 data = sock.recv(65536)
                 if not data:
                     raise OSError('closed during the handshake')
-                for version, msg, _ in reader.feed(data):
+                got = reader.feed(data)
+                for i, (version, msg, _) in enumerate(got):
                     self._check_message(version, msg)
                     assert isinstance(msg, dict)
                     if msg['type'] == 'welcome':
                         self._welcome = msg
                         self._reader = reader
+                        self._early = got[i + 1 :]  # What came right behind the welcome.
                         return sock
         except BaseException:
             sock.close()
@@ -420,6 +432,8 @@ class RemoteRenderer:
             self._dirty['request'] = self._last_req is not None
         last_ping = 0.0
         reader = self._reader
+        for version, msg, blob in self._early:
+            self._on_message(version, msg, blob)
         while not self._closed.is_set():
             now = time.monotonic()
             while self._sends and now - self._sends[0] > 1.0:
@@ -487,6 +501,7 @@ class RemoteRenderer:
                 if sent is not None:
                     self._frame_ms.append((time.monotonic() - sent) * 1e3)
                 self._received_stamp = max(self._received_stamp, res.stamp)
+                self._restarting = msg.get('restarting') is True
                 if res.stamp >= self._delivered_stamp and (self._pending is None or res.stamp >= self._pending.stamp):
                     self._pending = res  # Only the newest frame is kept.
         elif kind == 'pong':

@@ -67,7 +67,7 @@ class Renderer:
         self.net_cache = net_cache if net_cache is not None else NetCache(on_evict=self._forget)
         self._ws: collections.OrderedDict[tuple, torch.Tensor] = collections.OrderedDict()
         self._layers: dict[tuple, tuple[LayerInfo, ...]] = {}
-        self._impl: dict[str, dict] = {}
+        self._impl: dict[tuple[str, int], dict] = {}
         self._luts: dict[str, torch.Tensor] = {}
         self._available_devices: tuple[str, ...] | None = None
 
@@ -357,11 +357,11 @@ class Renderer:
         return self._luts[key]
 
     def _impl_report(self, device: torch.device) -> dict:
-        key = str(device)
+        from torch_utils import ops
+
+        key = (str(device), ops.impl_generation())  # a new key after an op fell back to another implementation
         if key not in self._impl:
             try:
-                from torch_utils import ops
-
                 self._impl[key] = dict(ops.impl_report(device, torch.float32))
             except Exception as e:  # A missing/broken ops report must not stop rendering.
                 logger.warning('impl_report() failed: %s', e)

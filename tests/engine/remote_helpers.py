@@ -38,6 +38,7 @@ class EchoRenderer:
         self._stamp = 0
         self._out: RenderResult | None = None
         self.closed = False
+        self.is_restarting = False  # Tests set it (AsyncRenderer: the render process is being restarted).
         EchoRenderer.instances.append(self)
 
     def set_request(self, req: RenderRequest) -> int:

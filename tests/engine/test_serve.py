@@ -353,3 +353,23 @@ def test_cli_prints_address_and_token_writes_a_private_token_file_and_stops_on_s
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert f'Access token: {token}' in lines[1]
+
+
+def test_hostile_connections_do_not_disturb_the_rendering_client():
+    with running_server() as server:
+        with connect_authed(server) as good:
+            _render(good, 1, w0_seeds=((1, 1.0),))
+            assert _result(good)['result']['stamp'] == 1
+            for payload in (
+                wire.HEADER.pack(wire.MAGIC, wire.PROTOCOL_VERSION, 0, 2**32 - 1, 0),
+                b'\x00' * 64,
+                wire.encode_message({'type': 'hello', 'version': wire.PROTOCOL_VERSION, 'token': 'nope'}),
+                wire.encode_message({'type': 'hello', 'version': wire.PROTOCOL_VERSION, 'token': TOKEN}),  # busy
+            ):
+                with raw_connect(server) as bad:
+                    bad.sendall(payload)
+                    _render(good, 2, w0_seeds=((2, 1.0),))  # Meanwhile the client keeps rendering.
+                    assert _result(good)['result']['stamp'] == 2
+                    _render(good, 3, w0_seeds=((1, 1.0),))
+                    assert _result(good)['result']['stamp'] == 3
+                    assert wait_closed(bad, timeout=5)[0]['type'] == 'error'

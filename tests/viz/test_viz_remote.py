@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -36,7 +37,11 @@ def test_viz_remote_every_pane_reaches_the_server_without_torch(gui_env, tmp_pat
     if not (REPO / 'models' / 'default.pkl').exists():
         pytest.skip('models/default.pkl (bundled default network) is missing')
     log = tmp_path / 'requests.jsonl'
-    proc, address, token = start_server_process(tmp_path, '--request-log', str(log))
+    root = tmp_path / 'root'
+    (root / 'run1').mkdir(parents=True)
+    shutil.copy(REPO / 'models' / 'default.pkl', root / 'run1' / 'network-snapshot-000001.pkl')
+    (tmp_path / 'outside.pkl').write_bytes(b'not under the root')
+    proc, address, token = start_server_process(tmp_path, '--request-log', str(log), '--root', str(root))
     shot, state = tmp_path / 'remote.png', tmp_path / 'state.json'
     wait = {'wait_result': True, 'timeout_sec': 240}
     script = [
@@ -51,7 +56,7 @@ def test_viz_remote_every_pane_reaches_the_server_without_torch(gui_env, tmp_pat
         wait,
         {'set': {'layers': {'fft_show': True, 'img_scale_db': 3.0}}},
         wait,
-        {'set': {'performance': {'frame_codec': 'jpeg', 'frame_quality': 70, 'force_fp32': True}}},
+        {'set': {'performance': {'frame_codec': 'jpeg', 'frame_quality': 70, 'force_fp32': True, 'device': 'cpu'}}},
         {'open': {'performance': True}},
         wait,
         {'capture': 'image'},
@@ -61,6 +66,12 @@ def test_viz_remote_every_pane_reaches_the_server_without_torch(gui_env, tmp_pat
         {'open': {'pickle': False, 'latent': False, 'stylemix': False, 'trunc_noise': False, 'layers': False}},
         {'wait_frames': 3},
         {'screenshot': str(tmp_path / 'remote-performance.png')},  # The link section of the Performance pane.
+        {'load': 'run1'},  # Network pane: a run directory under the server's root (its newest snapshot).
+        wait,
+        {'dump_state': str(tmp_path / 'state-run1.json')},
+        {'load': '../outside.pkl'},  # Outside the root: refused by the server, the previous network stays.
+        wait,
+        {'dump_state': str(tmp_path / 'state-outside.json')},
     ]
     try:
         token_file = tmp_path / 'token'
@@ -82,7 +93,12 @@ def test_viz_remote_every_pane_reaches_the_server_without_torch(gui_env, tmp_pat
     assert any(q['trunc_psi'] == pytest.approx(0.6) for q in reqs), 'truncation pane'
     assert any(q['input_transform'] and q['input_transform'][0][2] != 0 for q in reqs), 'equivariance pane'
     assert any(q['fft_show'] and q['img_scale_db'] == 3.0 for q in reqs), 'layers pane'
-    assert any(q['force_fp32'] for q in reqs), 'performance pane'
+    assert any(q['force_fp32'] and q['device'] == 'cpu' for q in reqs), 'performance pane'
+    assert any(q['pkl'] == 'run1' for q in reqs), 'network pane'
+    st_run = json.loads((tmp_path / 'state-run1.json').read_text())
+    assert st_run['error_text'] is None and st_run['widgets']['pickle']['pkl'] == 'run1'
+    st_out = json.loads((tmp_path / 'state-outside.json').read_text())
+    assert 'outside the server root' in st_out['error_text'] and st_out['widgets']['pickle']['pkl'] == 'run1'
     st = json.loads(state.read_text())
     assert st['error_text'] is None and st['image_shape'] and st['fft_shape']
     assert st['widgets']['performance']['frame_codec'] == 'jpeg'

@@ -109,8 +109,10 @@ def available() -> bool:
 
 
 def supported(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor | None) -> bool:
-    """Whether the kernel handles these arguments: float32 CPU, no autograd, fu 1-D/None, fd 1-D/2-D/None (square)."""
-    if x.device.type != 'cpu' or x.dtype != torch.float32:
+    """Whether the kernel handles these arguments: float32 CPU, no autograd, fu 1-D/None, fd 1-D/2-D/None (square),
+    and not while ``torch.compile`` traces (the kernel takes raw pointers, which the compiler cannot follow; the
+    traced graph uses the plain-PyTorch path instead)."""
+    if x.device.type != 'cpu' or x.dtype != torch.float32 or torch.compiler.is_compiling():
         return False
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b)):
         return False

@@ -274,7 +274,11 @@ class Visualizer:
         self._poll_renderer()
         dropped = win.pop_dropped()
         if dropped:
-            self.pickle.handle_drop(dropped)
+            latent_files = [p for p in dropped if str(p).lower().endswith(('.npz', '.npy'))]
+            if latent_files:  # W / W+ latents go to the Latent pane, everything else to the Network pane
+                self.latent.load_w(latent_files[0])
+            if len(latent_files) < len(dropped):
+                self.pickle.handle_drop([p for p in dropped if p not in latent_files])
         if self.script is not None:
             self.script.step(self)
         self._apply_performance_settings()

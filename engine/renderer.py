@@ -35,7 +35,16 @@ import numpy as np
 import torch
 
 from engine.net_cache import LoadedNet, NetCache, NetLoadError
-from engine.protocol import NOISE_MODES, OUTPUT_LAYER, LayerInfo, NetInfo, RenderRequest, RenderResult, fft_colormap
+from engine.protocol import (
+    OUTPUT_LAYER,
+    LayerInfo,
+    NetInfo,
+    RenderRequest,
+    RenderResult,
+    clamp_request,
+    fft_colormap,
+    request_errors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -373,20 +382,16 @@ class Renderer:
 
 
 def _check_request(req: RenderRequest, info: NetInfo) -> None:
-    """User errors in a request -> _RenderError (one line, the fix)."""
-    if len(req.w0_seeds) == 0:
-        raise _RenderError('render(): w0_seeds must hold at least one (seed, weight) pair, got ()')
-    if req.noise_mode not in NOISE_MODES:
-        raise _RenderError(f'render(): noise_mode must be one of {NOISE_MODES}, got {req.noise_mode!r}')
+    """User errors in a request -> _RenderError (one line, the fix). The field ranges are those of
+    ``engine.protocol.clamp_request`` (the GUI clamps with the same function, so it never sends such a request)."""
+    problems = list(request_errors(req)) + list(clamp_request(req)[1])
     if info.c_dim > 0 and req.class_idx is not None and not 0 <= int(req.class_idx) < info.c_dim:
-        raise _RenderError(
-            f'render(): class_idx must be in 0..{info.c_dim - 1} for this network, got {req.class_idx} '
+        problems.append(
+            f'class_idx must be in 0..{info.c_dim - 1} for this network, got {req.class_idx} '
             '(or None to draw a class per seed)'
         )
-    if req.input_transform is not None:
-        m = np.asarray(req.input_transform, dtype=np.float64)
-        if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m)) < 1e-12:
-            raise _RenderError(f'render(): input_transform must be an invertible 3x3 matrix, got {req.input_transform}')
+    if problems:
+        raise _RenderError('render(): ' + '; '.join(problems))
 
 
 def _user_transform(m) -> np.ndarray:

@@ -18,6 +18,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
                                            [x, y], then [x, y, true], then [x, y, false]); the next step runs
                                            after the frame in which the widgets handled the event
     {"kill_renderer": true}                SIGKILL the separate render process (crash-and-restart tests)
+    {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -54,6 +55,7 @@ STEP_KEYS = (
     'open',
     'mouse',
     'kill_renderer',
+    'wait_file',
     'quit',
 )
 
@@ -129,6 +131,8 @@ class ScriptRunner:
             self._wait_frames = None
         elif key == 'wait_result':
             return self._wait_result(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
+        elif key == 'wait_file':
+            return self._wait_file(str(v), float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'set':
             for wkey, state in v.items():
                 viz.widget(wkey).set_state(state)
@@ -177,6 +181,20 @@ class ScriptRunner:
             self.pos = len(self.steps)
             return False
         return True
+
+    def _wait_file(self, path: str, timeout_sec: float) -> bool:
+        now = time.perf_counter()
+        if self._wait_started is None:
+            self._wait_started = now
+        if os.path.exists(path):
+            self._wait_started = None
+            return True
+        if now - self._wait_started > timeout_sec:
+            logger.error('script: %s did not appear within %.0f s', path, timeout_sec)
+            self.failed = True
+            self._wait_started = None
+            return True
+        return False
 
     def _wait_result(self, viz: Visualizer, timeout_sec: float) -> bool:
         now = time.perf_counter()

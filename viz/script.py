@@ -203,7 +203,7 @@ class ScriptRunner:
             return False
         # The newest request counts (a failed load reverts to the previous network: wait for that one too).
         self._wait_target = viz.submitted_stamp
-        if viz.displayed_stamp >= self._wait_target and not viz.pickle.is_loading():
+        if viz.displayed_stamp >= self._wait_target and not viz.pickle.is_loading() and not viz.is_restarting():
             self._wait_started = self._wait_target = None
             return True
         if now - self._wait_started > timeout_sec:

@@ -10,6 +10,7 @@ import json
 import pathlib
 import time
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.gui
@@ -103,3 +104,73 @@ def test_bug1_seed_typed_beyond_range_is_clamped_with_a_note(live_viz, tmp_path)
     st = _state(final)
     assert st['displayed_request']['w0_seeds'] == [[4294967295, 1.0]], st['notes']
     assert any('clamped to 4294967295' in n for n in st['notes'])
+
+
+# ---- 3. one validation of every request field --------------------------------------------------------------------
+def test_bug3_psi_typed_with_ctrl_click_is_clamped_everywhere(live_viz, tmp_path):
+    """Ctrl+click on the psi slider and typing 5 used to put 5.0 into the request and the capture sidecar."""
+    cap = tmp_path / 'caps'
+    script, ready, final = _live_script(tmp_path, {'capture': 'image'}, {'wait_frames': 1})
+    app = live_viz([*FAKE, '--capture-dir', str(cap)], script)
+    app.wait_for(ready)
+    app.click(*PSI_SLIDER, modifiers='ctrl')
+    app.key('ctrl+a')
+    app.type('5')
+    app.key('Return')
+    app.go()
+    _ok(app.finish())
+    st = _state(final)
+    assert st['widgets']['trunc_noise']['psi'] == 2.0 and st['request']['trunc_psi'] == 2.0
+    side = json.loads((cap / '00000-image.json').read_text())
+    assert side['request']['trunc_psi'] == 2.0 and side['widgets']['trunc_noise']['psi'] == 2.0
+
+
+def test_bug3_session_values_out_of_range_are_clamped_like_typed_ones(run_viz, tmp_path):
+    sess = tmp_path / 'session.json'
+    widgets = {
+        'trunc_noise': {'psi': 5.0, 'noise_seed': -3},
+        'stylemix': {'seed': 1e12},
+        'layers': {'img_scale_db': 1e9, 'fft_beta': -1.0, 'fft_range_db': float('inf')},
+        'latent': {'x': float('nan'), 'y': -1e300},
+    }
+    sess.write_text(json.dumps({'format': 'sg3viz-session', 'version': 1, 'widgets': widgets}))
+    state = tmp_path / 'state.json'
+    script = [{'wait_result': True}, {'load_session': str(sess)}, {'wait_result': True}, {'dump_state': str(state)}]
+    r = run_viz(FAKE, script)
+    _ok(r)
+    st = _state(state)
+    req = st['request']
+    assert (req['trunc_psi'], req['noise_seed'], req['img_scale_db'], req['fft_beta']) == (2.0, 0, 40.0, 0.0)
+    assert req['fft_range_db'] == 100.0 and st['widgets']['stylemix']['seed'] == 2**32 - 1
+    assert st['widgets']['latent']['x'] == 0.0 and st['widgets']['latent']['y'] == -(2.0**40)
+    assert any('trunc_psi' in n for n in st['notes']) and 'Traceback' not in r.stderr
+
+
+# ---- 6. a killed render process: "restarting render process..." until the image is back -------------------------
+def test_bug6_restart_is_shown_until_the_first_new_result(gui_env, tmp_path, png):
+    from tests.viz.conftest import run_visualizer
+
+    env = dict(gui_env, SG3VIZ_FAKE_DELAY_SEC='1.5')  # each fake render takes 1.5 s: the restart stays visible
+    before, during, after = tmp_path / 'before.json', tmp_path / 'during.json', tmp_path / 'after.json'
+    script = [
+        {'wait_result': True},
+        {'dump_state': str(before)},
+        {'kill_renderer': True},
+        {'wait_frames': 10},
+        {'dump_state': str(during)},
+        {'screenshot': str(tmp_path / 'during.png')},
+        {'wait_result': True},
+        {'wait_frames': 2},
+        {'dump_state': str(after)},
+        {'screenshot': str(tmp_path / 'after.png')},
+    ]
+    r = run_visualizer(env, FAKE, script, tmp_path)
+    _ok(r)
+    st0, st1, st2 = _state(before), _state(during), _state(after)
+    assert st1['restarting'] and st1['image_shape'] == [64, 64, 3]  # the last image stays on screen meanwhile
+    assert st2['restarting'] is False and st2['error_text'] is None and st2['renderer_pid'] != st0['renderer_pid']
+    # The overlay (a dark panel with the text) covers the top of the image while restarting, and is gone after.
+    top_during = png(tmp_path / 'during.png')[28:70, 460:1000].astype(np.float64)
+    top_after = png(tmp_path / 'after.png')[28:70, 460:1000].astype(np.float64)
+    assert np.abs(top_during - top_after).mean() > 20
+    assert 'render process died' in r.stderr

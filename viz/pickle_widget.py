@@ -72,6 +72,7 @@ class PickleWidget(Widget):
         self.refused: tuple[str | None, tuple[str, ...]] | None = None
         self._open_trust_popup = False
         self.text = ''
+        self.field_width = 0.0  # drawn width of the path field (tests)
 
     def set_state(self, state) -> None:
         pkl = state.get('pkl', self.pkl)
@@ -208,6 +209,7 @@ class PickleWidget(Widget):
             self.text,
             imgui.InputTextFlags_.enter_returns_true,
         )
+        self.field_width = imgui.get_item_rect_size().x
         imgui.same_line()
         if imgui.button('Load') or entered:
             self.load(self.text)

@@ -64,12 +64,13 @@ class TruncNoiseWidget(Widget):
         fs = self.font_size
         num_ws = self.net.num_ws if self.net is not None else 16
         imgui.set_next_item_width(fs * 10)
-        flags = imgui.SliderFlags_.always_clamp  # Ctrl+click typing stays in range too
-        self.psi = edited(self.psi, imgui.slider_float('Truncate psi', self.psi, *self.PSI_RANGE, '%.2f', flags))
+        # Drags, not sliders: no grab handle over the number; always_clamp keeps Ctrl+click typing in range too.
+        flags = imgui.SliderFlags_.always_clamp
+        self.psi = edited(self.psi, imgui.drag_float('Truncate psi', self.psi, 0.005, *self.PSI_RANGE, '%.2f', flags))
         imgui.same_line()
         imgui.set_next_item_width(fs * 7)
         cut = num_ws if self.cutoff is None else min(self.cutoff, num_ws)
-        changed, cut = imgui.slider_int('Cutoff', cut, 0, num_ws, '%d', imgui.SliderFlags_.always_clamp)
+        changed, cut = imgui.drag_int('Cutoff', cut, 0.05, 0, num_ws, '%d', flags)
         if changed:
             self.cutoff = None if cut >= num_ws else cut
         has_noise = self.net is None or self.net.has_noise

@@ -257,6 +257,12 @@ class Visualizer:
             'restarting': self.is_restarting(),
             'notes': [text for _, text in self.notes],
             'status': self.pickle.status_text(),
+            'pane_width': self.font_size * PANE_WIDTH_FONTS,
+            'field_widths': {
+                'pkl': self.pickle.field_width,
+                'capture_dir': self.capture.field_width,
+                'session_path': self.session.field_width,
+            },
             'load_error': self.pickle.load_error,
             'refused': list(self.pickle.refused[1]) if self.pickle.refused else [],
             'loading': self.pickle.is_loading(),

@@ -174,3 +174,116 @@ def test_bug6_restart_is_shown_until_the_first_new_result(gui_env, tmp_path, png
     top_after = png(tmp_path / 'after.png')[28:70, 460:1000].astype(np.float64)
     assert np.abs(top_during - top_after).mean() > 20
     assert 'render process died' in r.stderr
+
+
+# ---- 2. Browse -> Newest snapshot loads the newest --------------------------------------------------------------
+def test_bug2_newest_snapshot_of_loose_pickles_is_the_newest(live_viz, tmp_path):
+    """Loose snapshots in the browse folder were listed oldest first, so "Newest snapshot" loaded the oldest."""
+    runs = tmp_path / 'runs'
+    runs.mkdir()
+    for k in (10, 200, 40):
+        (runs / f'network-snapshot-{k:06d}.pkl').write_bytes(b'FAKENET')
+    (runs / '00001-old-run').mkdir()
+    (runs / '00001-old-run' / 'network-snapshot-000001.pkl').write_bytes(b'FAKENET')
+    script, ready, final = _live_script(tmp_path)
+    app = live_viz([*FAKE, '--browse-dir', str(runs)], script)
+    app.wait_for(ready)
+    app.click(87, 66)  # Browse
+    app.move(123, 81)  # the browse folder's own (loose) snapshots: first entry
+    time.sleep(0.8)  # ImGui opens the sub-menu after a hover delay
+    app.move(200, 81)
+    app.move(230, 81)
+    app.xdo('mousedown', '1')
+    time.sleep(0.15)
+    app.xdo('mouseup', '1')
+    time.sleep(0.3)
+    app.go()
+    _ok(app.finish())
+    st = _state(final)
+    assert st['displayed_request']['pkl'] == str(runs / 'network-snapshot-000200.pkl'), st['displayed_request']
+    assert st['error_text'] is None
+
+
+# ---- 4. an error disappears when the thing it reports has succeeded ---------------------------------------------
+def test_bug4_device_error_goes_away_once_the_network_renders_on_another_device(run_viz, tmp_path):
+    """``--device cuda`` without CUDA, then the device picker set to cpu: the net renders, and the old load error
+    must not stay over a dimmed image until dismissed."""
+    s1, s2 = tmp_path / 's1.json', tmp_path / 's2.json'
+    script = [
+        {'wait_result': True},
+        {'dump_state': str(s1)},
+        {'set': {'performance': {'device': 'cpu'}}},
+        {'wait_result': True},
+        {'wait_frames': 2},
+        {'dump_state': str(s2)},
+        {'screenshot': str(tmp_path / 'after.png')},
+    ]
+    _ok(run_viz([*FAKE, '--device', 'cuda'], script))
+    st1, st2 = _state(s1), _state(s2)
+    assert 'cuda' in st1['error_text'] and st1['image_shape'] is None
+    assert st2['error_text'] is None and st2['image_shape'] == [64, 64, 3] and st2['load_error'] is None
+    assert st2['status'].startswith('stylegan3-t')
+
+
+# ---- 5. errors, layout, labels ---------------------------------------------------------------------------------
+def test_bug5_failed_load_keeps_the_pane_still_and_says_what_is_shown(run_viz, png, tmp_path):
+    """A failed load used to add a red line to the Network pane, pushing every control below it down (clicks
+    landed on the wrong widget), and the status line kept naming the previous network's facts as if it had loaded."""
+    bad = tmp_path / 'corrupt.pkl'
+    bad.write_bytes(b'\x80\x04garbage')
+    s1, s2 = tmp_path / 's1.json', tmp_path / 's2.json'
+    script = [
+        {'wait_result': True},
+        {'dump_state': str(s1)},
+        {'screenshot': str(tmp_path / 'before.png')},
+        {'load': bad.name},
+        {'wait_result': True},
+        {'wait_frames': 2},
+        {'dump_state': str(s2)},
+        {'screenshot': str(tmp_path / 'after.png')},
+    ]
+    _ok(run_viz(FAKE, script))
+    st1, st2 = _state(s1), _state(s2)
+    assert st1['status'] == 'stylegan3-t  64x64  num_ws 16  c_dim 0'  # the config, T or R, not just "stylegan3"
+    assert st2['status'] == 'Load failed; showing bundled default network' and 'corrupt.pkl' in st2['error_text']
+    before, after = png(tmp_path / 'before.png'), png(tmp_path / 'after.png')
+    # Everything in the pane below the status line (y >= 100) is where it was.
+    assert np.abs(before[100:620, :420].astype(int) - after[100:620, :420].astype(int)).max() <= 8
+
+
+def test_bug5_no_slider_handle_covers_a_number_and_path_fields_are_wide(run_viz, png, tmp_path):
+    state = tmp_path / 'state.json'
+    shot = tmp_path / 'shot.png'
+    script = [
+        {'wait_result': True},
+        {'open': {'layers': True, 'capture': True, 'session': True, 'equivariance': False}},
+        {'set': {'layers': {'fft_show': True}}},
+        {'wait_result': True},
+        {'wait_frames': 3},
+        {'dump_state': str(state)},
+        {'screenshot': str(shot)},
+    ]
+    _ok(run_viz(FAKE, script))
+    st = _state(state)
+    for name, width in st['field_widths'].items():
+        assert width >= 0.8 * st['pane_width'], (name, width, st['pane_width'])
+    img = png(shot).astype(int)
+    # The slider grab colour (ImGui dark style, (66, 150, 250) / active (117, 138, 204)): the Speed field of the
+    # Latent pane (y 150..170, x 115..200) shows only its text on a plain frame, no grab handle over the number.
+    speed = img[150:170, 115:200]
+    grab = (np.abs(speed - np.array([66, 150, 250])).sum(-1) < 60) | (np.abs(speed - [117, 138, 204]).sum(-1) < 60)
+    assert grab.sum() < 10, grab.sum()
+
+
+def test_bug5_error_text_is_grammatical(run_viz, tmp_path):
+    """The real loader on a pickle whose G_ema is an int: "G_ema is a int" read wrong; now the message names the
+    requirement and what was found."""
+    import pickle
+
+    odd = tmp_path / 'odd.pkl'
+    odd.write_bytes(pickle.dumps({'G_ema': 1}))
+    state = tmp_path / 'state.json'
+    script = [{'wait_result': True, 'timeout_sec': 400}, {'dump_state': str(state)}]
+    _ok(run_viz([str(odd), *WINDOW, '--device', 'cpu'], script, timeout=420))
+    err = _state(state)['error_text']
+    assert 'G_ema must be a network (torch.nn.Module), got int' in err and ' a int' not in err

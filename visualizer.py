@@ -43,6 +43,34 @@ def screenshot_script(path: str, timeout_sec: float) -> list[dict]:
     ]
 
 
+def remote_renderer_factory(connect: str, token: str | None, token_file: str | None):
+    """``renderer_factory`` for ``--connect``: validates the address and token now, connects when called.
+
+    Raises:
+        click.BadParameter: bad address, no token, both --token and --token-file, unreadable token file.
+    """
+    from engine.remote_client import RemoteRenderer, parse_address, read_token_file
+
+    try:
+        parse_address(connect)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint='--connect') from e
+    if (token is None) == (token_file is None):
+        raise click.BadParameter(
+            "give the server's access token with exactly one of --token TOKEN or --token-file PATH",
+            param_hint='--token',
+        )
+    if token_file is not None:
+        try:
+            token = read_token_file(token_file)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint='--token-file') from e
+    assert token is not None
+    if not token.strip():
+        raise click.BadParameter('--token must not be empty', param_hint='--token')
+    return lambda device, separate_process: RemoteRenderer(connect, token)
+
+
 @click.command(context_settings={'help_option_names': ['-h', '--help']})
 @click.argument('pkls', nargs=-1, metavar='[PKL]...')
 @click.option(
@@ -117,6 +145,20 @@ def screenshot_script(path: str, timeout_sec: float) -> list[dict]:
     type=click.Path(exists=True, dir_okay=False),
     help='Test hook: JSON list of per-frame steps (see viz/script.py); exits when done.',
 )
+@click.option(
+    '--connect',
+    default=None,
+    metavar='HOST:PORT',
+    help='Render on a server started with `python -m engine.serve` (this side needs no torch).',
+)
+@click.option('--token', default=None, metavar='TOKEN', help='Access token the server printed (with --connect).')
+@click.option(
+    '--token-file',
+    default=None,
+    metavar='PATH',
+    type=click.Path(dir_okay=False),
+    help="Read the access token from this file (the server's --token-file).",
+)
 @click.option('--verbose', '-v', is_flag=True, help='Log debug messages.')
 def main(
     pkls,
@@ -131,6 +173,9 @@ def main(
     in_process,
     fps_limit,
     script_path,
+    connect,
+    token,
+    token_file,
     verbose,
 ):
     """Open the visualizer on PKL (path, URL or training-run dir; default: the bundled network).
@@ -142,6 +187,7 @@ def main(
       python visualizer.py https://example.org/net.pkl --device cpu --ui-scale 1.5
       python visualizer.py --browse-dir training-runs --capture-dir out/captures
       python visualizer.py --screenshot out/visualizer.png --window 1280x800
+      python visualizer.py --connect localhost:7600 --token-file sg3viz-token
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format='%(levelname)s: %(message)s')
     try:
@@ -159,12 +205,17 @@ def main(
     if screenshot is not None:
         script = (script or []) + screenshot_script(screenshot, screenshot_timeout)
 
+    kwargs = {}
+    if connect is not None:
+        kwargs['renderer_factory'] = remote_renderer_factory(connect, token, token_file)
+    elif token is not None or token_file is not None:
+        raise click.BadParameter('--token and --token-file go with --connect HOST:PORT', param_hint='--token')
+
     from gui_utils.glfw_window import DisplayError, display_problem
 
     problem = display_problem()
     if problem is not None:
         raise click.ClickException(f'cannot open the visualizer window: {problem}')
-    kwargs = {}
     obj = click.get_current_context().obj
     if isinstance(obj, dict) and obj.get('renderer_factory') is not None:
         kwargs['renderer_factory'] = obj['renderer_factory']  # An embedding program's renderer (the GUI tests').

@@ -24,11 +24,12 @@ from typing import Any
 import torch
 
 from engine import legacy_tf, sources
-from engine.safe_pickle import LoadError, UnsafePickleError, safe_load, trusted_load
+from engine.safe_pickle import LoadError, ResourceLimitError, UnsafePickleError, safe_load, scan_pickle, trusted_load
 from engine.sources import default_network_path
 
 __all__ = [
     'LoadError',
+    'ResourceLimitError',
     'UnsafePickleError',
     'cache_dir',
     'default_network_path',
@@ -37,6 +38,7 @@ __all__ = [
     'load_generator_and_path',
     'load_network_pkl',
     'resolve_source',
+    'verify_download',
 ]
 
 logger = logging.getLogger(__name__)
@@ -73,7 +75,8 @@ def download(
     """Downloads `url` into the cache once and returns the cached file.
 
     The file is written to a temporary name in the cache folder and renamed into place (`os.replace`) only after
-    it is complete, so the cache never holds a partial file.
+    it is complete: its length matches `Content-Length` when the server sends one, and it parses (`verify_download`),
+    so the cache never holds a partial file even when a server cuts the transfer without saying how long it was.
 
     Args:
         url: http(s) URL.
@@ -121,6 +124,7 @@ def download(
                     os.fsync(f.fileno())
                 if total is not None and num_bytes != total:
                     raise OSError(f'incomplete download: got {num_bytes} of {total} bytes')
+            verify_download(pathlib.Path(tmp_name))
             os.replace(tmp_name, path)
             tmp_name = None
             return path
@@ -140,6 +144,34 @@ def download(
         f'could not download {url}: {last_error}; check the URL and your network connection, or download the file '
         'yourself and pass its path'
     )
+
+
+def verify_download(path: pathlib.Path) -> None:
+    """Checks that a downloaded file is complete before it enters the cache: a pickle must parse to its STOP opcode
+    (`engine.pickle_scan`, nothing is unpickled) and a zip must pass its CRC checks. Other files pass.
+
+    Raises:
+        OSError: The file ends early or is corrupt (an interrupted transfer: worth retrying).
+        LoadError: The pickle exceeds a safety limit (not worth retrying).
+    """
+    import zipfile
+
+    with open(path, 'rb') as f:
+        head = f.read(4)
+        f.seek(0)
+        if head.startswith(b'\x80'):
+            try:
+                scan_pickle(f)
+            except (EOFError, pickle.UnpicklingError) as e:
+                raise OSError(f'incomplete download: the pickle does not parse ({e})') from None
+    if head.startswith(b'PK'):
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, EOFError) as e:
+            raise OSError(f'incomplete download: the zip does not parse ({e})') from None
+        if bad is not None:
+            raise OSError(f'incomplete download: zip member {bad} fails its CRC check')
 
 
 def resolve_source(source: str | os.PathLike | None, **download_kwargs: Any) -> pathlib.Path:
@@ -170,22 +202,54 @@ def resolve_source(source: str | os.PathLike | None, **download_kwargs: Any) -> 
 # Loading.
 
 
-def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
+_IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff')
+_MAGIC = (
+    (b'\x89PNG', 'a PNG image'),
+    (b'\xff\xd8\xff', 'a JPEG image'),
+    (b'GIF8', 'a GIF image'),
+    (b'\x1f\x8b', 'a gzip file (unpack it first if it holds a .pkl)'),
+    (b'\x93NUMPY', 'a NumPy .npy array'),
+    (b'7z\xbc\xaf', 'a 7-Zip archive'),
+)
+_FIX = 'pass a network pickle (.pkl) written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+
+
+def _foreign_file(path: pathlib.Path) -> LoadError | None:
+    """A LoadError saying what the file is when it is clearly not a pickle stream (checked before unpickling)."""
+    import zipfile
+
     with open(path, 'rb') as f:
         head = f.read(16)
-    size = path.stat().st_size
-    if size == 0:
+    if not head:
         return LoadError(f'{path} is empty; re-download or re-export the network pickle')
     if head.startswith(b'PK'):
-        return LoadError(
-            f'{path} is a zip file (a torch.save checkpoint or a dataset?), not a network pickle; pass a .pkl '
-            'written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
-        )
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            names = []
+        if any(n.lower().endswith(_IMAGE_SUFFIXES) for n in names):
+            what = 'a zip of images (a dataset? use it with --data, not as the network)'
+        elif any(n.endswith(('data.pkl', 'constants.pkl')) for n in names):
+            what = 'a zip archive written by torch.save or torch.jit.save (a checkpoint or TorchScript file)'
+        else:
+            what = 'a zip archive'
+        return LoadError(f'{path} is {what}, not a network pickle; {_FIX}')
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return LoadError(f'{path} is {what}, not a network pickle; {_FIX}')
     if not head.startswith(b'\x80'):
         return LoadError(
             f'{path} is not a network pickle (it does not start like a pickle stream; an HTML page or a text file?); '
-            'pass a .pkl written by train.py or the StyleGAN2-ADA/StyleGAN3 tools'
+            f'{_FIX}'
         )
+    return None
+
+
+def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
+    foreign = _foreign_file(path)
+    if foreign is not None:
+        return foreign
     if isinstance(e, EOFError) or 'truncated' in str(e) or 'ran out of input' in str(e).lower():
         return LoadError(f'{path} is truncated (incomplete download or copy?): {e}; download or copy it again')
     return LoadError(f'{path} is a corrupt or unsupported pickle ({type(e).__name__}: {e}); check the file')
@@ -214,9 +278,17 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
         UnsafePickleError: In safe mode, if the file references anything not allowed (`.names` lists it).
     """
     path = resolve_source(source, **download_kwargs)
+    foreign = _foreign_file(path)
+    if foreign is not None:
+        if _is_download(source):
+            path.unlink(missing_ok=True)
+            foreign = LoadError(f'{foreign} (downloaded from {os.fspath(source)}; removed from the cache)')
+        raise foreign
     try:
         with open(path, 'rb') as f:
             if legacy_tf.is_tf_pickle(f):  # StyleGAN2(-ADA) TensorFlow: always read safely, never executed
+                scan_pickle(f)  # nesting / expansion limits first, as safe_load does
+                f.seek(0)
                 data = legacy_tf.load_tf_network_pkl(f)
             else:
                 data = trusted_load(f) if trust else safe_load(f)
@@ -234,6 +306,10 @@ def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **downlo
             f'{path}: executing its embedded code failed ({type(e).__name__}: {e}); the file needs code this '
             'installation lacks'
         ) from e
+    except RecursionError as e:
+        raise ResourceLimitError(
+            f'{path}: the pickle nests objects too deeply to read ({e}); a damaged or hostile file?'
+        ) from None
     except RuntimeError as e:
         raise LoadError(f'{path}: could not read tensors ({e}); the file may be corrupt') from e
     except Exception as e:  # anything else from a foreign file (e.g. its embedded code in trusted mode)
@@ -266,7 +342,7 @@ def _with_path(e: LoadError, path: pathlib.Path) -> LoadError:
         new: LoadError = UnsafePickleError(e.names)
         new.args = (f'{path}: {e}',)
         return new
-    return LoadError(f'{path}: {e}')
+    return type(e)(f'{path}: {e}')  # LoadError or a subclass (ResourceLimitError, ...): keep the class
 
 
 def load_generator_and_path(

@@ -191,7 +191,8 @@ class RenderRequest:
         base_channel: first displayed channel (clamped to the layer's channel count).
         img_scale_db: brightness in dB (image multiplied by 10**(db/20)); the displayed value v maps to
             uint8 clamp(v * 127.5 + 128), so the final image in [-1, 1] fills 0..255 at 0 dB.
-        img_normalize: normalise each displayed channel first: subtract its mean, divide by its max |value|.
+        img_normalize: divide each displayed channel by its max |value| (the reference view: zero stays at mid-grey).
+        img_center: subtract each displayed channel's mean first (a mean-centred view; before ``img_normalize``).
         fft_show: also compute the FFT view.
         fft_all: spectrum of all channels (True) or the selected ones.
         fft_range_db: displayed range, +-dB around 0 (default 50).
@@ -219,6 +220,7 @@ class RenderRequest:
     base_channel: int = 0
     img_scale_db: float = 0.0
     img_normalize: bool = False
+    img_center: bool = False
     fft_show: bool = False
     fft_all: bool = True
     fft_range_db: float = 50.0
@@ -292,7 +294,7 @@ class RenderResult:
         fft: FFT view, uint8 [H, W, 3] colour-mapped over +-fft_range_db (None unless requested).
         layers: every capturable layer (in order, 'output' last), for the layer table.
         stats: {'mean': (all, sel), 'std': (all, sel), 'max': (all, sel)} of the raw shown layer output (sample 0):
-            over all its channels and over the displayed ones (floats; 'max' is the largest value, not |value|).
+            over all its channels and over the displayed ones (floats; 'max' is the largest |value|, the inf-norm).
         net: the loaded network's facts (None if nothing loaded).
         error: user-facing error text (the previous network stays usable), else None.
         refused_names: classes/globals a safe-mode load refused (the GUI asks "trust this file?").

@@ -131,6 +131,8 @@ class RemoteRenderer:
         self._connected = False
         self._status = f'connecting to {self.host}:{self.port} ...'
         self._fatal: str | None = None
+        self._restarting = False
+        self._early: list = []
         self._last_reason: str | None = None
         self._welcome: dict = {}
         self._server_errors: collections.deque[str] = collections.deque(maxlen=8)
@@ -183,6 +185,11 @@ class RemoteRenderer:
             return self._last_req is not None and self._received_stamp < self._last_req.stamp
 
     @property
+    def is_restarting(self) -> bool:
+        """True while the server's render process restarts (it died; the new one has not answered yet)."""
+        return self._restarting
+
+    @property
     def last_stamp(self) -> int:
         """Stamp of the newest request."""
         with self._lock:
@@ -198,13 +205,19 @@ class RemoteRenderer:
         """No local render process."""
         return None
 
-    def set_separate_process(self, separate_process: bool) -> int:
-        """Asks the server to render in a separate process or a thread; the server renders the current request again
-        and its result comes under the current stamp (returned)."""
+    def set_separate_process(self, separate_process: bool) -> int | None:
+        """Asks the server to render in a separate process or a thread.
+
+        Returns:
+            The stamp under which the current request is rendered again (the server answers it under the current
+            stamp), or None when nothing is re-sent (no switch or no request yet).
+        """
         with self._lock:
+            if bool(separate_process) == self._separate:
+                return None
             self._separate = bool(separate_process)
             self._dirty['separate_process'] = True
-            stamp = self._last_req.stamp if self._last_req is not None else 0
+            stamp = self._last_req.stamp if self._last_req is not None else None
         self._wake()
         return stamp
 
@@ -329,6 +342,9 @@ class RemoteRenderer:
                     if isinstance(e, WireError) and e.code in _FATAL_CODES:
                         self._give_up(str(e))
                         return
+                except Exception as e:  # A bug must not silently end the network thread: reconnect instead.
+                    logger.exception('remote renderer: unexpected error')
+                    reason = f'internal error: {type(e).__name__}: {e}'
                 finally:
                     with contextlib.suppress(OSError):
                         sock.close()
@@ -379,12 +395,14 @@ class RemoteRenderer:
                 data = sock.recv(65536)
                 if not data:
                     raise OSError('closed during the handshake')
-                for version, msg, _ in reader.feed(data):
+                got = reader.feed(data)
+                for i, (version, msg, _) in enumerate(got):
                     self._check_message(version, msg)
                     assert isinstance(msg, dict)
                     if msg['type'] == 'welcome':
                         self._welcome = msg
                         self._reader = reader
+                        self._early = got[i + 1 :]  # What came right behind the welcome.
                         return sock
         except BaseException:
             sock.close()
@@ -414,6 +432,8 @@ class RemoteRenderer:
             self._dirty['request'] = self._last_req is not None
         last_ping = 0.0
         reader = self._reader
+        for version, msg, blob in self._early:
+            self._on_message(version, msg, blob)
         while not self._closed.is_set():
             now = time.monotonic()
             while self._sends and now - self._sends[0] > 1.0:
@@ -481,6 +501,7 @@ class RemoteRenderer:
                 if sent is not None:
                     self._frame_ms.append((time.monotonic() - sent) * 1e3)
                 self._received_stamp = max(self._received_stamp, res.stamp)
+                self._restarting = msg.get('restarting') is True
                 if res.stamp >= self._delivered_stamp and (self._pending is None or res.stamp >= self._pending.stamp):
                     self._pending = res  # Only the newest frame is kept.
         elif kind == 'pong':

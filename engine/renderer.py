@@ -76,7 +76,7 @@ class Renderer:
         self.net_cache = net_cache if net_cache is not None else NetCache(on_evict=self._forget)
         self._ws: collections.OrderedDict[tuple, torch.Tensor] = collections.OrderedDict()
         self._layers: dict[tuple, tuple[LayerInfo, ...]] = {}
-        self._impl: dict[str, dict] = {}
+        self._impl: dict[tuple[str, int], dict] = {}
         self._luts: dict[str, torch.Tensor] = {}
         self._available_devices: tuple[str, ...] | None = None
 
@@ -338,12 +338,13 @@ class Renderer:
         xs = x[base : base + sel_channels]  # [sel, H, W]
 
         # Stats over all vs the displayed channels, one device->host transfer.
-        stats_t = torch.stack([x.mean(), xs.mean(), _std(x), _std(xs), x.max(), xs.max()]).cpu().tolist()
+        stats_t = torch.stack([x.mean(), xs.mean(), _std(x), _std(xs), x.abs().amax(), xs.abs().amax()]).cpu().tolist()
         stats = {'mean': tuple(stats_t[0:2]), 'std': tuple(stats_t[2:4]), 'max': tuple(stats_t[4:6])}
 
         img = xs
-        if req.img_normalize:
+        if req.img_center:  # Mean-centred view (our option).
             img = img - img.mean(dim=[1, 2], keepdim=True)
+        if req.img_normalize:  # Reference view: each channel over its max |value|, 0 stays at mid-grey.
             img = img / img.abs().amax(dim=[1, 2], keepdim=True).clamp(min=1e-8)
         img = img * (10 ** (float(req.img_scale_db) / 20))
         img_u8 = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)  # [sel, H, W]
@@ -369,11 +370,11 @@ class Renderer:
         return self._luts[key]
 
     def _impl_report(self, device: torch.device) -> dict:
-        key = str(device)
+        from torch_utils import ops
+
+        key = (str(device), ops.impl_generation())  # a new key after an op fell back to another implementation
         if key not in self._impl:
             try:
-                from torch_utils import ops
-
                 self._impl[key] = dict(ops.impl_report(device, torch.float32))
             except Exception as e:  # A missing/broken ops report must not stop rendering.
                 logger.warning('impl_report() failed: %s', e)

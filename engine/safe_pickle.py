@@ -1,12 +1,24 @@
 """Unpicklers for network pickles: a safe one that never runs code from the file, and the trusted reference one.
 
-Safe mode (`safe_load`): a restricted `pickle.Unpickler` that resolves only the globals a network pickle needs for
-tensors, arrays and dicts (REFERENCE section 1). Persistent objects (`_reconstruct_persistent_obj(meta)`) are NOT
-rebuilt from their embedded `module_src`: the source is read as text (`ast.parse`, never executed) only to learn
-which module it is (StyleGAN2 networks, StyleGAN3 networks, augmentation pipeline) from the classes it defines.
-The object is then rebuilt with OUR implementation of that class from its stored constructor arguments, and its
-parameters, buffers and plain attributes are copied from the stored state. Anything else is refused with
-`UnsafePickleError` naming what was refused.
+Safe mode (`safe_load`), in this order:
+
+1. `engine.pickle_scan.scan_pickle` walks the opcodes without building anything and refuses streams nested too
+   deep or expanding too far through shared references (reference bombs).
+2. A restricted `pickle.Unpickler` resolves only the globals a network pickle needs for tensors, arrays and dicts
+   (REFERENCE section 1). NumPy arrays are rebuilt through a guard that refuses object dtypes and checks that the
+   stored bytes match the claimed shape before NumPy allocates anything. Persistent objects
+   (`_reconstruct_persistent_obj(meta)`) are NOT rebuilt from their embedded `module_src`: the source is read as
+   text (`ast.parse`, never executed) only to learn which module it is (StyleGAN2 networks, StyleGAN3 networks,
+   augmentation pipeline) from the classes it defines.
+3. Each network is rebuilt with OUR implementation of its class, from its stored constructor arguments after
+   `engine.network_args.check_init_args` checked every one against a type and a range. Construction runs under an
+   allocation budget derived from the file size (a file cannot hold more parameters than it has bytes), checked
+   before each allocation. Only the stored parameters and buffers whose names and shapes our construction expects
+   are copied; every other attribute (layer lists, filter sizes, up/down factors, ...) is what our constructor
+   computed, never a value from the file.
+
+Anything else is refused with `UnsafePickleError` (naming what was refused) or `ResourceLimitError` (naming the
+limit).
 
 Trusted mode (`trusted_load`): what the reference loader does -- executes the embedded sources -- plus the NumPy 1/2
 module renames and CPU mapping of tensor storages.
@@ -21,38 +33,37 @@ import dataclasses
 import importlib
 import io
 import logging
+import math
 import pickle
+import re
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import dnnlib.util
+from engine.load_errors import LoadError, ResourceLimitError, UnsafePickleError
+from engine.pickle_scan import ScanLimits, scan_pickle
 
 logger = logging.getLogger(__name__)
 
-# Stored attributes never copied onto a rebuilt module (besides every `_private` one: nn.Module internals and
-# `_init_args` / `_init_kwargs`, which the constructor already got).
-_SKIPPED_ATTRIBUTES = ('training', 'init_args', 'init_kwargs')
+__all__ = [
+    'DEFAULT_SIGNATURES',
+    'LoadError',
+    'ModuleSignature',
+    'ResourceLimitError',
+    'ScanLimits',
+    'UnsafePickleError',
+    'safe_load',
+    'scan_pickle',
+    'trusted_load',
+]
 
-
-class LoadError(Exception):
-    """A network could not be loaded; the message says what is wrong and how to fix it (shown to users as is)."""
-
-
-class UnsafePickleError(LoadError):
-    """Safe mode refused a pickle; `.names` lists the refused globals / classes."""
-
-    def __init__(self, names: Iterable[str], detail: str = '') -> None:
-        self.names = sorted(set(names))
-        super().__init__(
-            f'refused to load in safe mode: the pickle references {", ".join(self.names)}, which safe mode does not '
-            'allow (it only rebuilds known StyleGAN2/StyleGAN3 networks and never runs code from the file)'
-            + (f'; {detail}' if detail else '')
-            + '. If you trust the file and its author, load it with trust=True (CLI: --trust); that executes code '
-            'embedded in the file.'
-        )
+# Allocation budget while rebuilding a network: what the file's bytes can hold, plus headroom for temporaries.
+_BUDGET_FACTOR = 3
+_BUDGET_SLACK_BYTES = 64 << 20
 
 
 # ----------------------------------------------------------------------------
@@ -67,11 +78,14 @@ class ModuleSignature:
         kind: Short name used in messages, e.g. 'stylegan3'.
         required_classes: Top-level class names the embedded source must all define.
         our_module: Import path of our implementation, e.g. 'training.networks_stylegan3'.
+        validate_args: `(kind, class_name, cls, args, kwargs) -> None`, raising `LoadError` on arguments our class
+            must not be built with; None = `engine.network_args.check_init_args` (our networks' ranges).
     """
 
     kind: str
     required_classes: frozenset[str]
     our_module: str
+    validate_args: Callable[[str, str, type, Any, Any], Any] | None = None
 
 
 DEFAULT_SIGNATURES: tuple[ModuleSignature, ...] = (
@@ -108,11 +122,95 @@ def remap_numpy_module(module: str) -> str:
     return module
 
 
+class _ClaimGlobal:
+    """A global named in a nested tensor blob, recorded by name and never resolved or called for real."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _StorageClaims(pickle.Unpickler):
+    """Reads the `data.pkl` of a nested `torch.save` archive only to list its storages (type, key, claimed size)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        super().__init__(file)
+        self.claims: list[tuple[str, str, int]] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _ClaimGlobal(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == 'storage'):
+            raise UnsafePickleError([f'nested tensor blob with persistent id {type(pid).__name__}'])
+        kind = pid[1].name if isinstance(pid[1], _ClaimGlobal) else str(pid[1])
+        if not isinstance(pid[2], str) or not isinstance(pid[4], int) or pid[4] < 0:
+            raise UnsafePickleError(['nested tensor blob with a malformed storage record'])
+        self.claims.append((kind, pid[2], pid[4]))
+        return None
+
+
+def _storage_itemsize(kind: str) -> int:
+    """Bytes per element of a storage type name such as 'FloatStorage' (1 for 'UntypedStorage')."""
+    storage_type = getattr(torch, kind, None)
+    dtype = getattr(storage_type, 'dtype', None)
+    if kind == 'UntypedStorage':
+        return 1
+    if not isinstance(dtype, torch.dtype):
+        raise UnsafePickleError([f'torch.{kind} in a nested tensor blob'])
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _check_storage_claims(b: bytes) -> None:
+    """Refuses a nested `torch.save` zip whose storages claim more bytes than their records hold, or compressed
+    records, before torch allocates anything (a 100-byte blob must not ask for gigabytes)."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(b)) as z:
+        infos = {info.filename: info for info in z.infolist()}
+        data_pkl = [name for name in infos if name.endswith('/data.pkl') or name == 'data.pkl']
+        if len(data_pkl) != 1:
+            raise UnsafePickleError(['nested tensor blob without exactly one data.pkl'])
+        prefix = data_pkl[0][: -len('data.pkl')]
+        for info in infos.values():
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(b):
+                raise ResourceLimitError(
+                    f'a nested tensor blob record {info.filename} is compressed or claims {info.file_size:,} bytes in '
+                    f'a {len(b):,}-byte blob (torch writes stored records only): a damaged or hostile file?'
+                )
+        raw = z.read(data_pkl[0])
+    scan_pickle(io.BytesIO(raw))
+    reader = _StorageClaims(io.BytesIO(raw))
+    reader.load()
+    for kind, key, numel in reader.claims:
+        record = infos.get(f'{prefix}data/{key}')
+        have = record.file_size if record is not None else 0
+        need = numel * _storage_itemsize(kind)
+        if need > have:
+            raise ResourceLimitError(
+                f'a nested tensor storage claims {numel:,} elements ({need:,} bytes) but its record holds {have:,} '
+                'bytes (limit: the bytes in the file): a damaged or hostile file?'
+            )
+
+
 def _load_storage_from_bytes_safe(b: bytes) -> Any:
-    """Replacement of `torch.storage._load_from_bytes`: the nested storage blob is read with `weights_only=True`."""
+    """Replacement of `torch.storage._load_from_bytes`: storage claims are checked against the bytes present, then
+    the nested storage blob is read with `weights_only=True` (torch's restricted unpickler)."""
     if not isinstance(b, (bytes, bytearray)):
         raise UnsafePickleError(['torch.storage._load_from_bytes(<non-bytes>)'])
-    return torch.load(io.BytesIO(b), weights_only=True, map_location='cpu')
+    b = bytes(b)
+    if b[:4] == b'PK\x03\x04':
+        _check_storage_claims(b)
+    try:
+        return torch.load(io.BytesIO(b), weights_only=True, map_location='cpu')
+    except pickle.UnpicklingError as e:
+        # torch's own refusal ends with advice to set weights_only=False, which is not ours to give: name the global.
+        text = str(e)
+        found = re.search(r'(?:Unsupported global|Unsupported operand|global)[:\s]+(?:GLOBAL\s+)?([\w.]+)', text)
+        what = found.group(1) if found else 'something torch refuses in weights-only mode'
+        raise UnsafePickleError([f'{what} (inside a nested tensor blob)']) from None
 
 
 def _load_storage_from_bytes_trusted(b: bytes) -> Any:
@@ -124,6 +222,110 @@ def _codecs_encode(obj: Any, encoding: str = 'utf-8') -> bytes:
     if not isinstance(obj, str) or encoding not in ('latin1', 'latin-1', 'utf-8', 'utf8', 'ascii'):
         raise UnsafePickleError([f'_codecs.encode({type(obj).__name__}, {encoding!r})'])
     return obj.encode(encoding)
+
+
+_MAX_ARRAY_DIMS = 32
+
+
+class _GuardedArray(np.ndarray):
+    """An ndarray while it is unpickled: its state is checked before NumPy allocates (`safe_load` then turns it into
+    a plain ndarray)."""
+
+    def __setstate__(self, state: Any) -> None:
+        _check_array_state(state)
+        super().__setstate__(state)
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    if not isinstance(dtype, np.dtype):
+        raise UnsafePickleError([f'numpy data of dtype {type(dtype).__name__}'])
+    if dtype.hasobject:
+        raise UnsafePickleError(['numpy object array'], 'safe mode reads numeric arrays only (object arrays hold code)')
+    return dtype
+
+
+def _check_array_state(state: Any) -> None:
+    """Checks a pickled ndarray state `(version, shape, dtype, is_fortran, raw)` before NumPy allocates it."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5):
+        raise UnsafePickleError(['numpy array with a malformed state'])
+    shape, dtype, raw = state[-4], state[-3], state[-1]
+    _check_dtype(dtype)
+    ok = isinstance(shape, tuple) and len(shape) <= _MAX_ARRAY_DIMS
+    if not ok or any(not isinstance(n, int) or n < 0 for n in shape):
+        raise UnsafePickleError([f'numpy array with shape {str(shape)[:60]}'])
+    if not isinstance(raw, (bytes, bytearray)):
+        raise UnsafePickleError(
+            [f'numpy array data of type {type(raw).__name__}'], 'safe mode reads numeric arrays only'
+        )
+    need = math.prod(shape) * dtype.itemsize
+    if need != len(raw):
+        raise ResourceLimitError(
+            f'a numpy array claims shape {shape} ({need:,} bytes) but stores {len(raw):,} bytes (limit: the bytes '
+            'in the file): a damaged or hostile file?'
+        )
+
+
+def _safe_reconstruct(subtype: Any, shape: Any = (0,), dtype: Any = b'b') -> np.ndarray:
+    """`numpy.core.multiarray._reconstruct` for plain ndarrays only; the real contents come with `__setstate__`."""
+    if subtype is not np.ndarray:
+        raise UnsafePickleError([f'numpy array subclass {getattr(subtype, "__name__", type(subtype).__name__)}'])
+    return np.ndarray.__new__(_GuardedArray, (0,), np.uint8)
+
+
+def _safe_dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """`numpy.dtype(spec, align, copy)` for short type codes of non-object types only."""
+    if not isinstance(spec, str) or len(spec) > 8:
+        raise UnsafePickleError([f'numpy dtype {str(spec)[:40]}'])
+    return _check_dtype(np.dtype(spec, bool(align), bool(copy)))
+
+
+def _make_safe_scalar(scalar: Callable) -> Callable:
+    def safe_scalar(dtype: Any, data: Any = None) -> Any:
+        """`numpy.core.multiarray.scalar(dtype, bytes)` for numeric dtypes with exactly one item of bytes."""
+        _check_dtype(dtype)
+        if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
+            raise UnsafePickleError([f'numpy scalar data of type {type(data).__name__}'])
+        return scalar(dtype, data)
+
+    return safe_scalar
+
+
+class _AllocationBudget(TorchDispatchMode):
+    """Refuses tensor allocations beyond `budget` bytes while a network is built (checked BEFORE factory functions
+    allocate; other new storages are counted after). What a file can justify: its parameters are all in it."""
+
+    def __init__(self, budget: int, what: str) -> None:
+        super().__init__()
+        self.budget, self.what, self.used = budget, what, 0
+        self.seen: set[int] = set()
+
+    def _add(self, nbytes: int) -> None:
+        self.used += nbytes
+        if self.used > self.budget:
+            raise ResourceLimitError(
+                f'building {self.what} needs more than {self.budget / 2**20:,.0f} MiB of tensors (limit: '
+                f'{_BUDGET_FACTOR}x the file size + {_BUDGET_SLACK_BYTES >> 20} MiB), more than the file can hold: its '
+                'constructor arguments do not match its contents (a damaged or hostile file?)'
+            )
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        size = args[0] if args else kwargs.get('size')
+        counted = False
+        if isinstance(size, (list, tuple)) and all(isinstance(n, int) for n in size) and size:
+            dtype = kwargs.get('dtype') or torch.get_default_dtype()
+            self._add(math.prod(max(int(n), 0) for n in size) * torch.empty((), dtype=dtype).element_size())
+            counted = True
+        out = func(*args, **kwargs)
+        inputs = {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor)}
+        for t in out if isinstance(out, (list, tuple)) else [out]:
+            if isinstance(t, torch.Tensor) and t.device.type != 'meta':
+                ptr = t.untyped_storage().data_ptr()
+                if ptr not in inputs and ptr not in self.seen:
+                    self.seen.add(ptr)
+                    if not counted:
+                        self._add(t.untyped_storage().nbytes())
+        return out
 
 
 # ----------------------------------------------------------------------------
@@ -172,14 +374,12 @@ class SafeUnpickler(pickle.Unpickler):
             ('_codecs', 'encode'): _codecs_encode,  # bytes in protocol-2 pickles
             ('dnnlib.util', 'EasyDict'): dnnlib.util.EasyDict,
             ('dnnlib', 'EasyDict'): dnnlib.util.EasyDict,
-            ('numpy', 'dtype'): np.dtype,
+            ('numpy', 'dtype'): _safe_dtype,
             ('numpy', 'ndarray'): np.ndarray,
-            (_numpy_core_name() + '.multiarray', 'scalar'): importlib.import_module(
-                _numpy_core_name() + '.multiarray'
-            ).scalar,
-            (_numpy_core_name() + '.multiarray', '_reconstruct'): importlib.import_module(
-                _numpy_core_name() + '.multiarray'
-            )._reconstruct,
+            (_numpy_core_name() + '.multiarray', 'scalar'): _make_safe_scalar(
+                importlib.import_module(_numpy_core_name() + '.multiarray').scalar
+            ),
+            (_numpy_core_name() + '.multiarray', '_reconstruct'): _safe_reconstruct,
             ('torch_utils.persistence', '_reconstruct_persistent_obj'): self._reconstruct_persistent_obj,
         }
 
@@ -243,21 +443,34 @@ class SafeUnpickler(pickle.Unpickler):
         return _PersistentStub(class_name, signature, state)
 
 
-def safe_load(file: IO[bytes], signatures: Iterable[ModuleSignature] = DEFAULT_SIGNATURES) -> Any:
-    """Unpickles a network pickle without executing anything from it.
+def safe_load(
+    file: IO[bytes], signatures: Iterable[ModuleSignature] = DEFAULT_SIGNATURES, limits: ScanLimits | None = None
+) -> Any:
+    """Unpickles a network pickle without executing anything from it, within resource limits.
 
     Args:
-        file: Binary file object positioned at the pickle.
+        file: Binary file object positioned at the pickle (read to its end; seekable files are scanned in place).
         signatures: Embedded modules to recognise (default: our StyleGAN2/3 networks and augmentation pipeline).
+        limits: Nesting/expansion limits of the pre-scan (default `ScanLimits()`).
 
     Returns:
-        The unpickled object, with every persistent object rebuilt as an instance of our implementation.
+        The unpickled object, with every persistent object rebuilt as an instance of our implementation and every
+        NumPy array a plain numeric ndarray.
 
     Raises:
         UnsafePickleError: If the pickle references anything safe mode does not allow (all such names listed).
+        ResourceLimitError: If the stream or a network it describes exceeds a limit (named in the message).
         LoadError: If a recognised network cannot be rebuilt with our implementation.
         pickle.UnpicklingError, EOFError, ...: On a corrupt or truncated stream (callers turn these into messages).
     """
+    if not file.seekable():
+        file = io.BytesIO(file.read())
+    start = file.tell()
+    num_bytes = file.seek(0, io.SEEK_END) - start
+    file.seek(start)
+    scan_pickle(file, limits)
+    file.seek(start)
+    budget = _BUDGET_FACTOR * num_bytes + _BUDGET_SLACK_BYTES
     unpickler = SafeUnpickler(file, signatures)
     try:
         data = unpickler.load()
@@ -271,48 +484,64 @@ def safe_load(file: IO[bytes], signatures: Iterable[ModuleSignature] = DEFAULT_S
         raise UnsafePickleError(unpickler.refused)
     if isinstance(data, dict) and 'G_ema' in data:
         # A network pickle: only G_ema is essential; an extra our code cannot rebuild becomes None.
+        memo: dict[int, Any] = {}
         for key, value in list(data.items()):
             try:
-                data[key] = _materialize(value)
+                data[key] = _materialize(value, budget, memo)
+            except ResourceLimitError:
+                raise
             except LoadError as e:
                 if key == 'G_ema':
                     raise
                 logger.warning('Safe mode could not rebuild %s (set to None): %s', key, e)
                 data[key] = None
         return data
-    return _materialize(data)
+    return _materialize(data, budget, {})
 
 
 # ----------------------------------------------------------------------------
 # Rebuilding persistent objects with our classes.
 
 
-def _materialize(obj: Any) -> Any:
-    """Replaces every top-level `_PersistentStub` in plain containers by a rebuilt object."""
+def _materialize(obj: Any, budget: int, memo: dict[int, Any]) -> Any:
+    """Replaces every `_PersistentStub` in plain containers by a rebuilt object and every guarded array by a plain
+    ndarray. Shared objects are processed once (`memo`, by id); the pre-scan bounded the nesting depth."""
+    key = id(obj)
+    if key in memo:
+        return memo[key]
+    result = obj
     if isinstance(obj, _PersistentStub):
-        return _rebuild(obj)
-    if isinstance(obj, dict):
-        for key, value in list(obj.items()):
-            obj[key] = _materialize(value)
-        return obj
-    if isinstance(obj, list):
-        return [_materialize(x) for x in obj]
-    if isinstance(obj, tuple):
-        return tuple(_materialize(x) for x in obj)
-    return obj
+        result = _rebuild(obj, budget)
+    elif isinstance(obj, _GuardedArray):
+        result = obj.view(np.ndarray)
+    elif isinstance(obj, dict):
+        memo[key] = obj  # containers keep their identity (a cycle ends here)
+        for k, value in list(obj.items()):
+            obj[k] = _materialize(value, budget, memo)
+    elif isinstance(obj, list):
+        memo[key] = obj
+        obj[:] = [_materialize(x, budget, memo) for x in obj]
+    elif isinstance(obj, tuple):
+        result = tuple(_materialize(x, budget, memo) for x in obj)
+        if all(a is b for a, b in zip(result, obj, strict=True)):
+            result = obj
+    memo[key] = result
+    return result
 
 
-def _contains_stub(obj: Any) -> bool:
+def _contains_stub(obj: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return True  # constructor arguments are flat; anything this deep is refused by the argument checks anyway
     if isinstance(obj, _PersistentStub):
         return True
     if isinstance(obj, dict):
-        return any(_contains_stub(v) for v in obj.values())
+        return any(_contains_stub(v, depth + 1) for v in obj.values())
     if isinstance(obj, (list, tuple, set)):
-        return any(_contains_stub(v) for v in obj)
+        return any(_contains_stub(v, depth + 1) for v in obj)
     return False
 
 
-def _our_class(stub: _PersistentStub) -> Callable:
+def _our_class(stub: _PersistentStub) -> type:
     try:
         module = importlib.import_module(stub.signature.our_module)
     except ImportError as e:
@@ -328,40 +557,65 @@ def _our_class(stub: _PersistentStub) -> Callable:
     return cls
 
 
-def _walk_stub(stub: _PersistentStub, prefix: str, tensors: dict, attrs: dict) -> None:
-    """Collects the stored parameters/buffers (flattened names) and per-module state of a stub tree."""
+def _walk_stub(stub: _PersistentStub, prefix: str, tensors: dict, subs: dict, depth: int = 0) -> None:
+    """Collects the stored parameters/buffers (flattened names) and the per-module stubs of a stub tree."""
+    if depth > 32:
+        raise ResourceLimitError(f'the stored modules nest deeper than 32 levels at {prefix[:80]} (limit)')
     state = stub.state
-    attrs[prefix] = stub
+    subs[prefix] = stub
     for key in ('_parameters', '_buffers'):
-        for name, tensor in (state.get(key) or {}).items():
+        stored = state.get(key) or {}
+        if not isinstance(stored, dict):
+            raise UnsafePickleError([f'{key} of type {type(stored).__name__} in {prefix or "<top>"}'])
+        for name, tensor in stored.items():
             if tensor is not None:
-                tensors[prefix + name] = tensor
-    for name, child in (state.get('_modules') or {}).items():
+                tensors[f'{prefix}{name}'] = tensor
+    children = state.get('_modules') or {}
+    if not isinstance(children, dict):
+        raise UnsafePickleError([f'_modules of type {type(children).__name__} in {prefix or "<top>"}'])
+    for name, child in children.items():
         if isinstance(child, _PersistentStub):
-            _walk_stub(child, f'{prefix}{name}.', tensors, attrs)
+            _walk_stub(child, f'{prefix}{name}.', tensors, subs, depth + 1)
         elif child is not None:
             raise UnsafePickleError([f'{type(child).__name__} submodule {prefix}{name}'])
 
 
-def _rebuild(stub: _PersistentStub) -> torch.nn.Module:
-    """Constructs our class from the stored constructor arguments and copies the stored state into it."""
+def _construct(stub: _PersistentStub, budget: int) -> Any:
+    """Our class built from the stored constructor arguments, after checking them, under an allocation budget."""
+    from engine import network_args
+
     cls = _our_class(stub)
     state = stub.state
     args = state.get('_init_args', state.get('init_args', ()))
     kwargs = state.get('_init_kwargs', state.get('init_kwargs', {}))
     if _contains_stub(args) or _contains_stub(kwargs):
-        args, kwargs = _materialize(list(args)), _materialize(dict(kwargs))
+        raise UnsafePickleError([f'{stub.class_name} with networks among its constructor arguments'])
+    validate = stub.signature.validate_args or network_args.check_init_args
+    validate(stub.signature.kind, stub.class_name, cls, args, kwargs)
     try:
-        obj = cls(*args, **dict(kwargs))
+        with _AllocationBudget(budget, stub.class_name):
+            return cls(*args, **dict(kwargs))
+    except LoadError:
+        raise
     except Exception as e:
         raise LoadError(
             f'cannot rebuild {stub.class_name} with our implementation from its stored arguments ({e}); '
             'the file may come from an incompatible code version (try --trust if you trust it)'
         ) from e
-    if not isinstance(obj, torch.nn.Module):
-        return obj
 
-    tensors: dict[str, torch.Tensor] = {}
+
+def _rebuild(stub: _PersistentStub, budget: int) -> torch.nn.Module:
+    """Constructs our class and copies in exactly the stored parameters and buffers our construction expects.
+
+    No other attribute is taken from the file: layer lists, sizes, filter taps, up/down factors and every other
+    derived value are what our constructor computed from the checked arguments. Only the train/eval flag of each
+    module is restored.
+    """
+    obj = _construct(stub, budget)
+    if not isinstance(obj, torch.nn.Module):
+        raise UnsafePickleError([f'{stub.class_name} (not a network)'])
+
+    tensors: dict[str, Any] = {}
     substubs: dict[str, _PersistentStub] = {}
     _walk_stub(stub, '', tensors, substubs)
 
@@ -377,11 +631,15 @@ def _rebuild(stub: _PersistentStub) -> torch.nn.Module:
     with torch.no_grad():
         for name, tensor in tensors.items():
             dst = ours[name]
+            if not isinstance(tensor, torch.Tensor):
+                raise UnsafePickleError([f'{type(tensor).__name__} stored as tensor {name}'])
             if tuple(dst.shape) != tuple(tensor.shape):
                 raise LoadError(
                     f'the stored {stub.class_name} tensor {name} has shape {list(tensor.shape)}, ours '
                     f'{list(dst.shape)}; the file may come from a different code version (try --trust)'
                 )
+            if not (tensor.is_floating_point() or tensor.dtype in (torch.int64, torch.int32, torch.bool)):
+                raise UnsafePickleError([f'tensor {name} of dtype {tensor.dtype}'])
             dst.copy_(tensor.detach().to(dst.dtype))
         for prefix, sub in substubs.items():
             module = modules.get(prefix[:-1] if prefix else '')
@@ -390,32 +648,9 @@ def _rebuild(stub: _PersistentStub) -> torch.nn.Module:
                     f'the stored submodule {prefix[:-1] or "<top>"} is a {sub.class_name}, ours is '
                     f'{type(module).__name__ if module is not None else "missing"}'
                 )
-            _restore_attributes(module, sub.state)
+            training = sub.state.get('training', module.training)
+            module.training = training if isinstance(training, bool) else module.training
     return obj
-
-
-def _restore_attributes(module: torch.nn.Module, state: dict) -> None:
-    """Copies the plain (non-module) attributes of a stored state onto our module, and its training flag."""
-    module.training = bool(state.get('training', module.training))
-    for key, value in state.items():
-        if key.startswith('_') or key in _SKIPPED_ATTRIBUTES:
-            continue
-        if _contains_stub(value) or isinstance(value, torch.nn.Module):
-            continue
-        if key in module._parameters or key in module._buffers or key in module._modules:
-            continue
-        if hasattr(type(module), key):
-            continue  # never shadow a method or property of our class
-        if key in module.__dict__ and not _same_kind(module.__dict__[key], value):
-            continue  # our constructor made it from the same arguments; keep our representation
-        object.__setattr__(module, key, value)
-
-
-def _same_kind(ours: Any, stored: Any) -> bool:
-    numbers = (int, float, np.number)
-    if isinstance(ours, numbers) and not isinstance(ours, bool):
-        return isinstance(stored, numbers) and not isinstance(stored, bool)
-    return type(ours) is type(stored)
 
 
 # ----------------------------------------------------------------------------

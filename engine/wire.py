@@ -26,17 +26,21 @@ change with the version. Messages (client -> server unless marked):
     separate_process {value}                                 server renders in a separate process or a thread
     list_files {}                                            -> files {root, runs: [[dir, [pkl, ...]], ...]}
     ping       {t}                                           -> pong {t} (round-trip time)
-    result     {result: {...}, images: [{field, codec, shape, nbytes}]}  server -> client, images in the blob
+    result     {result: {...}, images: [{field, codec, shape, nbytes}], restarting}  server -> client, images in
+               the blob; restarting: the server's render process died and its replacement has not answered yet
     error      {code, message, fatal}                        either way; fatal: the sender closes the connection
     bye        {}                                            either way; the sender closes the connection
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import io
 import json
 import math
+import os
 import struct
 import types
 import typing
@@ -438,8 +442,11 @@ def decode_image(data: bytes, codec: str, shape: tuple[int, int, int]) -> np.nda
 _IMAGE_FIELDS = ('image', 'fft')
 
 
-def result_to_wire(res: RenderResult, stamp: int, encoding: FrameEncoding) -> tuple[dict, bytes]:
-    """A ``result`` message (JSON object, blob) for ``res`` answering client stamp ``stamp``."""
+def result_to_wire(
+    res: RenderResult, stamp: int, encoding: FrameEncoding, *, num_cpus: int | None = None
+) -> tuple[dict, bytes]:
+    """A ``result`` message (JSON object, blob) for ``res`` answering client stamp ``stamp``; ``num_cpus`` (default:
+    this machine's) decides whether tall frames are coded in parallel bands (:func:`band_rows`)."""
     d = {}
     for f in dataclasses.fields(res):
         if f.name not in _IMAGE_FIELDS:
@@ -451,10 +458,47 @@ def result_to_wire(res: RenderResult, stamp: int, encoding: FrameEncoding) -> tu
         if img is None:
             continue
         codec = encoding.codec_for(img.shape)
-        data = encode_image(img, codec, encoding.quality)
-        images.append({'field': name, 'codec': codec, 'shape': list(img.shape), 'nbytes': len(data)})
+        desc: dict[str, Any] = {'field': name, 'codec': codec, 'shape': list(img.shape)}
+        rows = band_rows(img.shape[0], num_cpus) if codec != 'raw' else [img.shape[0]]
+        if len(rows) == 1:
+            data = encode_image(img, codec, encoding.quality)
+        else:  # Tall frames: independent bands, encoded (and decoded) in parallel threads.
+            starts = np.cumsum([0, *rows[:-1]])
+            slices = [img[y : y + r] for y, r in zip(starts, rows)]
+            bands = list(_pool().map(functools.partial(encode_image, codec=codec, quality=encoding.quality), slices))
+            desc['bands'] = [[r, len(b)] for r, b in zip(rows, bands)]
+            data = b''.join(bands)
+        desc['nbytes'] = len(data)
+        images.append(desc)
         parts.append(data)
     return {'type': 'result', 'result': d, 'images': images}, b''.join(parts)
+
+
+BAND_MIN_ROWS = 512  # Frames at least this tall are sent as parallel bands (each a whole PNG/JPEG/WebP image).
+MAX_BANDS = 16
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []  # One lazily made pool for band coding (no behaviour).
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix='sg3viz-codec'))
+    return _POOL[0]
+
+
+def band_rows(height: int, num_cpus: int | None = None) -> list[int]:
+    """Row counts of the bands a frame of ``height`` rows is coded in.
+
+    One band below ``BAND_MIN_ROWS`` rows or with fewer than 4 CPUs (measured on 2 busy cores, parallel bands cost
+    more in thread hand-offs than they save); else ``min(4, cpus // 2)`` bands whose heights are multiples of 16
+    (JPEG blocks) except the last.
+    """
+    cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
+    n = min(4, cpus // 2) if height >= BAND_MIN_ROWS and cpus >= 4 else 1
+    if n == 1:
+        return [height]
+    step = (height // n + 15) // 16 * 16
+    rows = [step] * (n - 1)
+    return [*rows, height - sum(rows)]
 
 
 def result_from_wire(msg: dict, blob: bytes) -> RenderResult:
@@ -475,10 +519,36 @@ def result_from_wire(msg: dict, blob: bytes) -> RenderResult:
         nbytes = _from_json(desc.get('nbytes'), int, f'images[{i}].nbytes', 16)
         codec = _from_json(desc.get('codec'), str, f'images[{i}].codec', 16)
         _expect(0 <= nbytes <= len(blob) - offset, f'images[{i}].nbytes', 'within the message', nbytes)
-        arrays[name] = decode_image(blob[offset : offset + nbytes], codec, shape)
+        data = blob[offset : offset + nbytes]
+        if 'bands' in desc:
+            arrays[name] = _decode_bands(data, codec, shape, desc['bands'], f'images[{i}].bands')
+        else:
+            arrays[name] = decode_image(data, codec, shape)
         offset += nbytes
     _expect(offset == len(blob), 'images', f'to describe all {len(blob)} blob bytes', offset)
     return dataclasses.replace(res, **arrays)
+
+
+def _decode_bands(data: bytes, codec: str, shape: tuple[int, int, int], bands: Any, path: str) -> np.ndarray:
+    """Decodes a banded image ([[rows, nbytes], ...] top to bottom) in parallel into one uint8 [H, W, 3] array."""
+    h, w, _ = shape
+    _expect(isinstance(bands, list) and 2 <= len(bands) <= MAX_BANDS, path, f'a list of 2..{MAX_BANDS}', bands)
+    spec = [_from_json(b, tuple[int, int], f'{path}[{k}]', 16) for k, b in enumerate(bands)]
+    _expect(all(r > 0 and n >= 0 for r, n in spec), path, 'positive row counts and sizes', bands)
+    _expect(sum(r for r, _ in spec) == h, path, f'rows adding up to {h}', bands)
+    _expect(sum(n for _, n in spec) == len(data), path, f'sizes adding up to {len(data)}', bands)
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    jobs, y, offset = [], 0, 0
+    for rows, nbytes in spec:
+        jobs.append((y, rows, data[offset : offset + nbytes]))
+        y, offset = y + rows, offset + nbytes
+
+    def decode(job: tuple[int, int, bytes]) -> None:
+        y0, rows, part = job
+        out[y0 : y0 + rows] = decode_image(part, codec, (rows, w, 3))
+
+    list(_pool().map(decode, jobs))  # Re-raises a band's WireError.
+    return out
 
 
 __all__ = [

@@ -44,13 +44,16 @@ class Texture:
     Args:
         img: optional initial image (see :func:`as_rgba_u8`).
         nearest: magnify with nearest-neighbour sampling (shows individual pixels of small layers).
+        mipmap: minify with trilinear mipmapping (a downscaled image averages texels instead of skipping them,
+            so it does not alias); the mipmaps are rebuilt on every upload.
     """
 
-    def __init__(self, img: np.ndarray | None = None, *, nearest: bool = True) -> None:
+    def __init__(self, img: np.ndarray | None = None, *, nearest: bool = True, mipmap: bool = True) -> None:
         self.gl_id = int(gl.glGenTextures(1))
         self.width = 0
         self.height = 0
         self.nearest = nearest
+        self.mipmap = mipmap
         if img is not None:
             self.update(img)
 
@@ -64,7 +67,8 @@ class Texture:
         gl.glPixelStorei(gl.GL_UNPACK_ROW_LENGTH, 0)
         if (w, h) != (self.width, self.height):
             mag = gl.GL_NEAREST if self.nearest else gl.GL_LINEAR
-            gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MIN_FILTER, gl.GL_LINEAR)
+            minify = gl.GL_LINEAR_MIPMAP_LINEAR if self.mipmap else gl.GL_LINEAR
+            gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MIN_FILTER, minify)
             gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_MAG_FILTER, mag)
             gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_WRAP_S, gl.GL_CLAMP_TO_EDGE)
             gl.glTexParameteri(gl.GL_TEXTURE_2D, gl.GL_TEXTURE_WRAP_T, gl.GL_CLAMP_TO_EDGE)
@@ -72,6 +76,8 @@ class Texture:
             self.width, self.height = w, h
         else:
             gl.glTexSubImage2D(gl.GL_TEXTURE_2D, 0, 0, 0, w, h, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE, rgba)
+        if self.mipmap:
+            gl.glGenerateMipmap(gl.GL_TEXTURE_2D)
         gl.glBindTexture(gl.GL_TEXTURE_2D, prev)
 
     def delete(self) -> None:

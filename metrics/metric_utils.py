@@ -4,7 +4,9 @@ The feature detector is the one of the reference tools: `inception-2015-12-05.pk
 module `detector(img_u8, return_features=True) -> [N, 2048]` that takes images [N, 3, H, W] on the 0..255 scale
 (any size; it resizes internally). We never download it behind the user's back: it comes from `--detector`
 (a path or an http(s) URL, downloaded once into the cache), the `SG3VIZ_DETECTOR` environment variable, or a copy
-already in the cache directory.
+already in the cache directory. The file is a TorchScript program (code that can read and write files), so it is
+run only with `--trust` or when its SHA-256 is pinned (`$SG3VIZ_TRUSTED_SHA256`) or published
+(`engine.torchscript_guard`); that check comes before anything in the file is deserialised.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class MetricOptions:
         num: Override of the number of generated samples (e.g. 1000 for a quick estimate), or None.
         detector: Path or URL of the feature detector, or None (environment variable, then cache).
         cache_dir: Cache directory (downloads, dataset statistics); None = `default_cache_dir()`.
-        trust: Allow detector pickles that reference globals beyond the TorchScript-loading ones.
+        trust: Run the detector's TorchScript even when its SHA-256 is neither pinned nor published (see
+            `engine.torchscript_guard`), and allow pickles referencing other globals.
         progress: Show tqdm progress bars (rank 0 only).
         batch_size: Images per forward pass.
     """
@@ -106,7 +109,8 @@ def resolve_detector_source(
 ) -> pathlib.Path:
     """Finds the detector file: the argument, else `$SG3VIZ_DETECTOR`, else `<cache>/inception-2015-12-05.pkl`.
 
-    An http(s) URL is downloaded once to `<cache>/downloads/<md5(url)>_<basename>`; `file://` URLs are paths.
+    An http(s) URL is downloaded once to `<cache>/downloads/` (`engine.loading.download`: complete files only);
+    `file://` URLs are paths.
 
     Returns:
         Path of an existing local file.
@@ -130,24 +134,12 @@ def resolve_detector_source(
         if not path.is_file():
             raise MetricError(_missing_detector_message(f'resolve_detector_source(): detector file not found: {path}'))
         return path
-    name = os.path.basename(urllib.parse.urlparse(source).path) or 'detector.pkl'
-    path = cache / 'downloads' / f'{hashlib.md5(source.encode()).hexdigest()}_{name}'
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
-    try:
-        with urllib.request.urlopen(source, timeout=60) as response, open(tmp, 'wb') as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise MetricError(
-            _missing_detector_message(f'resolve_detector_source(): could not download {source} ({e})')
-        ) from e
-    return path
+    from engine.loading import LoadError, download
+
+    try:  # complete files only: length and parse checked before the file enters the cache
+        return download(source, cache=cache / 'downloads', progress=False)
+    except LoadError as e:
+        raise MetricError(_missing_detector_message(f'resolve_detector_source(): {e}')) from e
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -223,11 +215,22 @@ def save_detector_pkl(detector: torch.jit.ScriptModule, path: str | os.PathLike)
 
 
 def _read_detector(path: pathlib.Path, trust: bool) -> torch.nn.Module:
+    """Reads a detector file; its TorchScript runs only if `engine.torchscript_guard` allows it (checked first)."""
+    from engine.load_errors import LoadError
+    from engine.torchscript_guard import check_torchscript_allowed
+
+    try:
+        check_torchscript_allowed(path, trust=trust, what='FID/KID detector')
+    except LoadError as e:
+        raise MetricError(f'load_detector(): {e}') from None
     data = path.read_bytes()
     if data[:4] == b'PK\x03\x04':  # A bare TorchScript archive (torch.jit.save) is accepted too.
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            return torch.jit.load(io.BytesIO(data), map_location='cpu')
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                return torch.jit.load(io.BytesIO(data), map_location='cpu')
+        except Exception as e:
+            raise MetricError(f'load_detector(): {path} is not a TorchScript detector ({type(e).__name__}: {e})') from e
     unpickler = _DetectorUnpickler(io.BytesIO(data), trust=trust)
     try:
         obj = unpickler.load()
@@ -264,15 +267,24 @@ def load_detector(
         detector: Path, http(s) URL or None (see `resolve_detector_source`).
         device: Device to move it to.
         cache_dir: Cache directory; None = `default_cache_dir()`.
-        trust: Allow arbitrary globals in the pickle (runs code from the file).
+        trust: Run the detector even when its SHA-256 is neither pinned (`$SG3VIZ_TRUSTED_SHA256`) nor published
+            (`engine.torchscript_guard`); allow arbitrary globals in the pickle.
 
     Returns:
         (module in eval mode, digest of the file) -- call it as `module(img_u8 [N, 3, H, W], return_features=True)`.
 
     Raises:
-        MetricError: Missing/offline/unreadable detector (the message says where to get it).
+        MetricError: Missing/offline/unreadable detector (the message says where to get it), or a detector that may
+            not run (not trusted, pinned or published; the message gives its SHA-256 and the fixes).
     """
+    from engine.load_errors import LoadError
+    from engine.torchscript_guard import check_torchscript_allowed
+
     path = resolve_detector_source(detector, cache_dir)
+    try:
+        check_torchscript_allowed(path, trust=trust, what='FID/KID detector')  # also before a memoised copy is reused
+    except LoadError as e:
+        raise MetricError(f'load_detector(): {e}') from None
     digest = file_digest(path)
     key = (digest, str(torch.device(device)), trust)
     if key not in _detector_cache:

@@ -31,7 +31,7 @@ class LayerWidget(Widget):
     """Layer table (select one), RGB / single channel, normalise, brightness dB, channel drag and -/+, stats, FFT.
 
     State mirrors the RenderRequest fields: ``layer_name`` (None = final image), ``sel_channels`` (1 or 3),
-    ``base_channel``, ``img_scale_db``, ``img_normalize``, ``fft_show``, ``fft_all``, ``fft_range_db``, ``fft_beta``.
+    ``base_channel``, ``img_scale_db``, ``img_normalize``, ``img_center``, ``fft_show``, ``fft_all``, ``fft_range_db``, ``fft_beta``.
     """
 
     TITLE = 'Layers & channels'
@@ -42,6 +42,7 @@ class LayerWidget(Widget):
         'base_channel',
         'img_scale_db',
         'img_normalize',
+        'img_center',
         'fft_show',
         'fft_all',
         'fft_range_db',
@@ -59,6 +60,7 @@ class LayerWidget(Widget):
         self.base_channel = 0
         self.img_scale_db = 0.0
         self.img_normalize = False
+        self.img_center = False
         self.fft_show = False
         self.fft_all = True
         self.fft_range_db = 50.0
@@ -96,6 +98,7 @@ class LayerWidget(Widget):
         args['base_channel'] = self.base_channel
         args['img_scale_db'] = self.img_scale_db
         args['img_normalize'] = self.img_normalize
+        args['img_center'] = self.img_center
         args['fft_show'] = self.fft_show
         args['fft_all'] = self.fft_all
         args['fft_range_db'] = self.fft_range_db
@@ -144,6 +147,12 @@ class LayerWidget(Widget):
             self.sel_channels = 3 if rgb else 1
         imgui.same_line()
         _, self.img_normalize = imgui.checkbox('Normalize', self.img_normalize)
+        if imgui.is_item_hovered():
+            imgui.set_tooltip('Divide each shown channel by its max |value| (0 stays mid-grey)')
+        imgui.same_line()
+        _, self.img_center = imgui.checkbox('Centre', self.img_center)
+        if imgui.is_item_hovered():
+            imgui.set_tooltip("Subtract each shown channel's mean first (mean-centred view)")
         imgui.same_line()
         imgui.set_next_item_width(fs * 9)
         # Drags, not sliders: no grab handle over the number; always_clamp keeps typed values in range.
@@ -179,14 +188,14 @@ class LayerWidget(Widget):
             imgui.table_setup_column('All channels')
             imgui.table_setup_column('Selected')
             imgui.table_headers_row()
-            for key in ('mean', 'std', 'max'):
+            for key, label in (('mean', 'Mean'), ('std', 'Std'), ('max', 'Max |x|')):
                 if key not in stats:
                     continue
                 v = stats[key]
                 a, s = (v[0], v[1]) if isinstance(v, list | tuple) and len(v) >= 2 else (v, v)
                 imgui.table_next_row()
                 imgui.table_next_column()
-                imgui.text(key.capitalize())
+                imgui.text(label)
                 imgui.table_next_column()
                 imgui.text(f'{a:.4g}')
                 imgui.table_next_column()

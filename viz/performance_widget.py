@@ -1,4 +1,5 @@
-"""Performance widget: GUI / render frame-time plots, FPS limit, vsync, render process, FP32, device, op impls."""
+"""Performance widget: GUI / render frame-time plots, FPS limit, vsync, render process, FP32, device, op impls; with
+``--connect``, the link to the render server (round-trip time, bytes per frame) and the frame encoding."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from imgui_bundle import imgui, implot
 from viz.widget import Widget, int_field
 
 DEFAULT_DEVICES = ('auto', 'cpu', 'cuda', 'mps')
+FRAME_CODECS = ('auto', 'png', 'jpeg', 'webp', 'raw')  # engine.wire.CODECS (viz does not import the wire module)
+FRAME_CODEC_HELP = {
+    'auto': 'lossless PNG up to 256 px, JPEG at the quality above',
+    'png': 'always lossless (large frames cost bandwidth and time)',
+    'jpeg': 'lossy at the quality, fast',
+    'webp': 'lossy at the quality, smaller than JPEG, slower',
+    'raw': 'uncompressed: the fastest on a fast link',
+}
 FPS_LIMIT_RANGE = (5, 1000)
 
 
@@ -31,11 +40,12 @@ def mean_and_fps(times_ms) -> tuple[float, float]:
 
 
 class PerformanceWidget(Widget):
-    """State: ``fps_limit``, ``vsync``, ``separate_process``, ``force_fp32``, ``device``."""
+    """State: ``fps_limit``, ``vsync``, ``separate_process``, ``force_fp32``, ``device``, and for remote rendering
+    ``frame_codec`` (one of FRAME_CODECS) and ``frame_quality`` (1..100)."""
 
     TITLE = 'Performance'
     KEY = 'performance'
-    STATE_KEYS = ('fps_limit', 'vsync', 'separate_process', 'force_fp32', 'device')
+    STATE_KEYS = ('fps_limit', 'vsync', 'separate_process', 'force_fp32', 'device', 'frame_codec', 'frame_quality')
     DEFAULT_OPEN = False
 
     def __init__(self, viz=None) -> None:
@@ -45,6 +55,8 @@ class PerformanceWidget(Widget):
         self.separate_process = True
         self.force_fp32 = False
         self.device = 'auto'
+        self.frame_codec = 'auto'
+        self.frame_quality = 90
         self.render_times_ms: collections.deque[float] = collections.deque(maxlen=120)
         self.impl: dict = {}
         self.ran_on = ''
@@ -54,6 +66,12 @@ class PerformanceWidget(Widget):
     def validate(self) -> None:
         self.fps_limit = int(min(max(int(self.fps_limit), FPS_LIMIT_RANGE[0]), FPS_LIMIT_RANGE[1]))
         self.device = str(self.device or 'auto')
+        if self.frame_codec not in FRAME_CODECS:
+            self.frame_codec = 'auto'
+        try:
+            self.frame_quality = int(min(max(int(self.frame_quality), 1), 100))
+        except (TypeError, ValueError, OverflowError):
+            self.frame_quality = 90
 
     def on_result(self, result) -> None:
         # The first render after a (re)load carries one-time warm-up (first calls into torch and the ops, seconds on
@@ -70,7 +88,12 @@ class PerformanceWidget(Widget):
 
     def pending_changes(self) -> dict:
         """Settings that changed since the last :meth:`mark_applied` (the app applies them to window/renderer)."""
-        cur = {'fps_limit': self.fps_limit, 'vsync': self.vsync, 'separate_process': self.separate_process}
+        cur = {
+            'fps_limit': self.fps_limit,
+            'vsync': self.vsync,
+            'separate_process': self.separate_process,
+            'frame_encoding': (self.frame_codec, self.frame_quality),
+        }
         return {k: v for k, v in cur.items() if self._applied.get(k) != v}
 
     def mark_applied(self, changes: dict) -> None:
@@ -79,6 +102,37 @@ class PerformanceWidget(Widget):
     def update_request(self, args, dt) -> None:
         args['force_fp32'] = bool(self.force_fp32)
         args['device'] = self.device
+
+    def _link_stats(self) -> dict | None:
+        stats = getattr(getattr(self.viz, 'renderer', None), 'link_stats', None)
+        return stats() if callable(stats) else None
+
+    def _draw_link(self) -> None:
+        """Remote rendering: server status, round-trip time, bytes per frame, frame encoding."""
+        link = self._link_stats()
+        if link is None:
+            return
+        fs = self.font_size
+        imgui.separator()
+        imgui.push_text_wrap_pos(0.0)
+        imgui.text_disabled(str(link.get('status', '')))
+        imgui.pop_text_wrap_pos()
+        kib = float(link.get('bytes_per_frame', 0.0)) / 1024
+        imgui.text(f'Network RTT {link.get("rtt_ms", 0.0):6.1f} ms   {kib:8.1f} KiB/frame')
+        imgui.text(f'Request to frame {link.get("frame_ms", 0.0):6.1f} ms')
+        imgui.set_next_item_width(fs * 5)
+        changed, i = imgui.combo('Frames', FRAME_CODECS.index(self.frame_codec), list(FRAME_CODECS))
+        if changed:
+            self.frame_codec = FRAME_CODECS[i]
+        if imgui.is_item_hovered():
+            imgui.set_tooltip(FRAME_CODEC_HELP[self.frame_codec])
+        imgui.same_line()
+        imgui.begin_disabled(self.frame_codec in ('png', 'raw'))
+        imgui.set_next_item_width(fs * 6)
+        _, q = imgui.slider_int('Quality', int(self.frame_quality), 1, 100)
+        self.frame_quality = int(min(max(q, 1), 100))
+        imgui.end_disabled()
+        imgui.separator()
 
     def _plot(self, label: str, times_ms, height: float) -> None:
         values = np.asarray(list(times_ms), dtype=np.float64)
@@ -119,6 +173,7 @@ class PerformanceWidget(Widget):
             self.device = choices[i]
         ran = f'ran on {self.ran_on}' if self.ran_on else 'not rendered yet'
         impl = ', '.join(f'{k}: {v}' for k, v in sorted(self.impl.items())) or '-'
+        self._draw_link()
         imgui.text_disabled(f'Device: {ran}')
         imgui.push_text_wrap_pos(0.0)
         imgui.text_disabled(f'Ops: {impl}')

@@ -159,11 +159,29 @@ class PickleWidget(Widget):
                     self.load(r)
             imgui.end_popup()
 
+    def _remote(self):
+        """The renderer when it renders on a server (``--connect``), else None."""
+        r = getattr(self.viz, 'renderer', None) if self.viz is not None else None
+        return r if hasattr(r, 'file_list') else None
+
+    def browse_runs(self) -> tuple[str | None, list]:
+        """(listed directory, [(run dir, [snapshots])]) for Browse: the server's files when rendering remotely."""
+        remote = self._remote()
+        if remote is None:
+            return self.browse_dir, list_runs(self.browse_dir)
+        root, runs, _err = remote.file_list()
+        return (root or 'the server'), runs
+
+    def trust_refused_by_server(self) -> bool:
+        """True when rendering on a server that was not started with --allow-trust."""
+        remote = self._remote()
+        return remote is not None and not remote.allows_trust
+
     def _draw_browse_popup(self) -> None:
         if imgui.begin_popup('browse_popup'):
-            runs = list_runs(self.browse_dir)
+            where, runs = self.browse_runs()
             if not runs:
-                imgui.text_disabled(f'No .pkl files under {self.browse_dir}')
+                imgui.text_disabled(f'No .pkl files under {where}')
             for run, snaps in runs:
                 if imgui.begin_menu(pathlib.Path(run).name or run):
                     if imgui.menu_item_simple('Newest snapshot') and snaps:
@@ -192,9 +210,17 @@ class PickleWidget(Widget):
             if len(names) > 12:
                 imgui.text_disabled(f'... and {len(names) - 12} more')
             imgui.text('Loading it with trust runs code embedded in the file. Only do this for files you trust.')
+            refused = self.trust_refused_by_server()
+            if refused:
+                imgui.text_colored(
+                    imgui.ImVec4(1.0, 0.45, 0.4, 1.0),
+                    'The render server refuses trust for remote clients (start it with --allow-trust).',
+                )
+            imgui.begin_disabled(refused)
             if imgui.button('Trust and load'):
                 self.confirm_trust()
                 imgui.close_current_popup()
+            imgui.end_disabled()
             imgui.same_line()
             if imgui.button('Cancel'):
                 imgui.close_current_popup()
@@ -217,11 +243,18 @@ class PickleWidget(Widget):
             imgui.open_popup('recent_popup')
         self._draw_recent_popup()
         imgui.same_line()
-        imgui.begin_disabled(self.browse_dir is None)
+        remote = self._remote()
+        imgui.begin_disabled(self.browse_dir is None and remote is None)
         if imgui.button('Browse'):
+            if remote is not None:
+                remote.request_file_list()
             imgui.open_popup('browse_popup')
         imgui.end_disabled()
-        if self.browse_dir is None and imgui.is_item_hovered(imgui.HoveredFlags_.allow_when_disabled):
+        if (
+            self.browse_dir is None
+            and remote is None
+            and imgui.is_item_hovered(imgui.HoveredFlags_.allow_when_disabled)
+        ):
             imgui.set_tooltip('Start with --browse-dir DIR to list training runs')
         self._draw_browse_popup()
         imgui.same_line()

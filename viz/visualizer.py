@@ -23,6 +23,7 @@ from imgui_bundle import imgui
 from engine.protocol import RenderRequest, RenderResult, clamp_request, fft_colormap
 from engine.sources import display_name
 from gui_utils.gl_utils import Texture
+from gui_utils.image_view import fit_rect
 from gui_utils.imgui_window import ImguiWindow
 from viz.capture_widget import CaptureWidget
 from viz.equivariance_widget import EquivarianceWidget
@@ -64,17 +65,6 @@ def spectrum_caption(req: RenderRequest | None) -> str:
     else:
         which = f'channels {req.base_channel}-{req.base_channel + req.sel_channels - 1}'
     return f'Spectrum of {layer}, {which}, Kaiser beta {req.fft_beta:g}'
-
-
-def fit_rect(x0: float, y0: float, w: float, h: float, img_w: int, img_h: int) -> tuple[float, float, float, float]:
-    """Largest rectangle with the image's aspect ratio centred in (x0, y0, w, h). Returns (x, y, w, h)."""
-    if img_w <= 0 or img_h <= 0 or w <= 0 or h <= 0:
-        return x0, y0, 0.0, 0.0
-    s = min(w / img_w, h / img_h)
-    if s >= 1:
-        s = max(np.floor(s), 1.0) if s < 8 else s  # integer zoom keeps pixels crisp for small images
-    fw, fh = img_w * s, img_h * s
-    return x0 + (w - fw) / 2, y0 + (h - fh) / 2, fw, fh
 
 
 class Visualizer:
@@ -269,6 +259,7 @@ class Visualizer:
             'net': dataclasses.asdict(self.net) if self.net is not None else None,
             'image_shape': list(self.view.image.shape) if self.view.image is not None else None,
             'fft_shape': list(self.view.fft.shape) if self.view.fft is not None else None,
+            'image_rect': [float(v) for v in self._image_rect],
             'layers': [info.name for info in self.view.layers],
             'captures': self.capture.last_paths,
             'widgets': self.get_session()['widgets'],
@@ -365,6 +356,8 @@ class Visualizer:
             self.window.fps_limiter.fps = changes['fps_limit']
         if 'vsync' in changes:
             self.window.set_vsync(changes['vsync'])
+        if 'frame_encoding' in changes and hasattr(self.renderer, 'set_frame_encoding'):
+            self.renderer.set_frame_encoding(*changes['frame_encoding'])
         if 'separate_process' in changes and self._last_request is not None:
             # A switch renders the current request again under a new stamp.
             self._remember(self.renderer.set_separate_process(changes['separate_process']), self._last_request)
@@ -427,7 +420,8 @@ class Visualizer:
         if self._image_tex is not None and view.image is not None:
             cw = (aw - pad) / 2 if show_fft else aw
             h, w = view.image.shape[:2]
-            x, y, fw, fh = fit_rect(ax + pad, ay + pad, cw - 2 * pad, ah - 2 * pad, w, h)
+            ps = imgui.get_io().display_framebuffer_scale.x
+            x, y, fw, fh = fit_rect(ax + pad, ay + pad, cw - 2 * pad, ah - 2 * pad, w, h, pixel_scale=ps)
             self._image_rect = (x, y, fw, fh)
             dim = 0xFF808080 if self.error_text() else 0xFFFFFFFF
             dl.add_image(
@@ -445,7 +439,8 @@ class Visualizer:
         fs = self.font_size
         bar_w, label_w = fs * 0.9, fs * 4.2
         fh_, fw_ = self.view.fft.shape[:2]
-        x2, y2, w2, h2 = fit_rect(x0, y0, w - bar_w - label_w - fs * 0.5, h - fs * 1.5, fw_, fh_)
+        ps = imgui.get_io().display_framebuffer_scale.x
+        x2, y2, w2, h2 = fit_rect(x0, y0, w - bar_w - label_w - fs * 0.5, h - fs * 1.5, fw_, fh_, pixel_scale=ps)
         if w2 <= 0:
             return
         dl.add_image(
@@ -496,6 +491,8 @@ class Visualizer:
         fs = self.font_size
         if aw <= fs * 4:
             return
+        if self._draw_link_overlay(ax + fs * 1.5, ay + fs * 1.5, aw - 3 * fs):
+            return
         err = self.error_text()
         busy = getattr(self.renderer, 'is_busy', False)
         busy = busy() if callable(busy) else busy
@@ -536,6 +533,19 @@ class Visualizer:
                 for text in recent:
                     imgui.text(text)
             imgui.end()
+
+    def _draw_link_overlay(self, x: float, y: float, w: float) -> bool:
+        """Remote rendering (``--connect``) without a connection: the live status over the image. True if shown."""
+        if self.renderer is None or getattr(self.renderer, 'connected', True):
+            return False
+        if self._overlay_window('##link', x, y, w):
+            imgui.push_text_wrap_pos(0.0)
+            fatal = getattr(self.renderer, 'fatal_error', None)
+            imgui.text_colored(ERROR_COLOR, 'Remote rendering stopped' if fatal else 'Render server')
+            imgui.text(str(getattr(self.renderer, 'status', '')))
+            imgui.pop_text_wrap_pos()
+        imgui.end()
+        return True
 
     def close(self) -> None:
         """Stops the renderer and closes the window (idempotent)."""

@@ -38,6 +38,7 @@ class EchoRenderer:
         self._stamp = 0
         self._out: RenderResult | None = None
         self.closed = False
+        self.is_restarting = False  # Tests set it (AsyncRenderer: the render process is being restarted).
         EchoRenderer.instances.append(self)
 
     def set_request(self, req: RenderRequest) -> int:
@@ -205,11 +206,11 @@ BLOCK_TORCH = textwrap.dedent(
 )
 
 
-def start_server_process(tmp_path: pathlib.Path, *args: str, timeout: float = 120.0):
+def start_server_process(tmp_path: pathlib.Path, *args: str, timeout: float = 120.0, port: str = '0'):
     """``python -m engine.serve --port 0 --token-file ...`` in a subprocess (cwd: the repository); returns
     (process, address, token). The caller terminates the process."""
     token_file = tmp_path / 'token'
-    cmd = [sys.executable, '-m', 'engine.serve', '--port', '0', '--device', 'cpu', '--token-file', str(token_file)]
+    cmd = [sys.executable, '-m', 'engine.serve', '--port', port, '--device', 'cpu', '--token-file', str(token_file)]
     proc = subprocess.Popen([*cmd, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + timeout
     address = None

@@ -265,8 +265,22 @@ def test_allow_list_registration_of_own_class(tmp_path):
         in_features=2,
     )
     sig2 = safe_pickle.ModuleSignature('lin', frozenset({'Linear'}), 'torch.nn')
-    got = safe_pickle.safe_load(io.BytesIO(_persistent_pickle(src2, 'Linear', state2)), signatures=[sig2])['G_ema']
+    with pytest.raises(UnsafePickleError, match='at the top level'):  # no argument validator registered for it
+        safe_pickle.safe_load(io.BytesIO(_persistent_pickle(src2, 'Linear', state2)), signatures=[sig2])
+    checked = []
+
+    def validate(kind, class_name, cls, args, kwargs):
+        checked.append((kind, class_name, tuple(args)))
+        if not all(isinstance(a, int) and 0 < a <= 16 for a in args):
+            raise safe_pickle.ResourceLimitError(f'Linear sizes must be in [1, 16], got {args}')
+
+    sig3 = safe_pickle.ModuleSignature('lin', frozenset({'Linear'}), 'torch.nn', validate_args=validate)
+    got = safe_pickle.safe_load(io.BytesIO(_persistent_pickle(src2, 'Linear', state2)), signatures=[sig3])['G_ema']
     assert isinstance(got, torch.nn.Linear) and torch.equal(got.weight, torch.ones(3, 2)) and not got.training
+    assert checked == [('lin', 'Linear', (2, 3))]
+    big = dict(state2, _init_args=(2, 10**6))
+    with pytest.raises(safe_pickle.ResourceLimitError, match=r'\[1, 16\]'):
+        safe_pickle.safe_load(io.BytesIO(_persistent_pickle(src2, 'Linear', big)), signatures=[sig3])
 
 
 # ----------------------------------------------------------------------------
@@ -298,7 +312,7 @@ def test_zip_file(tmp_path):
     path = tmp_path / 'ckpt.pt'
     with zipfile.ZipFile(path, 'w') as z:
         z.writestr('a.txt', 'x')
-    with pytest.raises(LoadError, match='zip file'):
+    with pytest.raises(LoadError, match='is a zip archive, not a network pickle'):
         loading.load_network_pkl(path)
 
 
@@ -416,9 +430,12 @@ def test_bad_downloaded_pickle_is_removed_from_cache(tmp_path, pkl_dir):
     (served / 'text.pkl').write_bytes(b'not a pickle')
     cache = tmp_path / 'cache'
     with _http_server(served) as (base, requests):
-        for name, match in [('trunc.pkl', 'truncated'), ('text.pkl', 'not a network pickle')]:
-            with pytest.raises(LoadError, match=f'{match}.*removed from the cache'):
-                loading.load_network_pkl(f'{base}/{name}', cache=cache, progress=False)
+        for name, match in [
+            ('trunc.pkl', 'could not download.*the pickle does not parse'),  # refused before it enters the cache
+            ('text.pkl', 'not a network pickle.*removed from the cache'),
+        ]:
+            with pytest.raises(LoadError, match=match):
+                loading.load_network_pkl(f'{base}/{name}', cache=cache, retries=1, progress=False)
             assert list(cache.iterdir()) == []  # the next run downloads again instead of reusing the bad file
 
 

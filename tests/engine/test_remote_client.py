@@ -204,3 +204,60 @@ def test_torch_free_client_renders_with_a_real_server_process(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_render_process_restart_is_forwarded():
+    with running_server() as server, RemoteRenderer(addr(server), TOKEN) as r:
+        stamp = r.set_request(RenderRequest(w0_seeds=((1, 1.0),)))
+        _result_for(r, stamp)
+        assert r.is_restarting is False
+        EchoRenderer.instances[-1].is_restarting = True  # The server's render process died and restarts.
+        stamp = r.set_request(RenderRequest(w0_seeds=((2, 1.0),)))
+        _result_for(r, stamp)
+        assert r.is_restarting is True
+        EchoRenderer.instances[-1].is_restarting = False
+        stamp = r.set_request(RenderRequest(w0_seeds=((3, 1.0),)))
+        _result_for(r, stamp)
+        assert r.is_restarting is False
+
+
+def test_hostile_server_messages_are_refused_and_the_client_retries():
+    """A server sending malformed results: the client drops the connection, says why and reconnects."""
+    lst = socket.create_server(('127.0.0.1', 0))
+    port = lst.getsockname()[1]
+    bad_frames = [
+        wire.encode_message({'type': 'result', 'result': {'stamp': 'x'}, 'images': []}),
+        wire.encode_message({'type': 'result', 'result': {'stamp': 1}, 'images': [{'field': 'image'}]}),
+        wire.HEADER.pack(wire.MAGIC, wire.PROTOCOL_VERSION, 0, 2**32 - 1, 0),
+        b'garbage that is not a frame at all',
+    ]
+    served = []
+
+    def serve():
+        lst.settimeout(10)
+        for frame in bad_frames:
+            try:
+                conn, _ = lst.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(wire.encode_message({'type': 'welcome', 'version': wire.PROTOCOL_VERSION}) + frame)
+                served.append(frame)
+                time.sleep(0.3)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = RemoteRenderer(f'127.0.0.1:{port}', 'tok', max_retry_sec=0.3)
+    try:
+        r.set_request(RenderRequest())
+        wait_for(lambda: len(served) == len(bad_frames), timeout=20)
+        wait_for(lambda: not r.connected, timeout=10)
+        wait_for(lambda: r.fatal_error, timeout=10)  # Garbage instead of frames: not our server, no more retries.
+        assert 'not an sg3viz remote-rendering stream' in r.fatal_error
+        assert r.num_connects == 2 and not r._thread.is_alive()  # Two sessions began (bad results), two never did.
+    finally:
+        r.close()
+        t.join(timeout=10)
+        lst.close()

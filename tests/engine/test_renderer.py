@@ -280,13 +280,47 @@ def test_layer_view_first_render(nets):
     assert res.layer_name == 'b8:1' and res.image.shape == (8, 8, 3) and len(res.layers) == 7
 
 
-def test_brightness_and_normalize(renderer, nets):
-    base = RenderRequest(pkl=nets['sg3'], layer_name='L3_16_16', sel_channels=1)
-    plain = _ok(renderer.render(base)).image[..., 0].astype(np.int32)
-    loud = _ok(renderer.render(base.replace(img_scale_db=20))).image[..., 0].astype(np.int32)
-    assert np.abs(loud - 128).sum() > np.abs(plain - 128).sum()
-    norm = _ok(renderer.render(base.replace(img_normalize=True))).image[..., 0]
-    assert norm.min() == 0 or norm.max() == 255  # max |value| -> 1 -> full range
+def _layer_output(renderer: Renderer, req: RenderRequest) -> tuple[RenderResult, torch.Tensor]:
+    """Renders req and returns the raw output [C, H, W] of its layer, captured independently by a forward hook."""
+    _ok(renderer.render(req.replace(layer_name=None)))
+    G = _G(renderer, req.pkl)
+    seen: list = []
+    handle = getattr(G.synthesis, req.layer_name).register_forward_hook(lambda _m, _i, o: seen.append(o[0].clone()))
+    try:
+        res = _ok(renderer.render(req))
+    finally:
+        handle.remove()
+    return res, seen[-1].to(torch.float32)
+
+
+def _u8(v: torch.Tensor) -> np.ndarray:
+    return (v * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+
+
+def test_brightness_normalize_and_centre_views(renderer, nets):
+    """Normalize divides each shown channel by its max |value| (the reference view); Centre subtracts the mean
+    first. The stats' third row is the max |value| (inf-norm) over all / the shown channels."""
+    base = RenderRequest(pkl=nets['sg3'], layer_name='L3_16_16', sel_channels=3, base_channel=4)
+    plain, x = _layer_output(renderer, base)
+    xs = x[4:7]  # [3, H, W] shown channels
+    np.testing.assert_array_equal(plain.image, _u8(xs).transpose(1, 2, 0))
+    loud = _ok(renderer.render(base.replace(img_scale_db=20))).image
+    np.testing.assert_array_equal(loud, _u8(xs * 10).transpose(1, 2, 0))
+    norm = _ok(renderer.render(base.replace(img_normalize=True))).image
+    expected = xs / xs.abs().amax(dim=[1, 2], keepdim=True)
+    assert np.abs(norm.astype(np.int32) - _u8(expected).transpose(1, 2, 0)).max() <= 1  # float rounding
+    assert not np.array_equal(norm, _u8(expected - expected.mean(dim=[1, 2], keepdim=True)).transpose(1, 2, 0))
+    centred = _ok(renderer.render(base.replace(img_normalize=True, img_center=True))).image
+    c = xs - xs.mean(dim=[1, 2], keepdim=True)
+    expected_c = c / c.abs().amax(dim=[1, 2], keepdim=True)
+    assert np.abs(centred.astype(np.int32) - _u8(expected_c).transpose(1, 2, 0)).max() <= 1
+    assert plain.stats['mean'] == (pytest.approx(float(x.mean())), pytest.approx(float(xs.mean())))
+    assert plain.stats['max'] == (pytest.approx(float(x.abs().max())), pytest.approx(float(xs.abs().max())))
+    _, y = _layer_output(renderer, base.replace(layer_name='L4_16_3'))
+    ch = [c for c in range(3) if float(y[c].abs().max()) > float(y[c].max()) + 1e-3]  # Negative extremes.
+    assert ch, 'the test needs a channel whose max |value| is not its max value'
+    grey = _ok(renderer.render(base.replace(layer_name='L4_16_3', sel_channels=1, base_channel=ch[0])))
+    assert grey.stats['max'] == (pytest.approx(float(y.abs().max())), pytest.approx(float(y[ch[0]].abs().max())))
 
 
 def test_fft_colormap_and_view(renderer, nets):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import random
+import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
 from engine import wire
 from engine.protocol import RenderRequest
+from engine.serve import is_loopback
 from tests.engine.remote_helpers import (
     TOKEN,
     EchoRenderer,
@@ -22,6 +27,8 @@ from tests.engine.remote_helpers import (
     send,
     wait_closed,
 )
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _render(sock, stamp, **fields):
@@ -300,3 +307,69 @@ def test_messages_right_behind_the_hello_are_served():
             s.sendall(hello_frame + render)  # One packet.
             assert recv(s)['type'] == 'welcome'
             assert _result(s)['result']['stamp'] == 4
+
+
+def _serve_cli(*args, timeout=60):
+    return subprocess.run(
+        [sys.executable, '-m', 'engine.serve', *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+def test_cli_warns_for_non_loopback_addresses_and_explains_bind_errors():
+    r = _serve_cli('--host', '192.0.2.1', '--port', '0')  # TEST-NET-1: never assigned, so binding fails.
+    assert r.returncode != 0 and 'WARNING: --host 192.0.2.1 accepts connections from other machines' in r.stderr
+    assert 'cannot listen on 192.0.2.1' in r.stderr and 'Traceback' not in r.stderr
+    r = _serve_cli('--reuse-token')
+    assert r.returncode == 2 and '--reuse-token needs --token-file' in r.stderr
+    assert is_loopback('127.0.0.1') and is_loopback('::1') and is_loopback('localhost')
+    assert not is_loopback('0.0.0.0') and not is_loopback('10.1.2.3') and not is_loopback('example.org')
+
+
+def test_cli_prints_address_and_token_writes_a_private_token_file_and_stops_on_sigterm(tmp_path):
+    token_file = tmp_path / 'sub' / 'token'
+
+    def start():
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'engine.serve', '--port', '0', '--token-file', str(token_file), '--reuse-token'],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines = [proc.stdout.readline() for _ in range(3)]
+        return proc, lines
+
+    proc, lines = start()
+    try:
+        assert 'listening on 127.0.0.1:' in lines[0]
+        token = token_file.read_text().strip()
+        assert len(token) >= 40 and f'Access token: {token}' in lines[1] and '--connect 127.0.0.1:' in lines[2]
+        assert (token_file.stat().st_mode & 0o777) == 0o600
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and 'stopped' in out
+    proc, lines = start()  # --reuse-token: the same token after a restart.
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert f'Access token: {token}' in lines[1]
+
+
+def test_hostile_connections_do_not_disturb_the_rendering_client():
+    with running_server() as server:
+        with connect_authed(server) as good:
+            _render(good, 1, w0_seeds=((1, 1.0),))
+            assert _result(good)['result']['stamp'] == 1
+            for payload in (
+                wire.HEADER.pack(wire.MAGIC, wire.PROTOCOL_VERSION, 0, 2**32 - 1, 0),
+                b'\x00' * 64,
+                wire.encode_message({'type': 'hello', 'version': wire.PROTOCOL_VERSION, 'token': 'nope'}),
+                wire.encode_message({'type': 'hello', 'version': wire.PROTOCOL_VERSION, 'token': TOKEN}),  # busy
+            ):
+                with raw_connect(server) as bad:
+                    bad.sendall(payload)
+                    _render(good, 2, w0_seeds=((2, 1.0),))  # Meanwhile the client keeps rendering.
+                    assert _result(good)['result']['stamp'] == 2
+                    _render(good, 3, w0_seeds=((1, 1.0),))
+                    assert _result(good)['result']['stamp'] == 3
+                    assert wait_closed(bad, timeout=5)[0]['type'] == 'error'

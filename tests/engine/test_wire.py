@@ -308,3 +308,36 @@ def test_list_server_files_stays_under_the_root(root_tree):
     assert runs[1][1][0].endswith('000002.pkl')  # Newest first.
     assert not any(str(outside) in os.path.realpath(p) for p in flat)
     assert not any(d.endswith('dir_out') for d, _ in runs)
+
+
+def test_tall_frames_travel_as_parallel_bands():
+    assert wire.band_rows(511, 8) == [511] and wire.band_rows(1024, 2) == [1024] and wire.band_rows(1024, 3) == [1024]
+    assert wire.band_rows(600, 4) == [304, 296] and wire.band_rows(1024, 16) == [256] * 4
+    assert all(r % 16 == 0 for r in wire.band_rows(1000, 6)[:-1]) and sum(wire.band_rows(1000, 6)) == 1000
+    img = _image(600, 96, seed=3)
+    msg, blob = wire.result_to_wire(RenderResult(stamp=1, image=img), 1, wire.FrameEncoding('png'), num_cpus=8)
+    bands = msg['images'][0]['bands']
+    assert len(bands) >= 2 and sum(r for r, _ in bands) == 600
+    np.testing.assert_array_equal(wire.result_from_wire(msg, blob).image, img)  # Lossless across band seams.
+    msg_j, blob_j = wire.result_to_wire(RenderResult(stamp=1, image=img), 1, wire.FrameEncoding('jpeg', 95), num_cpus=4)
+    assert np.abs(wire.result_from_wire(msg_j, blob_j).image.astype(int) - img).mean() < 8
+
+
+@pytest.mark.parametrize(
+    ('bands', 'needle'),
+    [
+        ([[600, 10]], 'a list of 2..'),
+        ([[300, 10]] * 17, 'a list of 2..'),
+        ([[300, 5], [301, 5]], 'rows adding up to 600'),
+        ([[300, 1], [300, 2]], 'sizes adding up to'),
+        ([[0, 0], [600, 0]], 'positive row counts'),
+        ([[300, 'x'], [300, 1]], 'must be an integer'),
+        ('many', 'a list of 2..'),
+    ],
+)
+def test_hostile_band_descriptions_are_refused(bands, needle):
+    img = _image(600, 32)
+    msg, blob = wire.result_to_wire(RenderResult(stamp=1, image=img), 1, wire.FrameEncoding('png'), num_cpus=8)
+    msg['images'][0]['bands'] = bands
+    with pytest.raises(WireError, match=needle.replace('.', r'\.')):
+        wire.result_from_wire(msg, blob)

@@ -109,8 +109,10 @@ class TinyDetector(torch.nn.Module):
 
 
 @pytest.fixture
-def tiny_detector_pkl(tmp_path):
-    """Path of a pickled TorchScript TinyDetector (the reference detector file format)."""
+def tiny_detector_pkl(tmp_path, monkeypatch):
+    """Path of a pickled TorchScript TinyDetector (the reference detector file format), pinned as trusted by its
+    SHA-256 in $SG3VIZ_TRUSTED_SHA256 (inherited by CLI subprocesses), as a user would pin their detector file."""
+    from engine import torchscript_guard
     from metrics import metric_utils
 
     torch.manual_seed(0)
@@ -118,4 +120,5 @@ def tiny_detector_pkl(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', DeprecationWarning)  # torch.jit.script deprecation notice.
         metric_utils.save_detector_pkl(torch.jit.script(TinyDetector()), path)
+    monkeypatch.setenv(torchscript_guard.TRUSTED_SHA256_ENV, torchscript_guard.file_sha256(path))
     return path

@@ -77,3 +77,20 @@ def test_embedded_source_imports():
     assert callable(filtered_lrelu.filtered_lrelu) and callable(conv2d_resample.conv2d_resample) and callable(fma.fma)
     assert callable(conv2d_gradfix.no_weight_gradients) and isinstance(conv2d_gradfix.enabled, bool)
     assert isinstance(grid_sample_gradfix.enabled, bool) and callable(grid_sample_gradfix.grid_sample)
+
+
+def test_default_impl_does_not_split_compiled_graphs():
+    """torch.compile of the ops inside default_impl('ref') traces into one graph (the scoped choice is read once
+    while tracing instead of breaking the graph at every op); gpu_check compiles the reference path this way."""
+    from torch_utils import ops
+    from torch_utils.ops import bias_act, filtered_lrelu, upfirdn2d
+
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+
+    def chain(x):
+        x = bias_act.bias_act(upfirdn2d.upsample2d(x, f), act='lrelu')
+        return filtered_lrelu.filtered_lrelu(x, f, f, up=2, down=2, padding=3)
+
+    with ops.default_impl('ref'):
+        explanation = torch._dynamo.explain(chain)(torch.randn(1, 2, 8, 8))
+    assert explanation.graph_break_count == 0, explanation.break_reasons

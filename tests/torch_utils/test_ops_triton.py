@@ -10,6 +10,7 @@ interpreter's cost is per program and per operation (about 0.2 s per kernel prog
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import sys
 
@@ -242,8 +243,10 @@ def test_auto_picks_triton_on_cuda_and_falls_back_once(monkeypatch, caplog):
     def broken():
         raise RuntimeError('PTX compilation failed')
 
+    generation = ops.impl_generation()
     with caplog.at_level('WARNING'):
         assert _triton_support.run_auto('upfirdn2d', broken, lambda: fake) is fake
+    assert ops.impl_generation() != generation  # the renderer refreshes its cached report
     assert sum('PTX compilation failed' in r.getMessage() for r in caplog.records) == 1
     assert not _triton_support.auto_applies('upfirdn2d', cuda_like)
     assert ops.impl_report('cuda')['upfirdn2d'] == 'ref' and ops.impl_report('cuda')['bias_act'] == 'triton'
@@ -267,3 +270,77 @@ def test_explicit_triton_errors(monkeypatch):
     with pytest.raises(ImportError, match='pip install triton'):
         BA.bias_act(x, impl='triton')
     assert not _triton_support.installed()
+
+
+@pytest.mark.parametrize('op', ['upfirdn2d', 'filtered_lrelu', 'bias_act'])
+def test_gpu_tiling_in_the_interpreter(op, kernels, monkeypatch, close_report):
+    """The interpreter normally gives each program a whole plane; here the tiles are small (as on a GPU, where they
+    are 16 x 32 and 1024 elements) so that the tile and block index maths of the compiled path is checked too."""
+    monkeypatch.setattr(kernels, '_tile', lambda h, w: (4, 8))
+    monkeypatch.setattr(kernels, '_elementwise_block', lambda numel: 64)
+    x = _inputs([1, 2, 9, 13], torch.float32, 'contig')
+    f = _filter('sep4')
+    calls = {
+        'upfirdn2d': lambda impl: U.upfirdn2d(x, f, up=2, down=1, padding=[2, 1, 3, 0], impl=impl),
+        'filtered_lrelu': lambda impl: FL.filtered_lrelu(x, f, f, up=2, down=2, padding=[3, 2, 1, 4], impl=impl),
+        'bias_act': lambda impl: BA.bias_act(x, torch.ones(2) * 0.1, act='lrelu', impl=impl),
+    }
+    y_t, y_r = calls[op]('triton'), calls[op]('ref')
+    _close(y_t, y_r, ('forward', torch.float32), op, close_report)
+    dy = _inputs(y_r.shape, torch.float32, 'contig', seed=1)
+    (g_t,), (g_r,) = torch.autograd.grad(y_t, x, dy), torch.autograd.grad(y_r, x, dy)
+    _close(g_t, g_r, ('grad', torch.float32), op + ' grad', close_report)
+
+
+# Kernel variants compiled ahead of time for a GPU the machine does not have: (kernel, pointer dtype, constexprs).
+AOT_VARIANTS = [
+    ('_resample_kernel', 'fp16', dict(TAPS_Y=6, TAPS_X=6, SEPARABLE=True, HAS_BIAS=True, EPILOGUE=1)),  # SG3 up
+    ('_resample_kernel', 'fp32', dict(TAPS_Y=12, TAPS_X=12, SEPARABLE=False, HAS_BIAS=False, EPILOGUE=0)),  # radial
+    ('_resample_kernel', 'fp16', dict(TAPS_Y=3, TAPS_X=3, SEPARABLE=True, HAS_BIAS=True, EPILOGUE=2)),  # backward
+    ('_bias_act_kernel', 'fp16', dict(ACT=2, HAS_BIAS=True, BACKWARD=True)),
+    ('_bias_act_kernel', 'fp32', dict(ACT=7, HAS_BIAS=True, BACKWARD=False)),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('variant', AOT_VARIANTS, ids=[f'{v[0]}-{v[1]}-{i}' for i, v in enumerate(AOT_VARIANTS)])
+def test_kernels_compile_for_sm90_without_a_gpu(variant, kernels):
+    """The interpreter does not run Triton's compiler; this does: each variant goes through Triton's whole pipeline
+    (TTIR, TTGIR, LLVM IR, PTX, and a cubin from the ptxas that ships with Triton) for an sm_90 (H100/H200) target.
+    It catches what only the compiled path rejects (types that differ between branches, non-constexpr shapes)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    name, ptr, consts = variant
+    if kernels.INTERPRETED:  # the fixture's module holds interpreted functions: compile a fresh import of the source
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv('TRITON_INTERPRET', '0')
+            spec = importlib.util.spec_from_file_location('_aot_triton_kernels', kernels.__file__)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+    else:
+        module = kernels
+    fn = getattr(module, name)
+    consts = dict(consts)
+    if name == '_resample_kernel':
+        consts.update(BLOCK_H=16, BLOCK_W=32, WIDE=False)
+    else:
+        consts.update(BLOCK=1024)
+    pointers = ['x_ptr', 'b_ptr', 'aux_ptr', 'y_ptr', 'dy_ptr']
+    floats = ['gain', 'slope', 'clamp', 'alpha']
+    signature = {}
+    for arg in fn.arg_names:
+        if arg in consts:
+            signature[arg] = 'constexpr'
+        elif arg in ('gy_ptr', 'gx_ptr'):
+            signature[arg] = '*fp32'
+        elif arg in pointers:
+            signature[arg] = f'*{ptr}'
+        else:
+            signature[arg] = 'fp32' if arg in floats else 'i32'
+    constexprs = {(fn.arg_names.index(k),): v for k, v in consts.items()}
+    compiled = triton.compile(
+        ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=GPUTarget('cuda', 90, 32)
+    )
+    assert compiled.asm['cubin'] and 'ld.global' in compiled.asm['ptx']

@@ -200,7 +200,7 @@ def test_viz_performance_logic():
     assert mean_and_fps([10.0, 30.0]) == (20.0, 50.0)
     assert mean_and_fps([]) == (0.0, 0.0)
     w = PerformanceWidget(None)
-    assert set(w.pending_changes()) == {'fps_limit', 'vsync', 'separate_process'}
+    assert set(w.pending_changes()) == {'fps_limit', 'vsync', 'separate_process', 'frame_encoding'}
     w.mark_applied(w.pending_changes())
     w.set_state({'fps_limit': 100000})
     assert w.pending_changes() == {'fps_limit': 1000}

@@ -16,7 +16,16 @@ import torch
 from ._impl_context import current as current_default_impl
 from ._impl_context import default_impl
 
-__all__ = ['impl_report', 'default_impl', 'current_default_impl']
+__all__ = ['impl_report', 'impl_generation', 'default_impl', 'current_default_impl']
+
+
+def impl_generation() -> int:
+    """A number that changes whenever :func:`impl_report` may have changed because an automatic choice fell back
+    (Triton failed to import, or an op's Triton kernel failed to compile): callers that cache the report (the
+    renderer) key the cache on it. Cheap; imports nothing."""
+    from . import _triton_support
+
+    return _triton_support.generation()
 
 
 def impl_report(device: torch.device | str, dtype: torch.dtype = torch.float32) -> dict[str, str]:

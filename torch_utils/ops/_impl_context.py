@@ -11,8 +11,16 @@ _default: contextvars.ContextVar[str] = contextvars.ContextVar('torch_utils_ops_
 
 
 def current() -> str:
-    """The implementation ``impl='auto'`` calls should use in this context ('auto' = pick the fastest)."""
+    """The implementation ``impl='auto'`` calls should use in this context ('auto' = pick the fastest).
+
+    Under ``torch.compile`` the value is read once while tracing and baked into the graph (TorchDynamo cannot
+    trace ``ContextVar.get`` and would split the graph at every op): compile inside the ``default_impl`` block
+    that should apply, and recompile to change it."""
     return _default.get()
+
+
+# What torch.compiler.assume_constant_result(current) does, without importing TorchDynamo (seconds) at op import.
+current._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

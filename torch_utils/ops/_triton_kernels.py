@@ -50,6 +50,9 @@ ACT_CODES = {
     'swish': 8,
 }
 _BLOCK_H, _BLOCK_W = 16, 32  # output tile of one program on a GPU
+# Sizes and strides change with every layer; Triton would compile one variant per pattern of "== 1" and
+# "divisible by 16" among them. Only the factors, paddings and tap counts (few distinct values) stay specialised.
+_SIZE_ARGS = ['C', 'H', 'W', 'OH', 'OW', 'tiles_w', 'sxn', 'sxc', 'sxh', 'sxw']
 
 
 def _tile(out_h: int, out_w: int) -> tuple[int, int]:
@@ -60,7 +63,12 @@ def _tile(out_h: int, out_w: int) -> tuple[int, int]:
     return min(triton.next_power_of_2(out_h), 64), min(triton.next_power_of_2(out_w), 64)
 
 
-@triton.jit
+def _elementwise_block(numel: int) -> int:
+    """Elements per program of the elementwise kernel (the whole small tensor in the interpreter)."""
+    return min(triton.next_power_of_2(numel), 1 << 14) if INTERPRETED else 1024
+
+
+@triton.jit(do_not_specialize=_SIZE_ARGS)
 def _resample_kernel(
     x_ptr,  # input [N, C, H, W], any strides
     gy_ptr,  # separable: taps along H [KH]; else 2-D taps [KH, KW] (float32, correlation order)
@@ -175,7 +183,7 @@ def _activate(v, ACT: tl.constexpr, alpha):
     return v
 
 
-@triton.jit
+@triton.jit(do_not_specialize=['numel', 'C', 'inner'])
 def _bias_act_kernel(
     x_ptr, b_ptr, dy_ptr, y_ptr, numel, C, inner, alpha, gain, clamp,
     ACT: tl.constexpr, HAS_BIAS: tl.constexpr, BACKWARD: tl.constexpr, BLOCK: tl.constexpr,
@@ -413,7 +421,7 @@ def bias_act_launch(x, b, dim, act, alpha, gain, clamp, dy=None) -> torch.Tensor
     numel = x.numel()
     if numel == 0:
         return y
-    block = min(triton.next_power_of_2(numel), 1 << 14) if INTERPRETED else 1024
+    block = _elementwise_block(numel)
     _bias_act_kernel[(triton.cdiv(numel, block),)](
         x, x if b is None else b, x if dy is None else dy, y, numel, x.shape[dim] if x.ndim else 1, inner,
         float(alpha), float(gain), float(clamp),

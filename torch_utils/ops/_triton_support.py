@@ -25,6 +25,12 @@ _state: dict[str, object] = {}  # 'module' or 'error' (import outcome); process-
 _failed: dict[str, str] = {}  # op -> reason its first launch failed ('auto' then uses 'ref')
 _verified: set[str] = set()  # ops whose kernels launched successfully at least once
 _warned: set[str] = set()
+_generation = [0]  # bumped whenever what 'auto' picks changes (a failed import or kernel); see ops.impl_generation
+
+
+def generation() -> int:
+    """Changes whenever an automatic choice changed (Triton failed to import, or an op's kernel to compile)."""
+    return _generation[0]
 
 
 def installed() -> bool:
@@ -50,6 +56,7 @@ def kernels(raise_errors: bool = False) -> types.ModuleType | None:
                     _state['module'] = importlib.import_module('torch_utils.ops._triton_kernels')
                 except Exception as e:  # ImportError, or a broken install raising anything at import
                     _state['error'] = f'{type(e).__name__}: {e}'
+                    _generation[0] += 1
         module = _state.get('module')
     if module is None and raise_errors:
         raise ImportError(
@@ -128,6 +135,7 @@ def run_auto(func: str, triton_fn: Callable[[], torch.Tensor], ref_fn: Callable[
         raise
     except Exception as e:
         _failed[func] = f'{type(e).__name__}: {e}'
+        _generation[0] += 1
         _log.warning("%s(): the Triton kernel failed to compile or launch (%s); using impl='ref'", func, _failed[func])
         return ref_fn()
     _verified.add(func)

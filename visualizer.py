@@ -146,6 +146,14 @@ def remote_renderer_factory(connect: str, token: str | None, token_file: str | N
     help='Test hook: JSON list of per-frame steps (see viz/script.py); exits when done.',
 )
 @click.option(
+    '--w',
+    'w_file',
+    default=None,
+    metavar='NPZ|NPY',
+    type=click.Path(exists=True, dir_okay=False),
+    help='Start on this latent (w/ws of [num_ws, w_dim], [1, num_ws, w_dim] or [w_dim], e.g. a projector .npz).',
+)
+@click.option(
     '--connect',
     default=None,
     metavar='HOST:PORT',
@@ -173,6 +181,7 @@ def main(
     in_process,
     fps_limit,
     script_path,
+    w_file,
     connect,
     token,
     token_file,
@@ -187,6 +196,7 @@ def main(
       python visualizer.py https://example.org/net.pkl --device cpu --ui-scale 1.5
       python visualizer.py --browse-dir training-runs --capture-dir out/captures
       python visualizer.py --screenshot out/visualizer.png --window 1280x800
+      python visualizer.py net.pkl --w projected_w.npz
       python visualizer.py --connect localhost:7600 --token-file sg3viz-token
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format='%(levelname)s: %(message)s')
@@ -237,6 +247,8 @@ def main(
         )
     except DisplayError as e:
         raise click.ClickException(f'cannot open the visualizer window: {e}') from e
+    if w_file is not None:
+        app.latent.load_w(w_file)  # waits for the network; errors show in the Latent pane
     code = app.run()
     if screenshot is not None and code == 0:
         click.echo(f'Saved {screenshot}')

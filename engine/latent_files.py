@@ -37,9 +37,14 @@ class LatentFileError(ValueError):
 
 
 def _load_array(path: pathlib.Path) -> np.ndarray:
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+        size = path.stat().st_size if is_file else 0
+    except OSError as e:  # e.g. a name too long for the file system
+        raise LatentFileError(f'latent file {str(path)[:200]!r} cannot be opened ({e.strerror})') from e
+    if not is_file:
         raise LatentFileError(f'latent file not found: {path}; pass a .npy or .npz file')
-    if path.stat().st_size > MAX_FILE_BYTES:
+    if size > MAX_FILE_BYTES:
         raise LatentFileError(f'latent file {path} is larger than {MAX_FILE_BYTES >> 20} MiB; not a latent file?')
     try:
         data = np.load(path, allow_pickle=False)

@@ -29,7 +29,7 @@ import copy
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -455,3 +455,136 @@ def render_ws(G: Any, ws: torch.Tensor, noise_maps: dict[str, torch.Tensor] | No
             bufs[name].copy_(v.to(dev))
     img = G.synthesis(ws.to(dev), noise_mode='const')
     return img.clamp(-1, 1).cpu()
+
+
+# ----------------------------------------------------------------------------
+# The visualizer's projection job (engine.jobs): runs in the render process between renders.
+
+MAX_PREVIEW_PX = 256
+MAX_TARGET_BYTES = 64 * 1024 * 1024
+
+
+def projection_job(
+    ctx: Any,
+    *,
+    request: Any,
+    target_png: bytes,
+    space: str = 'w',
+    num_steps: int = 300,
+    seed: int = 303,
+    loss: str = 'auto',
+    vgg16: str | None = None,
+    trust_vgg16: bool = False,
+    preview_every: int = 10,
+    w_avg_samples: int = 10000,
+) -> Generator[Any, None, dict]:
+    """Job 'project': projects an encoded image into the request's network, with previews for the GUI.
+
+    Args:
+        ctx: The renderer's job context (`prepare(request) -> (G, NetInfo, device)`).
+        request: The RenderRequest whose network (and class, for conditional networks) is used.
+        target_png: The target image file's bytes (PNG, JPEG, WebP, ... as PIL reads them), at most 64 MB.
+        space, num_steps, seed, loss: As `ProjectorConfig`.
+        vgg16: Path/URL of the VGG16 feature file (None: `default_vgg16_path()` when loss is 'auto'/'vgg16').
+        trust_vgg16: Run a VGG16 TorchScript file whose hash is not a published one.
+        preview_every: Steps between previews (>= 1).
+        w_avg_samples: Mapped z for w_avg / w_std.
+
+    Yields:
+        engine.jobs.Progress per step; every `preview_every` steps its `data` holds 'preview': target | current
+        reconstruction side by side, [H, 2W, 3] uint8 (at most 256 px high) and 'ws' [num_ws, w_dim] float32.
+
+    Returns:
+        {'ws': [num_ws, w_dim] float32, 'image': [H, W, C] uint8 reconstruction, 'target': [H, W, C] uint8,
+        'losses': list of floats, 'steps_run': int, 'space', 'loss', 'num_steps', 'seed'}.
+
+    Raises:
+        engine.jobs.JobError: Bad options, an unreadable image or VGG16 file, a network that does not load.
+    """
+    import io
+
+    import PIL.Image
+
+    from engine.jobs import JobError, Progress
+    from engine.loading import LoadError
+
+    if not isinstance(target_png, bytes | bytearray) or not 0 < len(target_png) <= MAX_TARGET_BYTES:
+        raise JobError('projection: the target must be an image file of at most 64 MB')
+    if not isinstance(preview_every, int) or preview_every < 1:
+        raise JobError(f'projection: preview_every must be an integer >= 1, got {preview_every!r}')
+    try:
+        cfg = ProjectorConfig(num_steps=num_steps, space=space, seed=seed, loss=loss, w_avg_samples=w_avg_samples)
+    except ValueError as e:
+        raise JobError(f'projection: {e}') from e
+    G, _info, device = ctx.prepare(request)
+    try:
+        with PIL.Image.open(io.BytesIO(bytes(target_png))) as img:
+            target = load_target(img, int(G.img_resolution), int(G.img_channels))
+    except ValueError as e:
+        raise JobError(f'projection: {e}') from e
+    except (PIL.UnidentifiedImageError, OSError) as e:
+        raise JobError(f'projection: the dropped file is not an image PIL can read ({e})') from e
+    vgg = None
+    if loss != 'builtin':
+        source = vgg16 or default_vgg16_path()
+        if source is None and loss == 'vgg16':
+            raise JobError('projection: the VGG16 loss needs the feature file: give its path, or choose "builtin"')
+        if source is not None:
+            try:
+                vgg = load_vgg16(source, trust=trust_vgg16, device=device)
+            except LoadError as e:
+                raise JobError(f'projection: {e}') from e
+    c = _class_of(G, request, device)
+    target_hwc = target.permute(1, 2, 0).numpy()
+    last = None
+    losses: list[float] = []
+    with torch.enable_grad():
+        for st in iter_project(G, target, cfg=cfg, vgg16=vgg, c=c, preview_every=preview_every):
+            last = st
+            losses.append(st.loss)
+            data = None
+            if st.synth is not None:
+                data = {'preview': _side_by_side(target_hwc, st.synth), 'ws': st.ws[0].numpy()}
+            yield Progress(st.step, st.num_steps, f'step {st.step}/{st.num_steps}, loss {st.loss:.4g}', data=data)
+    assert last is not None
+    image = render_ws(G, last.ws)
+    return {
+        'ws': last.ws[0].numpy(),
+        'image': _u8_hwc(image),
+        'target': target_hwc,
+        'losses': losses,
+        'steps_run': last.step,
+        'space': cfg.space,
+        'loss': 'vgg16' if vgg is not None else 'builtin',
+        'num_steps': cfg.num_steps,
+        'seed': cfg.seed,
+    }
+
+
+def _class_of(G: Any, request: Any, device: Any) -> torch.Tensor | None:
+    """One-hot class [1, c_dim] of the request (`class_idx`) for conditional networks, else None."""
+    if int(getattr(G, 'c_dim', 0)) == 0:
+        return None
+    c = torch.zeros([1, G.c_dim], device=device)
+    idx = getattr(request, 'class_idx', None)
+    if idx is not None and 0 <= int(idx) < G.c_dim:
+        c[0, int(idx)] = 1
+    return c
+
+
+def _u8_hwc(img: torch.Tensor) -> np.ndarray:
+    """[1, C, H, W] in [-1, 1] -> [H, W, C] uint8 (x * 127.5 + 128, clamped)."""
+    return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _side_by_side(target_hwc: np.ndarray, synth: torch.Tensor) -> np.ndarray:
+    """Target | reconstruction as RGB [H, 2W, 3] uint8, area-downsampled to at most MAX_PREVIEW_PX high."""
+    both = np.concatenate([target_hwc, _u8_hwc(synth)], axis=1)
+    if both.shape[2] == 1:
+        both = np.repeat(both, 3, axis=2)
+    h = both.shape[0]
+    if h > MAX_PREVIEW_PX:
+        f = -(-h // MAX_PREVIEW_PX)
+        t = torch.from_numpy(both).permute(2, 0, 1)[None].float()
+        both = F.avg_pool2d(t, f, ceil_mode=True)[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return np.ascontiguousarray(both)

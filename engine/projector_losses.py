@@ -4,7 +4,6 @@ the VGG16 LPIPS feature file of the reference tools.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 from collections.abc import Callable
@@ -230,21 +229,7 @@ def load_vgg16(source: str | os.PathLike, *, trust: bool = False, device: Any = 
 
 
 def _check_torchscript_allowed(path: pathlib.Path, *, trust: bool, what: str) -> None:
-    """Refuses to run an unknown TorchScript archive unless `trust` (see `engine.torchscript_guard` when present)."""
-    import importlib
+    """Refuses to run a TorchScript archive that is neither trusted, pinned nor published (`engine.torchscript_guard`)."""
+    from engine.torchscript_guard import check_torchscript_allowed
 
-    try:
-        guard: Any = importlib.import_module('engine.torchscript_guard')
-    except ImportError:
-        guard = None
-    if guard is not None and hasattr(guard, 'check_torchscript_allowed'):
-        guard.check_torchscript_allowed(path, trust=trust, what=what)
-        return
-    if not trust:
-        from engine.loading import LoadError
-
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        raise LoadError(
-            f'{path}: the {what} is a TorchScript archive (code); its SHA-256 {digest} is not a known published '
-            'file, so it is not run. Pass --trust to run it anyway, or use the built-in loss (--loss builtin).'
-        )
+    check_torchscript_allowed(path, trust=trust, what=what)

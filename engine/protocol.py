@@ -150,7 +150,7 @@ def clamp_request(req: RenderRequest) -> tuple[RenderRequest, tuple[str, ...]]:
 def request_errors(req: RenderRequest) -> tuple[str, ...]:
     """What makes ``req`` unrenderable regardless of the network (clamping cannot fix it); () when fine."""
     errors = []
-    if len(req.w0_seeds) == 0:
+    if len(req.w0_seeds) == 0 and getattr(req, 'ws', None) is None:
         errors.append('w0_seeds must hold at least one (seed, weight) pair, got ()')
     if any(not np.isfinite(float(w)) for _, w in req.w0_seeds):
         errors.append(f'w0_seeds weights must be finite, got {req.w0_seeds}')
@@ -199,6 +199,10 @@ class RenderRequest:
         fft_beta: Kaiser window beta (default 8).
         input_transform: user 3x3 rotation+translation matrix (row-major); the synthesis input gets its inverse.
         untransform: resample the output back so content stays put (undo the input transform).
+        ws: an explicit latent, ws [num_ws, w_dim] as nested tuples of floats (e.g. a projector ``.npz`` read by
+            ``engine.latent_files``); it replaces the seed blend ``w0_seeds`` (stylemix, truncation and the input
+            transform still apply on top). None = use the seeds.
+        return_ws: also return the rendered ws (after stylemix and truncation) in ``RenderResult.ws``.
         stamp: request number, increasing; not part of equality. ``AsyncRenderer.set_request`` keeps a nonzero stamp
             newer than the last one it sent and numbers the others itself (``AsyncRenderer.last_stamp``).
     """
@@ -227,6 +231,8 @@ class RenderRequest:
     fft_beta: float = 8.0
     input_transform: tuple[tuple[float, float, float], ...] | None = None
     untransform: bool = False
+    ws: tuple[tuple[float, ...], ...] | None = None
+    return_ws: bool = False
     stamp: int = field(default=0, compare=False)
 
     def replace(self, **changes) -> RenderRequest:
@@ -249,7 +255,7 @@ class RenderRequest:
                 continue
             if k == 'w0_seeds' and v is not None:
                 v = tuple((int(s), float(w)) for s, w in v)
-            elif k == 'input_transform' and v is not None:
+            elif k in ('input_transform', 'ws') and v is not None:
                 v = tuple(tuple(float(x) for x in row) for row in v)
             elif isinstance(v, list):
                 v = tuple(v)
@@ -309,6 +315,8 @@ class RenderResult:
         available_devices: device names the renderer can use, best first (e.g. ('cuda', 'cpu')); () if unknown.
         source: the network source of the request this result answers (``RenderRequest.pkl``; None = the bundled
             default), whether it loaded or not.
+        ws: the rendered latent [num_ws, w_dim] (after stylemix and truncation) when the request asked for it
+            (``RenderRequest.return_ws``), else None.
         load_failed: True when loading ``source`` failed (``error`` says why, ``net`` is None); False when it
             loaded (also when rendering then failed) and for notices that concern no load (a restarted render
             process).
@@ -338,3 +346,4 @@ class RenderResult:
     available_devices: tuple[str, ...] = ()
     source: str | None = None
     load_failed: bool = False
+    ws: tuple[tuple[float, ...], ...] | None = None

@@ -94,16 +94,19 @@ def is_loopback(host: str) -> bool:
 
 def validate_request(req: RenderRequest) -> RenderRequest:
     """The value checks of ``engine.protocol`` that every request gets, local or remote (types were checked by
-    ``wire.request_from_wire``): a request that no network can render (``protocol.request_errors``) is refused here;
-    out-of-range numbers are clamped by the renderer exactly as for local requests.
+    ``wire.request_from_wire``): what no network can render (``request_errors``) and numbers outside the legal
+    ranges (``clamp_request``; the GUI clamps before sending, the renderer refuses the same values).
 
     Raises:
-        WireError: 'field' naming what is wrong.
+        WireError: 'field' naming every problem and the legal range.
     """
     errors_of = getattr(protocol, 'request_errors', None)
-    errors = tuple(errors_of(req)) if errors_of is not None else ()
-    if errors:
-        raise WireError('field', '; '.join(errors))
+    clamp = getattr(protocol, 'clamp_request', None)
+    problems = list(errors_of(req)) if errors_of is not None else []
+    if clamp is not None and not problems:
+        problems += list(clamp(req)[1])
+    if problems:
+        raise WireError('field', 'request: ' + '; '.join(problems))
     return req
 
 

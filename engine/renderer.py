@@ -218,23 +218,27 @@ class Renderer:
             layer_name=layer_name,
             base_channel=view['base_channel'],
             sel_channels=view['sel_channels'],
+            ws=tuple(tuple(float(v) for v in row) for row in ws[0].cpu().tolist()) if req.return_ws else None,
         )
 
     def _make_ws(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> torch.Tensor:
         """The latent of a request, [1, num_ws, w_dim] float32 (REFERENCE section 6; see the module docstring)."""
         G = net.G
         info = net.info
-        seeds = [int(s) for s, _ in req.w0_seeds]
+        explicit = req.ws is not None
+        seeds = [] if explicit else [int(s) for s, _ in req.w0_seeds]
         weights = [float(w) for _, w in req.w0_seeds]
         mix = [i for i in req.stylemix_idx if 0 <= int(i) < info.num_ws]
         all_seeds = seeds + ([int(req.stylemix_seed)] if mix else [])
         mapped = self._map_seeds(net, all_seeds, req.class_idx, device)  # seed -> [num_ws, w_dim]
         w_avg = G.mapping.w_avg.to(device=device, dtype=torch.float32)  # [w_dim]
 
-        # Blend in W relative to w_avg.
-        w = w_avg.clone()  # [num_ws, w_dim] after broadcasting
-        for seed, weight in zip(seeds, weights):
-            w = w + weight * (mapped[seed] - w_avg)
+        if explicit:  # A latent from a file replaces the seed blend.
+            w = torch.tensor(req.ws, dtype=torch.float32, device=device)  # [num_ws, w_dim]
+        else:  # Blend in W relative to w_avg.
+            w = w_avg.clone()  # [num_ws, w_dim] after broadcasting
+            for seed, weight in zip(seeds, weights):
+                w = w + weight * (mapped[seed] - w_avg)
         # Style mixing: chosen ws come from the second seed.
         if mix:
             w = w.clone()
@@ -390,6 +394,16 @@ def _check_request(req: RenderRequest, info: NetInfo) -> None:
     """User errors in a request -> _RenderError (one line, the fix). The field ranges are those of
     ``engine.protocol.clamp_request`` (the GUI clamps with the same function, so it never sends such a request)."""
     problems = list(request_errors(req)) + list(clamp_request(req)[1])
+    if req.ws is not None:
+        shape = (len(req.ws), len(req.ws[0]) if len(req.ws) else 0)
+        if any(len(row) != shape[1] for row in req.ws) or shape != (info.num_ws, info.w_dim):
+            problems.append(
+                f'ws must have shape [num_ws, w_dim] = [{info.num_ws}, {info.w_dim}] for this network '
+                f'(num_ws={info.num_ws}, w_dim={info.w_dim}), got {[len(req.ws)] + sorted({len(r) for r in req.ws})}; '
+                'load a latent made for this network or clear it'
+            )
+        elif not np.isfinite(np.asarray(req.ws, dtype=np.float64)).all():
+            problems.append('ws must hold finite numbers (NaN or infinity found)')
     if info.c_dim > 0 and req.class_idx is not None and not 0 <= int(req.class_idx) < info.c_dim:
         problems.append(
             f'class_idx must be in 0..{info.c_dim - 1} for this network, got {req.class_idx} '

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m training.plot_stats RUN_DIR [--out RUN_DIR/stats.png]
+    python -m training.plot_stats RUN_DIR [--out RUN_DIR/stats.png] [--csv stats.csv]
 
 Each line of `stats.jsonl` is one tick: `{"<name>": {"num": n, "mean": m, "std": s}, ..., "timestamp": t}`
 (written by `training.training_loop`). Rendering uses matplotlib's Agg canvas directly (no GUI, no global backend
@@ -11,10 +11,12 @@ switch).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import pathlib
+import tempfile
 
 import click
 
@@ -99,16 +101,76 @@ def plot_stats(run_dir: str | os.PathLike, out: str | os.PathLike | None = None)
     return out
 
 
+def write_stats_csv(run_dir: str | os.PathLike, out: str | os.PathLike) -> pathlib.Path:
+    """Writes the scalar statistics of `<run_dir>/stats.jsonl` as CSV: one row per tick, one column per statistic.
+
+    Columns: `tick` (0-based), `timestamp` (Unix seconds, when recorded), then the mean of every statistic that
+    any tick reported, by name (`Progress/kimg` first, the rest sorted). A statistic a tick did not report is an
+    empty cell. The file is written atomically.
+
+    Returns:
+        The path written.
+
+    Raises:
+        FileNotFoundError: if `run_dir` has no stats.jsonl.
+        ValueError: if stats.jsonl holds no ticks.
+    """
+    run_dir = pathlib.Path(run_dir)
+    stats_path = run_dir / 'stats.jsonl'
+    if not stats_path.is_file():
+        raise FileNotFoundError(f'write_stats_csv(): run_dir must contain stats.jsonl, got {run_dir}')
+    rows = read_stats(stats_path)
+    if not rows:
+        raise ValueError(f'write_stats_csv(): stats.jsonl must hold at least one tick, got an empty {stats_path}')
+    names = sorted({k for row in rows for k, v in row.items() if isinstance(v, dict) and 'mean' in v})
+    if 'Progress/kimg' in names:
+        names.remove('Progress/kimg')
+        names.insert(0, 'Progress/kimg')
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.part')
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(['tick', 'timestamp', *names])
+            for i, row in enumerate(rows):
+                cells: list = [i, row.get('timestamp', '')]
+                for name in names:
+                    value = row.get(name)
+                    cells.append(value.get('mean', '') if isinstance(value, dict) else '')
+                writer.writerow(cells)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out
+
+
 @click.command()
 @click.argument('run_dir', type=click.Path(exists=True, file_okay=False))
 @click.option('--out', help='Output PNG [default: RUN_DIR/stats.png]', metavar='PATH', type=click.Path(dir_okay=False))
-def main(run_dir: str, out: str | None) -> None:
-    """Plot loss, D scores, augment p and timing curves of a training run directory."""
+@click.option(
+    '--csv',
+    'csv_path',
+    default=None,
+    metavar='PATH',
+    type=click.Path(dir_okay=False),
+    help='Also write the scalar statistics as CSV (one row per tick, one column per statistic)',
+)
+def main(run_dir: str, out: str | None, csv_path: str | None) -> None:
+    """Plot loss, D scores, augment p and timing curves of a training run directory (and write a CSV).
+
+    \b
+    Examples:
+      python -m training.plot_stats training-runs/00000-stylegan3-t-twemoji-64-gpus1-batch8-gamma0.5
+      python -m training.plot_stats RUN_DIR --csv out.csv
+    """
     try:
         path = plot_stats(run_dir, out)
+        csv_out = write_stats_csv(run_dir, csv_path) if csv_path is not None else None
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f'Wrote {path}')
+    click.echo(f'Wrote {path}' + (f' and {csv_out}' if csv_out is not None else ''))
 
 
 if __name__ == '__main__':

@@ -1,12 +1,19 @@
-"""Latent widget: the seed-grid latent (REFERENCE section 6) with drag, animation, snap and a class picker."""
+"""Latent widget: the seed-grid latent (REFERENCE section 6) with drag, animation, snap and a class picker; W/W+
+latents saved to and loaded from `.npz` / `.npy` files (`engine.latent_files`, the projector format)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import pathlib
 
 from imgui_bundle import imgui
 
+from engine.latent_files import LatentFileError, read_ws, write_ws
 from viz.widget import Widget, edited, int_field, seed_field
+
+logger = logging.getLogger(__name__)
 
 SEED_GRID_COLUMNS = 100  # seed = sx + sy * 100
 GRID_LIMIT = 2.0**40  # |x|, |y| beyond this are clamped (floats stay exact well past every uint32 seed)
@@ -57,12 +64,16 @@ class LatentWidget(Widget):
     """Seed, fractional offset, Drag, Anim + speed, Snap, Reset; class picker for conditional networks.
 
     State: ``x, y`` grid position; ``anim`` / ``speed`` (seeds per second along x); ``class_idx`` (-1 = drawn per
-    seed like the reference GUI, else the class index).
+    seed like the reference GUI, else the class index); ``w_file`` the latent file of Load W / Save W.
+
+    A loaded latent (``loaded_ws``, [num_ws, w_dim]) replaces the seed blend in the request until the grid position
+    changes (a new seed, drag, animation, Reset) or Clear W; truncation, stylemix and transforms still apply.
+    Save W asks the renderer for the rendered ws (``return_ws``) and writes them when the answer arrives.
     """
 
     TITLE = 'Latent'
     KEY = 'latent'
-    STATE_KEYS = ('x', 'y', 'anim', 'speed', 'class_idx')
+    STATE_KEYS = ('x', 'y', 'anim', 'speed', 'class_idx', 'w_file')
 
     def __init__(self, viz=None) -> None:
         super().__init__(viz)
@@ -71,12 +82,86 @@ class LatentWidget(Widget):
         self.anim = False
         self.speed = 0.25
         self.class_idx = -1
+        self.w_file = 'latent.npz'
+        self.loaded_ws: tuple[tuple[float, ...], ...] | None = None
+        self.loaded_from: str | None = None
+        self._loaded_at: tuple[float, float] | None = None
+        self._pending_load: str | None = None
+        self._pending_save: str | None = None
+        self.w_status = ''
+
+    # ---- latent files -----------------------------------------------------------------------------------------
+    def load_w(self, path: str | os.PathLike) -> bool:
+        """Loads a latent file (see `engine.latent_files.read_ws`) for the displayed network; before a network is
+        shown the load waits for it. Returns True when loaded now; errors go to ``w_status`` (nothing raises)."""
+        path = os.fspath(path)
+        self.w_file = path
+        net = self.net
+        if net is None:
+            self._pending_load = path
+            self.w_status = f'{pathlib.Path(path).name}: waiting for the network'
+            return False
+        self._pending_load = None
+        try:
+            ws = read_ws(path, num_ws=net.num_ws, w_dim=net.w_dim)
+        except LatentFileError as e:
+            self.w_status = str(e)
+            logger.error('%s', e)
+            return False
+        self.loaded_ws = tuple(tuple(float(v) for v in row) for row in ws)
+        self.loaded_from = path
+        self._loaded_at = (self.x, self.y)
+        self.w_status = f'Loaded {pathlib.Path(path).name} (change the seed to go back to seeds)'
+        return True
+
+    def clear_w(self, reason: str = '') -> None:
+        """Back to the seed blend."""
+        if self.loaded_ws is not None and reason:
+            self.w_status = reason
+        self.loaded_ws = None
+        self.loaded_from = None
+        self._loaded_at = None
+
+    def save_w(self, path: str | os.PathLike | None = None) -> None:
+        """Saves the ws of the next rendered frame to ``path`` (default ``w_file``) as `.npz` (key ``w``
+        [1, num_ws, w_dim] float32, plus the producing request); an existing file is never overwritten: a free
+        name ``<stem>-NNNN.npz`` is used instead."""
+        self._pending_save = os.fspath(path if path is not None else self.w_file)
+        self.w_status = 'Saving...'
+
+    def on_result(self, result) -> None:
+        if self._pending_load is not None and self.net is not None:
+            self.load_w(self._pending_load)
+        if self._pending_save is None or result.ws is None or result.error is not None:
+            return
+        request = self.view.request
+        state = {'request': request.to_dict() if request is not None else None, 'written_by': 'sg3viz visualizer'}
+        if state['request'] is not None:
+            state['request'].pop('ws', None)  # the latent itself is the file's `w`
+            state['request']['ws_from_file'] = self.loaded_from
+        net = self.net
+        if net is not None:
+            state['network'] = {'pkl': net.pkl, 'num_ws': net.num_ws, 'w_dim': net.w_dim}
+        try:
+            written = write_ws(_free_path(self._pending_save), result.ws, state=state)
+        except (OSError, ValueError) as e:
+            self.w_status = f'Save W failed: {e}'
+            logger.error('%s', self.w_status)
+        else:
+            self.w_status = f'Saved {written}'
+            logger.info('saved latent %s', written)
+        self._pending_save = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.clear_w()
 
     def validate(self) -> None:
         self.x = float(min(max(self.x, -GRID_LIMIT), GRID_LIMIT)) if math.isfinite(self.x) else 0.0
         self.y = float(min(max(self.y, -GRID_LIMIT), GRID_LIMIT)) if math.isfinite(self.y) else 0.0
         self.speed = float(min(max(self.speed, 0.0), 10.0))
         self.class_idx = int(self.class_idx) if self.class_idx is not None else -1
+        self.w_file = self.w_file if isinstance(self.w_file, str) else 'latent.npz'
 
     def drag(self, dx_px: float, dy_px: float) -> None:
         """Moves the grid point by a mouse movement in pixels (used by the Drag button and dragging the image)."""
@@ -92,6 +177,16 @@ class LatentWidget(Widget):
         if self.anim:
             self.x += dt * self.speed
         args['w0_seeds'] = seed_grid_weights(self.x, self.y)
+        if self.loaded_ws is not None:
+            net = self.net
+            if self._loaded_at != (self.x, self.y):
+                self.clear_w('Seed changed: back to the seed latent')
+            elif net is not None and (net.num_ws, net.w_dim) != (len(self.loaded_ws), len(self.loaded_ws[0])):
+                self.clear_w(f'The latent does not fit this network (num_ws={net.num_ws}, w_dim={net.w_dim}): cleared')
+            else:
+                args['ws'] = self.loaded_ws
+        if self._pending_save is not None:
+            args['return_ws'] = True
         c_dim = self.net.c_dim if self.net is not None else 0
         args['class_idx'] = None if self.class_idx < 0 or c_dim == 0 else min(self.class_idx, c_dim - 1)
 
@@ -135,3 +230,38 @@ class LatentWidget(Widget):
         if c_dim > 0:
             imgui.set_next_item_width(fs * 8)
             self.class_idx = int_field('Class (-1: per seed)', self.class_idx, -1, c_dim - 1)
+        self._draw_latent_file()
+
+    def _draw_latent_file(self) -> None:
+        style = imgui.get_style()
+        buttons = imgui.calc_text_size('Load W').x + imgui.calc_text_size('Save W').x
+        imgui.set_next_item_width(-buttons - 4 * style.frame_padding.x - 2 * style.item_spacing.x)  # paths are long
+        _, self.w_file = imgui.input_text('##wfile', self.w_file)
+        if imgui.is_item_hovered():
+            imgui.set_tooltip('Latent file: .npz/.npy with w or ws of [num_ws, w_dim], [1, num_ws, w_dim] or [w_dim]')
+        imgui.same_line()
+        if imgui.button('Load W'):
+            self.load_w(self.w_file)
+        imgui.same_line()
+        if imgui.button('Save W'):
+            self.save_w()
+        if self.loaded_ws is not None:
+            imgui.same_line()
+            if imgui.button('Clear W'):
+                self.clear_w('Back to the seed latent')
+        if self.w_status:
+            imgui.text_disabled(self.w_status)
+
+
+def _free_path(path: str | os.PathLike) -> pathlib.Path:
+    """`path` with an `.npz` suffix, or `<stem>-NNNN.npz` (first free number) when that file exists."""
+    p = pathlib.Path(path)
+    if p.suffix.lower() != '.npz':
+        p = p.with_name(p.name + '.npz')
+    if not p.exists():
+        return p
+    for i in range(1, 100000):
+        q = p.with_name(f'{p.stem}-{i:04d}.npz')
+        if not q.exists():
+            return q
+    raise OSError(f'no free file name like {p} (99999 taken)')

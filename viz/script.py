@@ -10,6 +10,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"wait_result": true, "timeout_sec": S}  until the latest request has been answered and displayed
     {"screenshot": "<png path>"}           whole window, read back at the end of this frame
     {"capture": "image" | "gui"}           the Capture widget's buttons
+    {"load_w": "<path>"}, {"save_w": "<path>"}  the Latent pane's Load W / Save W (latent .npz/.npy files)
     {"save_session": "<path>"}, {"load_session": "<path>"}
     {"dump_state": "<json path>"}          request, errors, net, widget state (for assertions)
     {"resize": [w, h]}
@@ -48,6 +49,8 @@ STEP_KEYS = (
     'wait_result',
     'screenshot',
     'capture',
+    'load_w',
+    'save_w',
     'save_session',
     'load_session',
     'dump_state',
@@ -151,6 +154,10 @@ class ScriptRunner:
                 viz.request_gui_capture()
             else:
                 viz.capture.capture('image', viz.view.image)
+        elif key == 'load_w':
+            viz.latent.load_w(str(v))
+        elif key == 'save_w':
+            viz.latent.save_w(str(v))
         elif key == 'save_session':
             viz.session.save(str(v))
         elif key == 'load_session':

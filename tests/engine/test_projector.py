@@ -288,6 +288,14 @@ def test_vgg16_file_refused_without_trust_and_used_with_it(nets, vgg_file):
     assert float(P.vgg16_distance(vgg, synth, tf)) == pytest.approx(float((feats - tf).square().sum()), rel=1e-5)
 
 
+def test_vgg16_file_runs_when_its_digest_is_pinned(vgg_file, monkeypatch):
+    import hashlib
+
+    monkeypatch.setenv('SG3VIZ_TRUSTED_SHA256', hashlib.sha256(vgg_file.read_bytes()).hexdigest())
+    vgg = P.load_vgg16(vgg_file)
+    assert tuple(vgg(torch.zeros(1, 3, 8, 8), resize_images=False, return_lpips=True).shape) == (1, 4 * 8 * 8)
+
+
 def test_vgg16_foreign_file(tmp_path):
     bad = tmp_path / 'vgg16.pt'
     bad.write_bytes(b'PK\x03\x04 not really a zip')

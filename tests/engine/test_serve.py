@@ -373,3 +373,31 @@ def test_hostile_connections_do_not_disturb_the_rendering_client():
                     _render(good, 3, w0_seeds=((1, 1.0),))
                     assert _result(good)['result']['stamp'] == 3
                     assert wait_closed(bad, timeout=5)[0]['type'] == 'error'
+
+
+def test_requests_get_the_value_checks_of_engine_protocol(monkeypatch):
+    """The server refuses what engine.protocol's request checks (request_errors, clamp_request) report, before any
+    renderer sees it; the checks are looked up in engine.protocol, so local and remote requests share them."""
+    from engine import protocol
+
+    def request_errors(req):
+        return (
+            (f'noise_mode must be one of {protocol.NOISE_MODES}, got {req.noise_mode!r}',)
+            if req.noise_mode == 'x'
+            else ()
+        )
+
+    def clamp_request(req):
+        note = f'trunc_psi {req.trunc_psi!r} is outside -1..2; clamped to 2' if req.trunc_psi > 2 else None
+        return req, (note,) if note else ()
+
+    monkeypatch.setattr(protocol, 'request_errors', getattr(protocol, 'request_errors', request_errors), raising=False)
+    monkeypatch.setattr(protocol, 'clamp_request', getattr(protocol, 'clamp_request', clamp_request), raising=False)
+    with running_server() as server, connect_authed(server) as s:
+        for fields, needle in [({'noise_mode': 'x'}, 'noise_mode must be one of'), ({'trunc_psi': 5.0}, 'trunc_psi')]:
+            _render(s, 1, **fields)
+            err = recv(s, want='error')
+            assert err['code'] == 'field' and needle in err['message'], err
+        _render(s, 2, trunc_psi=0.5)
+        assert _result(s)['result']['stamp'] == 2
+        assert [r.trunc_psi for r in EchoRenderer.instances[-1].requests] == [0.5]

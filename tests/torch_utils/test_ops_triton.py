@@ -280,10 +280,11 @@ def test_gpu_tiling_in_the_interpreter(op, kernels, monkeypatch, close_report):
     monkeypatch.setattr(kernels, '_elementwise_block', lambda numel: 64)
     x = _inputs([1, 2, 9, 13], torch.float32, 'contig')
     f = _filter('sep4')
+    b = torch.tensor([0.3, 9.0, -0.2, 9.0], device=DEVICE)[::2]  # a strided bias view
     calls = {
         'upfirdn2d': lambda impl: U.upfirdn2d(x, f, up=2, down=1, padding=[2, 1, 3, 0], impl=impl),
-        'filtered_lrelu': lambda impl: FL.filtered_lrelu(x, f, f, up=2, down=2, padding=[3, 2, 1, 4], impl=impl),
-        'bias_act': lambda impl: BA.bias_act(x, torch.ones(2) * 0.1, act='lrelu', impl=impl),
+        'filtered_lrelu': lambda impl: FL.filtered_lrelu(x, f, f, b, up=2, down=2, padding=[3, 2, 1, 4], impl=impl),
+        'bias_act': lambda impl: BA.bias_act(x, b, act='lrelu', impl=impl),
     }
     y_t, y_r = calls[op]('triton'), calls[op]('ref')
     _close(y_t, y_r, ('forward', torch.float32), op, close_report)
@@ -340,7 +341,7 @@ def test_kernels_compile_for_sm90_without_a_gpu(variant, kernels):
         else:
             signature[arg] = 'fp32' if arg in floats else 'i32'
     constexprs = {(fn.arg_names.index(k),): v for k, v in consts.items()}
-    compiled = triton.compile(
-        ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=GPUTarget('cuda', 90, 32)
-    )
+    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+    options = dict(num_warps=4, enable_fp_fusion=True)  # as the launchers pass them
+    compiled = triton.compile(source, target=GPUTarget('cuda', 90, 32), options=options)
     assert compiled.asm['cubin'] and 'ld.global' in compiled.asm['ptx']

@@ -102,3 +102,24 @@ def test_plot_stats_writes_png(tmp_path):
         assert img.size == (1000, 700)
     result = CliRunner().invoke(plot_stats.main, [str(tmp_path / 'missing')])
     assert result.exit_code != 0 and 'Traceback' not in result.output
+
+
+def test_plot_stats_csv_one_row_per_tick(tmp_path):
+    import csv
+
+    rows = [
+        {'Progress/kimg': {'num': 1, 'mean': 0.0, 'std': 0}, 'Loss/G/loss': {'num': 4, 'mean': 0.5, 'std': 0.1},
+         'timestamp': 100.5},
+        {'Progress/kimg': {'num': 1, 'mean': 0.1, 'std': 0}, 'Loss/G/loss': {'num': 4, 'mean': 0.25, 'std': 0.1},
+         'Metrics/fid50k': {'num': 1, 'mean': 42.0, 'std': 0}, 'timestamp': 200.0},
+    ]  # fmt: skip
+    (tmp_path / 'stats.jsonl').write_text('\n'.join(json.dumps(r) for r in rows) + '\n')
+    result = CliRunner().invoke(plot_stats.main, [str(tmp_path), '--csv', str(tmp_path / 'csv' / 'out.csv')])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / 'stats.png').is_file()
+    with open(tmp_path / 'csv' / 'out.csv', newline='') as f:
+        table = list(csv.reader(f))
+    assert table[0] == ['tick', 'timestamp', 'Progress/kimg', 'Loss/G/loss', 'Metrics/fid50k']
+    assert table[1] == ['0', '100.5', '0.0', '0.5', '']
+    assert table[2] == ['1', '200.0', '0.1', '0.25', '42.0']
+    assert sorted(p.name for p in (tmp_path / 'csv').iterdir()) == ['out.csv']

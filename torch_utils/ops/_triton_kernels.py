@@ -263,11 +263,11 @@ def resample(
     grid = (N * C, triton.cdiv(OH, block_h) * triton.cdiv(OW, block_w))
     gain, slope, clamp = act_args
     _resample_kernel[grid](
-        x, gy, gy if gx is None else gx, x if bias is None else bias, y if aux is None else aux, y,
+        x, gy, gy if gx is None else gx, x if bias is None else bias.contiguous(), y if aux is None else aux, y,
         C, H, W, OH, OW, triton.cdiv(OW, block_w), *x.stride(), upx, upy, downx, downy, px0, py0, KH, KW,
         float(gain), float(slope), float(clamp),
         TAPS_Y=-(-KH // upy), TAPS_X=-(-KW // upx), SEPARABLE=gx is not None, HAS_BIAS=bias is not None,
-        EPILOGUE=epilogue, BLOCK_H=block_h, BLOCK_W=block_w, WIDE=INTERPRETED, num_warps=4,
+        EPILOGUE=epilogue, BLOCK_H=block_h, BLOCK_W=block_w, WIDE=INTERPRETED, num_warps=4, enable_fp_fusion=True,
     )  # fmt: skip
     return y
 
@@ -423,9 +423,10 @@ def bias_act_launch(x, b, dim, act, alpha, gain, clamp, dy=None) -> torch.Tensor
         return y
     block = _elementwise_block(numel)
     _bias_act_kernel[(triton.cdiv(numel, block),)](
-        x, x if b is None else b, x if dy is None else dy, y, numel, x.shape[dim] if x.ndim else 1, inner,
+        x, x if b is None else b.contiguous(), x if dy is None else dy, y, numel, x.shape[dim] if x.ndim else 1, inner,
         float(alpha), float(gain), float(clamp),
         ACT=ACT_CODES[act], HAS_BIAS=b is not None, BACKWARD=dy is not None, BLOCK=block, num_warps=4,
+        enable_fp_fusion=True,
     )  # fmt: skip
     return y
 

@@ -249,8 +249,7 @@ class LatentWidget(Widget):
             imgui.same_line()
             if imgui.button('Clear W'):
                 self.clear_w('Back to the seed latent')
-        if self.w_status:
-            imgui.text_disabled(self.w_status)
+        imgui.text_disabled(self.w_status)  # Always one line: a status never moves the controls below.
 
 
 def _free_path(path: str | os.PathLike) -> pathlib.Path:

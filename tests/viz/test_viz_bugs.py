@@ -25,7 +25,7 @@ OFFSET_X_FIELD = (201, 136)
 DRAG_BUTTON = (28, 160)
 SNAP_BUTTON = (224, 160)
 IMAGE_CENTRE = (728, 320)
-PSI_SLIDER = (80, 330)
+PSI_SLIDER = (80, 372)
 
 
 def _state(path: pathlib.Path) -> dict:

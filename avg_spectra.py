@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from engine import spectrum as sp
+from engine.cli_types import FINITE_FLOAT, FiniteFloatRange
 from training.dataset import ImageFolderDataset
 
 MAX_AUTO_BATCH = 64
@@ -369,7 +370,7 @@ def _source_options(fn: Callable) -> Callable:
         click.option('--seed', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True, help='Dataset: seed of the random subset; network: first seed'),
         click.option('--batch', metavar='INT', type=click.IntRange(min=0), default=0, show_default=True, help='Images per batch (0 = automatic, memory-bounded)'),
         click.option('--device', metavar='NAME', type=str, default='auto', show_default=True, help='auto, cpu, cuda, cuda:1, mps'),
-        click.option('--trunc', metavar='PSI', type=float, default=1.0, show_default=True, help='Network only: truncation psi'),
+        click.option('--trunc', metavar='PSI', type=FINITE_FLOAT, default=1.0, show_default=True, help='Network only: truncation psi'),
         click.option('--trust', is_flag=True, default=False, show_default=True, help='Network only: allow pickles that need arbitrary code (unsafe)'),
     ]  # fmt: skip
     for opt in reversed(opts):
@@ -407,7 +408,7 @@ def stats(source, num, seed, batch, device, trunc, trust):
 @click.option(
     '--mean',
     metavar='FLOAT',
-    type=float,
+    type=FINITE_FLOAT,
     default=None,
     show_default=True,
     help='Pixel mean on the 0..255 scale (from `stats`); computed first when omitted',
@@ -415,13 +416,13 @@ def stats(source, num, seed, batch, device, trunc, trust):
 @click.option(
     '--std',
     metavar='FLOAT',
-    type=float,
+    type=FINITE_FLOAT,
     default=None,
     show_default=True,
     help='Pixel std on the 0..255 scale (from `stats`); computed first when omitted',
 )
 @click.option(
-    '--beta', metavar='FLOAT', type=click.FloatRange(min=0), default=8.0, show_default=True, help='Kaiser window beta'
+    '--beta', metavar='FLOAT', type=FiniteFloatRange(min=0), default=8.0, show_default=True, help='Kaiser window beta'
 )
 @click.option(
     '--interp',
@@ -471,7 +472,7 @@ def calc(source, num, seed, batch, device, trunc, trust, dest, mean, std, beta, 
 @click.option(
     '--smooth',
     metavar='BINS',
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=1.25,
     show_default=True,
     help='Gaussian smoothing sigma in spectrum bins (0 = none)',
@@ -503,7 +504,7 @@ def heatmap(npz, save, dpi, smooth):
 @click.option(
     '--smooth',
     metavar='BINS',
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=0.0,
     show_default=True,
     help='Gaussian smoothing sigma in spectrum bins before slicing (0 = none)',

@@ -70,6 +70,8 @@ def run_metrics(
     from engine.loading import load_network_pkl, resolve_source
     from metrics import metric_main
 
+    if run_dir is not None:  # before any work: a metric computed for nothing is an hour lost
+        _check_run_dir(run_dir)
     dev = pick_device(device)
     if num_gpus > 1 and dev.type == 'cuda':
         dev = torch.device('cuda', rank)
@@ -95,6 +97,18 @@ def run_metrics(
                 echo(f'Appended to {os.path.join(run_dir, f"metric-{metric}.jsonl")}')
         results.append(result)
     return results
+
+
+def _check_run_dir(run_dir: str) -> None:
+    """Raises ValueError unless `run_dir` is (or can be made) a writable directory."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f'--run-dir {run_dir!r} is an existing file, not a directory; pass a directory')
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f'--run-dir {run_dir!r} cannot be created ({e}); pass a writable directory') from None
+    if not os.access(run_dir, os.W_OK):
+        raise ValueError(f'--run-dir {run_dir!r} is not writable; pass a writable directory')
 
 
 def _subprocess(rank: int, kwargs: dict, temp_dir: str) -> None:
@@ -168,13 +182,13 @@ def main(network, metrics, data, mirror, num_gpus, device, trust, num, detector,
         raise click.ClickException(
             f'--metrics must be names from: {", ".join(metric_main.list_valid_metrics())}; got {metrics!r}'
         )
-    if run_dir is not None:
-        os.makedirs(run_dir, exist_ok=True)
     kwargs = dict(
         network=network, metrics=names, data=data, mirror=mirror, num_gpus=num_gpus, device=device, trust=trust,
         num=num, detector=detector, run_dir=run_dir, progress=progress,
     )  # fmt: skip
     try:
+        if run_dir is not None:
+            _check_run_dir(run_dir)
         if num_gpus == 1:
             run_metrics(**kwargs, echo=click.echo)
         else:

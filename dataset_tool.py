@@ -15,12 +15,14 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gzip
 import io
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 
@@ -29,7 +31,14 @@ import numpy as np
 import PIL.Image
 from tqdm import tqdm
 
-from training.dataset import DEFAULT_BACKGROUND, IMAGE_EXTENSIONS, flatten_image
+from training.dataset import (
+    DEFAULT_BACKGROUND,
+    IMAGE_EXTENSIONS,
+    MAX_CLASSES,
+    MAX_IMAGE_PIXELS,
+    flatten_image,
+    open_image,
+)
 
 # ----------------------------------------------------------------------------
 # Sources.
@@ -78,12 +87,12 @@ def _mnist_image(images: np.ndarray, i: int) -> PIL.Image.Image:
     return PIL.Image.fromarray(images[i], 'L')
 
 
-def _open_mnist(path: str, max_images: int | None) -> _Source:
+def _open_mnist(path: str, max_images: int | None, drop_bad_labels: bool = False) -> _Source:
     images = _read_idx(path, 0x0803)  # [N, 28, 28]
     # MNIST-style images are padded with 2 black pixels per side: 28 -> 32, a power of two (REFERENCE section 8).
     images = np.pad(images, [(0, 0), (2, 2), (2, 2)], mode='constant', constant_values=0)
     labels_path = os.path.join(os.path.dirname(path), os.path.basename(path).replace('images-idx3', 'labels-idx1'))
-    warnings = []
+    notes: list[str] = []
     labels = None
     if os.path.isfile(labels_path):
         labels = _read_idx(labels_path, 0x0801)
@@ -93,7 +102,12 @@ def _open_mnist(path: str, max_images: int | None) -> _Source:
                 f'got {labels.shape[0]}'
             )
     else:
-        warnings.append(f'no labels file {labels_path!r} beside the images; writing "labels": null')
+        if not drop_bad_labels:
+            raise ValueError(
+                f'dataset_tool(): no labels file {labels_path!r} beside the MNIST images; put it there, or pass '
+                '--drop-bad-labels to write "labels": null'
+            )
+        notes.append(f'no labels file {labels_path!r} beside the images; writing "labels": null (--drop-bad-labels)')
     n = images.shape[0] if max_images is None else min(max_images, images.shape[0])
     items = [
         _Item(
@@ -103,7 +117,7 @@ def _open_mnist(path: str, max_images: int | None) -> _Source:
         )
         for i in range(n)
     ]
-    return _Source(items=items, fixed_size=(images.shape[2], images.shape[1]), warnings=warnings)
+    return _Source(items=items, fixed_size=(images.shape[2], images.shape[1]), warnings=notes)
 
 
 def _class_labels(fnames: list[str], source: str) -> tuple[list[int], list[str]]:
@@ -119,7 +133,44 @@ def _class_labels(fnames: list[str], source: str) -> tuple[list[int], list[str]]
     return [index[t] for t in tops], class_names
 
 
-def _open_files(source: str, max_images: int | None, labels_from_folders: bool) -> _Source:
+def _label_problem(label: object) -> str | None:
+    """Why a dataset.json label is unusable, or None: a class index in [0, MAX_CLASSES) or a list of finite numbers."""
+    if isinstance(label, bool):
+        return f'{label!r} is a boolean'
+    if isinstance(label, int):
+        return None if 0 <= label < MAX_CLASSES else f'class {label} is outside [0, {MAX_CLASSES})'
+    if (
+        isinstance(label, list)
+        and label
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in label)
+    ):
+        finite = all(np.isfinite(np.float32(v)) for v in label)
+        return None if finite else f'{label[:8]} holds values that are not finite float32 numbers'
+    return f'{str(label)[:40]!r} is neither a class index nor a list of numbers'
+
+
+def _check_labels(fnames: list[str], labels: list[object], drop_bad_labels: bool, source_obj) -> list[object]:
+    """Missing or invalid labels are an error naming the image, or (with `drop_bad_labels`) drop all labels."""
+    problems = [(f, 'no label' if lab is None else _label_problem(lab)) for f, lab in zip(fnames, labels)]
+    problems = [(f, p) for f, p in problems if p is not None]
+    lengths = {len(lab) if isinstance(lab, list) else 0 for lab in labels if lab is not None}
+    if not problems and len(lengths) > 1:
+        problems = [(fnames[0], f'labels mix class indices and vectors of lengths {sorted(lengths)}')]
+    if not problems:
+        return labels
+    f, why = problems[0]
+    text = f'dataset.json labels are unusable for {len(problems)} image(s), e.g. {f!r}: {why}'
+    if not drop_bad_labels:
+        raise ValueError(
+            f'dataset_tool(): {text}; fix dataset.json, or pass --drop-bad-labels to write "labels": null instead'
+        )
+    source_obj.warnings.append(f'{text}; writing "labels": null (--drop-bad-labels)')
+    return [None] * len(fnames)
+
+
+def _open_files(
+    source: str, max_images: int | None, labels_from_folders: bool, drop_bad_labels: bool = False
+) -> _Source:
     if os.path.isdir(source):
         all_fnames = sorted(
             os.path.relpath(os.path.join(root, f), source).replace(os.sep, '/')
@@ -145,7 +196,7 @@ def _open_files(source: str, max_images: int | None, labels_from_folders: bool) 
     if not fnames:
         idx = os.path.join(source, 'train-images-idx3-ubyte.gz')
         if os.path.isdir(source) and os.path.isfile(idx):
-            return _open_mnist(idx, max_images)
+            return _open_mnist(idx, max_images, drop_bad_labels)
         raise ValueError(f'dataset_tool(): --source {source!r} contains no images ({", ".join(IMAGE_EXTENSIONS)})')
 
     source_obj = _Source(items=[])
@@ -159,32 +210,49 @@ def _open_files(source: str, max_images: int | None, labels_from_folders: bool) 
         except (OSError, ValueError, AttributeError) as e:
             raise ValueError(f'dataset_tool(): cannot read dataset.json in {source!r}: {e}') from e
         if table is not None:
-            table = dict(table)
-            labels = [table.get(f) for f in fnames]
-            missing = [f for f, lab in zip(fnames, labels) if lab is None]
-            if missing:
-                source_obj.warnings.append(
-                    f'dataset.json has no label for {len(missing)} image(s), e.g. {missing[0]!r}; writing "labels": null'
-                )
-                labels = [None] * len(fnames)
+            try:
+                table = dict(table)
+            except (TypeError, ValueError) as e:
+                raise ValueError(
+                    f'dataset_tool(): dataset.json in {source!r} must hold "labels": [[fname, label], ...] ({e})'
+                ) from None
+            labels = _check_labels(fnames, [table.get(f) for f in fnames], drop_bad_labels, source_obj)
 
     if max_images is not None:
         fnames, labels = fnames[:max_images], labels[:max_images]
 
+    animated: list[str] = []
+
     def load(fname: str) -> PIL.Image.Image:
         try:
             with opener(fname) as f:
-                img = PIL.Image.open(f)
-                img.load()
-            return img
-        except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f'dataset_tool(): cannot read image {fname!r} in {source!r}: {e}') from e
+                img, num_frames = open_image(f, fname)
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise ValueError(f'dataset_tool(): {e} (in {source!r})') from e
+        if num_frames > 1 and fname not in animated:
+            animated.append(fname)
+            if len(animated) == 1:
+                source_obj.warnings.append(
+                    f'{fname!r} is animated ({num_frames} frames): using its first frame (and the first frame of '
+                    'any other animated image)'
+                )
+        return img
 
     def peek(fname: str) -> tuple[tuple[int, int], str]:
         try:
-            with opener(fname) as f:
+            with warnings.catch_warnings(), opener(fname) as f:
+                warnings.simplefilter('error', PIL.Image.DecompressionBombWarning)
                 img = PIL.Image.open(f)
+                if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
+                    raise ValueError(
+                        f'image {fname!r} is {img.size[0]}x{img.size[1]} pixels, more than the limit of '
+                        f'{MAX_IMAGE_PIXELS:,} (8192x8192; a decompression bomb?); shrink it first'
+                    )
                 return img.size, img.mode
+        except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as e:
+            raise ValueError(
+                f'dataset_tool(): image {fname!r} is too large to decode safely ({e}) (in {source!r})'
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f'dataset_tool(): cannot read image {fname!r} in {source!r}: {e}') from e
 
@@ -195,13 +263,15 @@ def _open_files(source: str, max_images: int | None, labels_from_folders: bool) 
     return source_obj
 
 
-def open_source(source: str, max_images: int | None = None, labels_from_folders: bool = False) -> _Source:
+def open_source(
+    source: str, max_images: int | None = None, labels_from_folders: bool = False, drop_bad_labels: bool = False
+) -> _Source:
     """Lists the images (and labels) of a folder, zip or MNIST idx(.gz) file. Raises ValueError for bad input."""
     if not os.path.exists(source):
         raise ValueError(f'dataset_tool(): --source does not exist: {source!r}')
     if _is_idx(source):
-        return _open_mnist(source, max_images)
-    return _open_files(source, max_images, labels_from_folders)
+        return _open_mnist(source, max_images, drop_bad_labels)
+    return _open_files(source, max_images, labels_from_folders, drop_bad_labels)
 
 
 # ----------------------------------------------------------------------------
@@ -210,6 +280,9 @@ def open_source(source: str, max_images: int | None = None, labels_from_folders:
 
 def _is_pow2(x: int) -> bool:
     return x >= 1 and (x & (x - 1)) == 0
+
+
+MAX_SIDE = 8192  # largest output side (px); StyleGAN networks go to 1024
 
 
 def parse_resolution(text: str | None) -> tuple[int, int] | None:
@@ -225,6 +298,11 @@ def parse_resolution(text: str | None) -> tuple[int, int] | None:
         raise ValueError(
             f'dataset_tool(): --resolution must be WxH with positive integers such as 64x64, got {text!r}'
         ) from None
+    if max(w, h) > MAX_SIDE:
+        raise ValueError(
+            f'dataset_tool(): --resolution sides must be at most {MAX_SIDE} pixels (limit: {MAX_SIDE}x{MAX_SIDE} is '
+            f'{MAX_SIDE * MAX_SIDE * 3 / 2**20:,.0f} MiB per RGB image), got {text!r}'
+        )
     return w, h
 
 
@@ -322,32 +400,58 @@ def _scan_sizes(src: _Source, progress: bool, same_size: bool) -> tuple[tuple[in
 
 
 class _Writer:
+    """Writes the dataset to a temporary zip / folder beside `dest`; `commit()` renames it into place, `discard()`
+    removes it, so an interrupted or failed conversion never leaves a partial dataset at `dest`."""
+
     def __init__(self, dest: str):
         self.dest = dest
         self.is_zip = dest.lower().endswith('.zip')
+        parent = os.path.dirname(os.path.abspath(dest))
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise ValueError(f'dataset_tool(): --dest {dest!r} cannot be written: {parent!r} is a file')
         if self.is_zip:
-            parent = os.path.dirname(os.path.abspath(dest))
+            if os.path.isdir(dest):
+                raise ValueError(f'dataset_tool(): --dest {dest!r} is an existing folder, not a .zip file')
             os.makedirs(parent, exist_ok=True)
-            self.zf = zipfile.ZipFile(dest, 'w', compression=zipfile.ZIP_STORED)
+            self.tmp = os.path.join(parent, f'.{os.path.basename(dest)}.{os.getpid()}.partial')
+            self.zf = zipfile.ZipFile(self.tmp, 'w', compression=zipfile.ZIP_STORED)
         else:
             if os.path.isdir(dest) and os.listdir(dest):
                 raise ValueError(f'dataset_tool(): --dest folder must be empty or new, got non-empty {dest!r}')
             if os.path.exists(dest) and not os.path.isdir(dest):
                 raise ValueError(f'dataset_tool(): --dest must be a .zip or a folder, got existing file {dest!r}')
-            os.makedirs(dest, exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
+            self.tmp = os.path.join(parent, f'.{os.path.basename(os.path.abspath(dest))}.{os.getpid()}.partial')
+            os.makedirs(self.tmp, exist_ok=False)
 
     def write(self, fname: str, data: bytes) -> None:
         if self.is_zip:
             self.zf.writestr(fname, data, compress_type=zipfile.ZIP_STORED)
         else:
-            path = os.path.join(self.dest, fname)
+            path = os.path.join(self.tmp, fname)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, 'wb') as f:
                 f.write(data)
 
-    def close(self) -> None:
+    def commit(self) -> None:
         if self.is_zip:
             self.zf.close()
+            os.replace(self.tmp, self.dest)
+        else:
+            if os.path.isdir(self.dest):
+                os.rmdir(self.dest)  # empty (checked at the start)
+            os.replace(self.tmp, self.dest)
+
+    def discard(self) -> None:
+        import shutil
+
+        if self.is_zip:
+            with contextlib.suppress(Exception):
+                self.zf.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _png_bytes(arr: np.ndarray) -> bytes:
@@ -387,6 +491,7 @@ def convert_dataset(
     labels_from_folders: bool = False,
     background: tuple[int, int, int] = DEFAULT_BACKGROUND,
     progress: bool = True,
+    drop_bad_labels: bool = False,
 ) -> dict:
     """Converts `source` into a dataset at `dest` (zip or folder) in the reference format.
 
@@ -401,16 +506,22 @@ def convert_dataset(
         labels_from_folders: label = index of the sorted sub-folder name; class names go in dataset.json.
         background: (r, g, b) composited under transparent pixels (RGBA, LA, palette images).
         progress: show tqdm progress bars.
+        drop_bad_labels: write `"labels": null` (with a warning) when the source's labels are missing or invalid;
+            without it that is an error naming the image.
 
     Returns:
         dict(num_images, resolution (W, H), channels, has_labels, dest, warnings: list[str]).
 
     Raises:
         ValueError: missing/empty/unreadable source (names the file), mixed sizes without `resolution` (names two
-            files), output size not a square power of two (names the fix), non-empty dest folder.
+            files), output size not a square power of two (names the fix), non-empty dest folder, an image beyond
+            `MAX_IMAGE_PIXELS` (decompression bomb), missing or invalid labels without `drop_bad_labels`. Nothing
+            is left at `dest` when the conversion fails.
     """
     out_size = _output_size(transform, resolution)
-    src = open_source(source, max_images=max_images, labels_from_folders=labels_from_folders)
+    src = open_source(
+        source, max_images=max_images, labels_from_folders=labels_from_folders, drop_bad_labels=drop_bad_labels
+    )
     if not src.items:
         raise ValueError(f'dataset_tool(): --source {source!r} contains no images')
 
@@ -448,11 +559,11 @@ def convert_dataset(
         if src.class_names is not None:
             meta['class_names'] = src.class_names
         writer.write('dataset.json', json.dumps(meta).encode('utf-8'))
+        writer.commit()
         ok = True
     finally:
-        writer.close()
-        if not ok and writer.is_zip and os.path.isfile(dest):
-            os.remove(dest)  # a half-written zip we created ourselves
+        if not ok:
+            writer.discard()  # nothing partial at dest
     return dict(
         num_images=len(src.items), resolution=tuple(out_size), channels=channels, has_labels=labels_out is not None,
         dest=dest, warnings=list(src.warnings),
@@ -505,11 +616,19 @@ def convert_dataset(
     show_default=True,
     help='Colour composited under transparent pixels of RGBA / LA / palette images (greyscale uses its luma)',
 )
-def main(source, dest, max_images, transform, resolution, labels_from_folders, background):  # noqa: D103
+@click.option(
+    '--drop-bad-labels',
+    is_flag=True,
+    default=False,
+    show_default=True,
+    help='Write "labels": null when the source labels are missing or invalid (default: that is an error)',
+)
+def main(source, dest, max_images, transform, resolution, labels_from_folders, background, drop_bad_labels):  # noqa: D103
     try:
         summary = convert_dataset(
             source, dest, max_images=max_images, transform=transform, resolution=parse_resolution(resolution),
             labels_from_folders=labels_from_folders, background=parse_color(background),
+            drop_bad_labels=drop_bad_labels,
         )  # fmt: skip
     except ValueError as e:
         raise click.ClickException(str(e)) from None

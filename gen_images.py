@@ -30,6 +30,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from engine import latents  # noqa: E402
+from engine.cli_types import FiniteFloatRange  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -263,9 +264,12 @@ class _Vec2Type(click.ParamType):
         if isinstance(value, tuple):
             return value
         try:
-            return latents.parse_vec2(value)
+            x, y = latents.parse_vec2(value)
         except ValueError as e:
             self.fail(str(e), param, ctx)
+        if max(abs(x), abs(y)) > 1e6:
+            self.fail(f'translation must be within +-1e6 image widths, got {value!r}', param, ctx)
+        return x, y
 
 
 class _FloatListType(click.ParamType):
@@ -278,8 +282,8 @@ class _FloatListType(click.ParamType):
             values = [float(v) for v in str(value).split(',')]
         except ValueError:
             self.fail(f"expected numbers like '1,0.7,0.5', got {value!r}", param, ctx)
-        if not values or not all(np.isfinite(values)):
-            self.fail(f'expected finite numbers, got {value!r}', param, ctx)
+        if not values or not all(np.isfinite(values)) or max(abs(v) for v in values) > 1e4:
+            self.fail(f'expected finite numbers within +-1e4, got {value!r}', param, ctx)
         return values
 
 
@@ -361,7 +365,12 @@ class _GridType(click.ParamType):
     help='Input translation in image widths (StyleGAN3)',
 )
 @click.option(
-    '--rotate', type=float, default=0.0, show_default=True, metavar='DEG', help='Input rotation in degrees (StyleGAN3)'
+    '--rotate',
+    type=FiniteFloatRange(-1e6, 1e6),
+    default=0.0,
+    show_default=True,
+    metavar='DEG',
+    help='Input rotation in degrees (StyleGAN3)',
 )
 @click.option(
     '--outdir',

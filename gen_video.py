@@ -25,6 +25,8 @@ import click
 import numpy as np
 import torch
 
+from engine.cli_types import FINITE_FLOAT
+
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.mkv')
 
 
@@ -242,6 +244,16 @@ def render_frames(
 # Output.
 
 
+def _check_parent(path: str) -> None:
+    """Raises ValueError when a folder on the way to `path` is an existing file (checked before any work)."""
+    parent = pathlib.Path(path).parent
+    for folder in [parent, *parent.parents]:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f'output {path!r} cannot be written: {str(folder)!r} is a file, not a directory')
+            return
+
+
 def _output_kind(output: str) -> tuple[str, str]:
     """('video', path) | ('png', pattern with %d)."""
     if '%' in output:
@@ -251,11 +263,21 @@ def _output_kind(output: str) -> tuple[str, str]:
             raise ValueError(f"output must contain one integer field like 'frames/%04d.png', got {output!r}") from None
         if not output.lower().endswith('.png'):
             raise ValueError(f'output pattern must end with .png, got {output!r}')
+        _check_parent(output)
         return 'png', output
     suffix = pathlib.Path(output).suffix.lower()
     if suffix in VIDEO_SUFFIXES:
+        if os.path.isdir(output):
+            raise ValueError(f'output {output!r} is an existing directory, not a video file; pass a file name')
+        _check_parent(output)
         return 'video', output
     if suffix == '' or os.path.isdir(output):
+        if os.path.exists(output) and not os.path.isdir(output):
+            raise ValueError(
+                f'output {output!r} is an existing file, not a directory for PNG frames; pass a directory, a video '
+                f'name ({", ".join(VIDEO_SUFFIXES)}) or a %04d.png pattern'
+            )
+        _check_parent(os.path.join(output, 'x'))
         return 'png', os.path.join(output, '%04d.png')
     raise ValueError(
         f'output must be a video ({", ".join(VIDEO_SUFFIXES)}), a directory or a %04d.png pattern, got {output!r}'
@@ -419,7 +441,7 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
     help='Frames between keyframes',
 )
 @click.option(
-    '--trunc', 'truncation_psi', metavar='PSI', type=float, default=1.0, show_default=True, help='Truncation psi'
+    '--trunc', 'truncation_psi', metavar='PSI', type=FINITE_FLOAT, default=1.0, show_default=True, help='Truncation psi'
 )
 @click.option(
     '--trunc-cutoff',

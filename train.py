@@ -25,6 +25,8 @@ import re
 
 import click
 
+from engine.cli_types import FiniteFloatRange
+
 CFGS = ('stylegan2', 'stylegan3-t', 'stylegan3-r')
 logger = logging.getLogger('train')
 
@@ -166,16 +168,16 @@ def _setup_logging(verbose: bool) -> None:
 @click.option('--gpus', help='Number of processes (GPUs; CPU processes with --device cpu)', metavar='INT',
               type=click.IntRange(min=1), default=1, show_default=True)  # fmt: skip
 @click.option('--batch', help='Total batch size', metavar='INT', type=click.IntRange(min=1), required=True)
-@click.option('--gamma', help='R1 regularisation weight', metavar='FLOAT', type=click.FloatRange(min=0), required=True)
+@click.option('--gamma', help='R1 regularisation weight', metavar='FLOAT', type=FiniteFloatRange(min=0), required=True)
 @click.option('--cond', help='Train a conditional model (labels from dataset.json)', metavar='BOOL', type=bool,
               default=False, show_default=True)  # fmt: skip
 @click.option('--mirror', help='Enable dataset x-flips', metavar='BOOL', type=bool, default=False, show_default=True)
 @click.option('--aug', help='Augmentation mode', type=click.Choice(['noaug', 'ada', 'fixed']), default='ada',
               show_default=True)  # fmt: skip
 @click.option('--augpipe', help='Augmentation pipeline preset', metavar='NAME', default='bgc', show_default=True)
-@click.option('--p', help='Probability for --aug=fixed', metavar='FLOAT', type=click.FloatRange(min=0, max=1),
+@click.option('--p', help='Probability for --aug=fixed', metavar='FLOAT', type=FiniteFloatRange(min=0, max=1),
               default=0.2, show_default=True)  # fmt: skip
-@click.option('--target', help='Target value for --aug=ada', metavar='FLOAT', type=click.FloatRange(min=0, max=1),
+@click.option('--target', help='Target value for --aug=ada', metavar='FLOAT', type=FiniteFloatRange(min=0, max=1),
               default=0.6, show_default=True)  # fmt: skip
 @click.option('--resume', help='Resume from a network pickle, URL or run directory', metavar='[PATH|URL]')
 @click.option('--freezed', help='Freeze the first layers of D', metavar='INT', type=click.IntRange(min=0), default=0,
@@ -184,9 +186,9 @@ def _setup_logging(verbose: bool) -> None:
               default='none', show_default=True)  # fmt: skip
 @click.option('--metrics-num', help='Override the number of samples of each metric, for quick estimates',
               metavar='INT', type=click.IntRange(min=1), default=None, show_default=True)  # fmt: skip
-@click.option('--kimg', help='Total training duration', metavar='KIMG', type=click.FloatRange(min=0, min_open=True),
+@click.option('--kimg', help='Total training duration', metavar='KIMG', type=FiniteFloatRange(min=0, min_open=True),
               default=25000, show_default=True)  # fmt: skip
-@click.option('--tick', help='How often to print progress', metavar='KIMG', type=click.FloatRange(min=0, min_open=True),
+@click.option('--tick', help='How often to print progress', metavar='KIMG', type=FiniteFloatRange(min=0, min_open=True),
               default=4, show_default=True)  # fmt: skip
 @click.option('--snap', help='How often to save snapshots', metavar='TICKS', type=click.IntRange(min=1), default=50,
               show_default=True)  # fmt: skip
@@ -202,8 +204,8 @@ def _setup_logging(verbose: bool) -> None:
 @click.option('--cmax', help='Max. feature maps', metavar='INT', type=click.IntRange(min=1), default=512,
               show_default=True)  # fmt: skip
 @click.option('--glr', help='G learning rate [default: 0.002 for stylegan2, 0.0025 for stylegan3]', metavar='FLOAT',
-              type=click.FloatRange(min=0))  # fmt: skip
-@click.option('--dlr', help='D learning rate', metavar='FLOAT', type=click.FloatRange(min=0), default=0.002,
+              type=FiniteFloatRange(min=0))  # fmt: skip
+@click.option('--dlr', help='D learning rate', metavar='FLOAT', type=FiniteFloatRange(min=0), default=0.002,
               show_default=True)  # fmt: skip
 @click.option('--map-depth', help='Mapping network depth [default: 8 for stylegan2, 2 for stylegan3]', metavar='INT',
               type=click.IntRange(min=1))  # fmt: skip

@@ -17,6 +17,8 @@ REPO = pathlib.Path(__file__).resolve().parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from engine.cli_types import FiniteFloatRange  # noqa: E402
+
 
 def parse_window_size(value: str) -> tuple[int, int]:
     """'1600x1000' -> (1600, 1000).
@@ -102,7 +104,7 @@ def remote_renderer_factory(connect: str, token: str | None, token_file: str | N
     default=1.0,
     show_default=True,
     metavar='X',
-    type=click.FloatRange(0.25, 4.0),
+    type=FiniteFloatRange(0.25, 4.0),
     help='User UI scale, multiplied with the monitor content scale.',
 )
 @click.option(
@@ -125,7 +127,7 @@ def remote_renderer_factory(connect: str, token: str | None, token_file: str | N
     default=600.0,
     show_default=True,
     metavar='SEC',
-    type=click.FloatRange(1),
+    type=FiniteFloatRange(1),
     help='Give up waiting for the first result after this many seconds (exit code 1).',
 )
 @click.option('--in-process', is_flag=True, help='Render in the GUI process instead of a separate render process.')

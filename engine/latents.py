@@ -44,11 +44,19 @@ def class_from_seed(seed: int, c_dim: int, z_dim: int = 512) -> int:
     return int(rnd.randint(int(c_dim)))
 
 
-def parse_range(s: str | int | list[int]) -> list[int]:
+MAX_RANGE_COUNT = 1_000_000  # parse_range(): most values one range string may expand to
+
+
+def parse_range(s: str | int | list[int], max_count: int = MAX_RANGE_COUNT) -> list[int]:
     """Parses a list of integers and inclusive ranges, e.g. `'0,3,5-9'` -> `[0, 3, 5, 6, 7, 8, 9]`.
 
+    Args:
+        s: The text (or an int / list of ints).
+        max_count: Most values the result may hold (checked before a range is expanded, so `0-99999999999` fails
+            at once instead of exhausting memory).
+
     Raises:
-        ValueError: On anything else (the message shows the expected form).
+        ValueError: On anything else (the message shows the expected form), or more than `max_count` values.
     """
     if isinstance(s, (list, tuple)):
         return [int(x) for x in s]
@@ -59,8 +67,16 @@ def parse_range(s: str | int | list[int]) -> list[int]:
         part = part.strip()
         m = re.fullmatch(r'(\d+)\s*-\s*(\d+)', part)
         if m and int(m.group(1)) <= int(m.group(2)):
-            values.extend(range(int(m.group(1)), int(m.group(2)) + 1))
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if len(values) + hi - lo + 1 > max_count:
+                raise ValueError(
+                    f'parse_range(): {s!r} has more than {max_count:,} values (limit); ask for fewer, e.g. {lo}-'
+                    f'{lo + min(max_count, 1000) - 1}'
+                )
+            values.extend(range(lo, hi + 1))
         elif re.fullmatch(r'-?\d+', part):
+            if len(values) >= max_count:
+                raise ValueError(f'parse_range(): {str(s)[:60]!r} has more than {max_count:,} values (limit)')
             values.append(int(part))
         else:
             raise ValueError(
@@ -73,17 +89,18 @@ def parse_vec2(s: str | tuple[float, float]) -> tuple[float, float]:
     """Parses a 2-vector `'0.1,0.2'` -> `(0.1, 0.2)`.
 
     Raises:
-        ValueError: If it is not two comma-separated numbers.
+        ValueError: If it is not two comma-separated finite numbers (NaN and infinities are refused).
     """
-    if isinstance(s, (tuple, list)) and len(s) == 2:
-        return (float(s[0]), float(s[1]))
-    parts = str(s).split(',')
     try:
+        parts = list(s) if isinstance(s, (tuple, list)) else str(s).split(',')
         if len(parts) != 2:
             raise ValueError(s)
-        return (float(parts[0]), float(parts[1]))
-    except ValueError:
+        x, y = float(parts[0]), float(parts[1])
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"parse_vec2(): value must be two numbers like '0.1,0.2', got {s!r}") from None
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise ValueError(f'parse_vec2(): value must be two finite numbers, got {s!r}')
+    return (x, y)
 
 
 def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle_deg: float = 0.0) -> np.ndarray:

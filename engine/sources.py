@@ -53,7 +53,8 @@ DEFAULT_DISPLAY_NAME = 'bundled default network'
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _URL_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
-_SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
+# kimg, with thousandths (`000000.500`) when train.py ticks are shorter than 1 kimg.
+_SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)(?:\.(\d{3}))?\.pkl$')
 _DOWNLOAD_SCHEMES = ('http', 'https')
 
 
@@ -143,7 +144,8 @@ def _snapshot_sort_key(path: pathlib.Path) -> tuple:
         mtime = path.stat().st_mtime_ns
     except OSError:
         mtime = 0
-    return (1 if m else 0, int(m.group(1)) if m else -1, mtime, path.name)
+    nimg = int(m.group(1)) * 1000 + int(m.group(2) or 0) if m else -1
+    return (1 if m else 0, nimg, mtime, path.name)
 
 
 def list_snapshots(folder: str | os.PathLike) -> list[pathlib.Path]:

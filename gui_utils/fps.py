@@ -85,6 +85,10 @@ class FrameTimer:
         self._last = now
         return dt
 
+    def restart(self) -> None:
+        """Forgets the previous frame: the next :meth:`tick` returns 0 and records no interval (after an idle wait)."""
+        self._last = None
+
     def mean_ms(self) -> float:
         """Mean interval over the window, milliseconds (0 when empty)."""
         return sum(self.times_ms) / len(self.times_ms) if self.times_ms else 0.0
@@ -93,3 +97,60 @@ class FrameTimer:
         """Frames per second implied by :meth:`mean_ms` (0 when unknown)."""
         m = self.mean_ms()
         return 1e3 / m if m > 0 else 0.0
+
+
+class IdleGate:
+    """Decides when a GUI frame loop may block waiting for events instead of drawing at the FPS limit.
+
+    Dear ImGui redraws everything every frame, so an application that polls at its FPS limit burns CPU (and, under a
+    software OpenGL such as Xvfb's, a lot of it) while nothing on screen changes. Like the "idling" modes of imgui
+    application frameworks, the loop may instead wait for the next event (:func:`glfw.wait_events_timeout`) once
+    nothing has happened for ``grace_sec`` -- input, window changes, a new request or result, an animation -- so that
+    ImGui's own short-lived effects (hover highlights, layout settling over a couple of frames) still finish. Waiting
+    ends at once on input; callers must not let the loop idle while something they poll (a pending render result)
+    may arrive, or must wake it with :func:`glfw.post_empty_event`. While idle, a wait that ends without activity
+    draws nothing, so an idle window costs only the wake-ups.
+
+    Args:
+        grace_sec: keep drawing at the FPS limit for this long after the last activity, >= 0.
+        max_wait_sec: longest single wait (the loop still ticks this often when idle), > 0.
+        clock: monotonic clock in seconds (injectable for tests).
+
+    Raises:
+        ValueError: ``grace_sec`` < 0 or ``max_wait_sec`` <= 0.
+    """
+
+    def __init__(
+        self, grace_sec: float = 0.5, max_wait_sec: float = 0.5, *, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        if not grace_sec >= 0:
+            raise ValueError(f'IdleGate(): grace_sec must be >= 0, got {grace_sec}')
+        if not max_wait_sec > 0:
+            raise ValueError(f'IdleGate(): max_wait_sec must be > 0, got {max_wait_sec}')
+        self.grace_sec = float(grace_sec)
+        self.max_wait_sec = float(max_wait_sec)
+        self.enabled = True
+        self._clock = clock
+        self._last_active = clock()
+
+    @property
+    def last_active(self) -> float:
+        """Clock time of the last activity."""
+        return self._last_active
+
+    def mark_active(self) -> None:
+        """Something happened (input, a changed request, a new result): draw at the FPS limit for a while."""
+        self._last_active = self._clock()
+
+    def wait_timeout(self, busy: bool = False) -> float | None:
+        """Seconds the next frame may block waiting for events, or None to poll (draw at the FPS limit).
+
+        Args:
+            busy: the application has work in flight or animates (counts as activity).
+        """
+        if busy or not self.enabled:
+            self.mark_active()
+            return None
+        if self._clock() - self._last_active < self.grace_sec:
+            return None
+        return self.max_wait_sec

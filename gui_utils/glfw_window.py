@@ -9,7 +9,7 @@ import warnings
 
 import glfw  # import before imgui_bundle so that pip's glfw library is used
 
-from gui_utils.fps import FpsLimiter, FrameTimer
+from gui_utils.fps import FpsLimiter, FrameTimer, IdleGate
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class GlfwWindow:
         glfw.set_drop_callback(handle, self._on_drop)
         self.fps_limiter = FpsLimiter(fps_limit)
         self.frame_timer = FrameTimer()
+        self.idle = IdleGate()
+        self.frames_drawn = 0  # frames presented by swap()
         self._vsync = False
         self.set_vsync(vsync)
         self._closed = False
@@ -147,6 +149,49 @@ class GlfwWindow:
         return out
 
     # ---- frame loop -------------------------------------------------------------------------------------------
+    def watch_input(self) -> None:
+        """Chains a callback in front of every GLFW input/window callback installed so far (call after the GUI
+        backend attached its own) that marks :attr:`idle` active, so an idle loop keeps drawing after any input."""
+        setters = (
+            glfw.set_key_callback,
+            glfw.set_char_callback,
+            glfw.set_cursor_pos_callback,
+            glfw.set_cursor_enter_callback,
+            glfw.set_mouse_button_callback,
+            glfw.set_scroll_callback,
+            glfw.set_window_size_callback,
+            glfw.set_framebuffer_size_callback,
+            glfw.set_window_focus_callback,
+            glfw.set_window_iconify_callback,
+            glfw.set_window_refresh_callback,
+            glfw.set_window_close_callback,
+            glfw.set_drop_callback,
+        )
+        for setter in setters:
+            self._chain_callback(setter)
+
+    def _chain_callback(self, setter) -> None:
+        prev: list = [None]
+
+        def callback(*args) -> None:
+            self.idle.mark_active()
+            if prev[0] is not None:
+                prev[0](*args)
+
+        prev[0] = setter(self.handle, callback)
+
+    def wait_for_activity(self, timeout: float) -> bool:
+        """Idle wait: blocks until input or a window event arrives or ``timeout`` seconds pass (no frame is drawn).
+
+        Returns:
+            True when something happened (the caller should draw a frame), False on a plain timeout. The frame
+            timer restarts either way, so the next frame reports dt = 0 and no idle time enters the frame-time plots.
+        """
+        before = self.idle.last_active
+        glfw.wait_events_timeout(max(float(timeout), 0.0))
+        self.frame_timer.restart()
+        return self.idle.last_active != before or self.should_close()
+
     def should_close(self) -> bool:
         return bool(glfw.window_should_close(self.handle))
 
@@ -156,6 +201,7 @@ class GlfwWindow:
     def swap(self) -> None:
         """Presents the frame, then sleeps to honour the FPS limit."""
         glfw.swap_buffers(self.handle)
+        self.frames_drawn += 1
         self.fps_limiter.tick()
 
     def close(self) -> None:

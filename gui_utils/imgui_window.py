@@ -49,6 +49,7 @@ class ImguiWindow(GlfwWindow):
         io.config_flags |= imgui.ConfigFlags_.nav_enable_keyboard
         self.font = io.fonts.add_font_from_file_ttf(str(FONT_PATH), BASE_FONT_PX)
         self.renderer = GlfwRenderer(self.handle, attach_callbacks=True)
+        self.watch_input()  # after the backend's callbacks: input ends an idle wait and marks activity
         imgui.style_colors_dark()
         style = imgui.get_style()
         style.window_rounding = 0.0
@@ -81,7 +82,7 @@ class ImguiWindow(GlfwWindow):
         """Polls events and starts an ImGui frame.
 
         Returns:
-            Seconds since the previous frame (:attr:`fixed_dt` instead when that is set; the frame timer behind the
+            Seconds since the previous frame, 0 after :meth:`wait_for_activity` (:attr:`fixed_dt` instead when that is set; the frame timer behind the
             performance plots always measures wall time).
         """
         dt = self.frame_timer.tick()

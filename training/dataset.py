@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
 import PIL.Image
 import torch
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.gif')  # animated GIFs: first frame
 DEFAULT_BACKGROUND = (255, 255, 255)
 
 
@@ -41,6 +42,46 @@ def _composite(color: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> 
     a = alpha.astype(np.float32)[..., None] / 255.0 if color.ndim == 3 else alpha.astype(np.float32) / 255.0
     out = color.astype(np.float32) * a + background.astype(np.float32) * (1.0 - a)
     return np.rint(out).clip(0, 255).astype(np.uint8)
+
+
+# Most pixels an image file may decode to (8192 x 8192). Checked from the header before decoding: a few-KB PNG can
+# claim 100000 x 100000 pixels (a decompression bomb) and would otherwise take 30 GB to decode.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def open_image(f, name: str) -> tuple[PIL.Image.Image, int]:
+    """Opens and decodes an image file within `MAX_IMAGE_PIXELS`; animated images give their first frame.
+
+    Args:
+        f: Binary file object.
+        name: Its name, for messages.
+
+    Returns:
+        (decoded image, number of frames in the file: > 1 for animated GIF/WebP/PNG, of which frame 0 is returned).
+
+    Raises:
+        ValueError: An image larger than `MAX_IMAGE_PIXELS` (a decompression bomb?) or an unreadable file; the
+            message names the file.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', PIL.Image.DecompressionBombWarning)
+            img = PIL.Image.open(f)
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ValueError(
+                    f'image {name!r} is {w}x{h} = {w * h:,} pixels, more than the limit of {MAX_IMAGE_PIXELS:,} '
+                    '(8192x8192; a decompression bomb?); shrink it first'
+                )
+            num_frames = int(getattr(img, 'n_frames', 1) or 1)
+            if num_frames > 1:
+                img.seek(0)
+            img.load()
+        return img, num_frames
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as e:
+        raise ValueError(f'image {name!r} is too large to decode safely ({e}); shrink it first') from None
+    except (OSError, SyntaxError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f'cannot read image {name!r}: {e}') from e
 
 
 def flatten_image(img: PIL.Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> np.ndarray:
@@ -237,6 +278,9 @@ class Dataset(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------
 
 
+MAX_CLASSES = 65536  # class labels (one-hot width) a dataset may use; what a network's c_dim may be
+
+
 class ImageFolderDataset(Dataset):
     """Dataset read from a zip (stored or deflated) or a folder (recursively) of PNG/JPG/BMP/WEBP images.
 
@@ -346,10 +390,9 @@ class ImageFolderDataset(Dataset):
         fname = self._image_fnames[raw_idx]
         try:
             with self._open_file(fname) as f:
-                img = PIL.Image.open(f)
-                img.load()
-        except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise DatasetError(f'ImageFolderDataset(): cannot read image {fname!r} in {self._path!r}: {e}') from e
+                img, _num_frames = open_image(f, fname)
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise DatasetError(f'ImageFolderDataset(): {e} (in {self._path!r})') from e
         image = image_to_chw(flatten_image(img))  # [C, H, W]
         expected = getattr(self, '_raw_shape', None)
         if expected is not None and list(image.shape) != list(expected[1:]):
@@ -381,10 +424,32 @@ class ImageFolderDataset(Dataset):
                 f'ImageFolderDataset(): dataset.json in {self._path!r} has no label for {len(missing)} image(s), '
                 f'e.g. {missing[0]!r}; fix dataset.json or use use_labels=False'
             )
-        arr = np.array([labels[f] for f in self._image_fnames])
+        try:
+            arr = np.array([labels[f] for f in self._image_fnames], dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise DatasetError(
+                f'ImageFolderDataset(): labels in dataset.json in {self._path!r} must be numbers (class indices or '
+                'flat float vectors of one length), got other values; fix dataset.json or train with --cond=False'
+            ) from None
         if arr.ndim not in (1, 2):
             raise DatasetError(
                 f'ImageFolderDataset(): labels in dataset.json must be ints or flat float vectors, got shape '
                 f'{list(arr.shape[1:])} per image in {self._path!r}'
             )
-        return arr.astype({1: np.int64, 2: np.float32}[arr.ndim])
+        if arr.ndim == 1:
+            bad = ~((arr >= 0) & (arr < MAX_CLASSES) & (arr == np.round(arr)))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise DatasetError(
+                    f'ImageFolderDataset(): class labels in dataset.json must be whole numbers in [0, {MAX_CLASSES}), '
+                    f'got {float(arr[i]):g} for {self._image_fnames[i]!r} in {self._path!r}; fix dataset.json'
+                )
+            return arr.astype(np.int64)
+        bad_rows = ~np.isfinite(arr.astype(np.float32)).all(axis=1)
+        if bad_rows.any():
+            i = int(np.argmax(bad_rows))
+            raise DatasetError(
+                f'ImageFolderDataset(): label vectors in dataset.json must hold finite float32 numbers, got '
+                f'{arr[i].tolist()[:8]} for {self._image_fnames[i]!r} in {self._path!r}; fix dataset.json'
+            )
+        return arr.astype(np.float32)

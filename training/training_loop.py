@@ -11,7 +11,8 @@ Maths and schedule (sources):
 - Gradients are averaged over processes (torch.distributed all-reduce); only rank 0 writes files.
 
 Outputs in `run_dir` (REFERENCE.md section 4): log.txt, training_options.json, reals.png, fakes_init.png,
-fakes<kimg:06d>.png, network-snapshot-<kimg:06d>.pkl, stats.jsonl, metric-<name>.jsonl, TensorBoard events (only
+fakes<kimg:06d>.png, network-snapshot-<kimg:06d>.pkl (with thousandths, `<kimg:06d>.<images:03d>`, when ticks are
+shorter than 1 kimg; an existing file is never overwritten), stats.jsonl, metric-<name>.jsonl, TensorBoard events (only
 when tensorboard is importable).
 
 (Longer than 600 lines: the loop, its helpers and the process launcher stay in the one module the reference layout
@@ -24,6 +25,7 @@ import copy
 import importlib
 import json
 import logging
+import math
 import os
 import pathlib
 import pickle
@@ -43,7 +45,10 @@ from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_RE = re.compile(r'network-snapshot-(\d+)\.pkl$')
+# `network-snapshot-<kimg:06d>.pkl`, or `network-snapshot-<kimg:06d>.<images:03d>.pkl` (kimg with thousandths) when
+# ticks are shorter than 1 kimg, so that every tick's snapshot has its own name.
+SNAPSHOT_RE = re.compile(r'network-snapshot-(\d+)(?:\.(\d{3}))?\.pkl$')
+_STALE_TMP_RE = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$')  # write_atomic's temporaries: .<name>.<pid>.<hex>.tmp
 
 
 class TrainingError(ValueError):
@@ -112,9 +117,54 @@ def lazy_reg_opt_kwargs(opt_kwargs: dict, reg_interval: int | None) -> dict:
 
 
 def snapshot_kimg_from_name(path: str | os.PathLike) -> float | None:
-    """kimg encoded in a `network-snapshot-<kimg:06d>.pkl` file name, or None."""
+    """kimg encoded in a `network-snapshot-<kimg:06d>[.<images:03d>].pkl` file name, or None."""
     m = SNAPSHOT_RE.search(os.path.basename(os.fspath(path)))
-    return float(m.group(1)) if m else None
+    return float(m.group(1)) + (int(m.group(2)) / 1000 if m.group(2) else 0.0) if m else None
+
+
+def progress_tag(cur_nimg: int, kimg_per_tick: float) -> str:
+    """The `<kimg>` part of snapshot names: `000012`, or `000000.500` (kimg with thousandths) when ticks are shorter
+    than 1 kimg, so that consecutive ticks never share a name."""
+    if kimg_per_tick >= 1:
+        return f'{cur_nimg // 1000:06d}'
+    return f'{cur_nimg // 1000:06d}.{cur_nimg % 1000:03d}'
+
+
+def unused_path(path: pathlib.Path) -> pathlib.Path:
+    """`path` when no file has that name, else `<stem>-2<suffix>`, `-3`, ... (outputs are never overwritten)."""
+    n = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f'{path.stem}-{n}{path.suffix}')
+        n += 1
+    return candidate
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """Removes temporaries `write_atomic` left in `folder` when a run was killed (`.<name>.<pid>.<hex>.tmp` whose
+    process no longer exists); returns what was removed. Files of live processes and all other files are kept."""
+    removed: list[pathlib.Path] = []
+    d = pathlib.Path(folder)
+    if not d.is_dir():
+        return removed
+    for p in d.iterdir():
+        m = _STALE_TMP_RE.match(p.name)
+        if m is None or not p.is_file():
+            continue
+        pid = int(m.group(1))
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # a live process (maybe another run writing here): not stale
+            except ProcessLookupError:
+                pass
+            except (PermissionError, OverflowError):
+                continue
+        if pid == os.getpid():
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def write_atomic(path: str | os.PathLike, write_fn) -> None:
@@ -216,10 +266,38 @@ def load_resume(resume_pkl: str, img_resolution: int | None = None) -> tuple[dic
     progress = data.get('progress')
     kimg: float | None
     if isinstance(progress, dict) and 'cur_nimg' in progress:
-        kimg = int(progress['cur_nimg']) / 1000
+        kimg = _checked_nimg(progress['cur_nimg'], path) / 1000
     else:
         kimg = snapshot_kimg_from_name(path)
     return data, kimg
+
+
+def _remove_stale(run_dir: pathlib.Path, resume_pkl: str | None) -> None:
+    """Start/resume: removes temporaries a killed run left in the run directory and beside the resume file."""
+    folders = [run_dir]
+    if resume_pkl is not None and '://' not in str(resume_pkl):
+        resume = pathlib.Path(resume_pkl).expanduser()
+        folders.append(resume if resume.is_dir() else resume.parent)
+    for folder in dict.fromkeys(folders):
+        for p in remove_stale_temporaries(folder):
+            logger.info('Removed a temporary file a killed run left behind: %s', p)
+
+
+_MAX_NIMG = 10**12  # 1e9 kimg: far beyond any real run
+
+
+def _checked_nimg(value: Any, path: pathlib.Path) -> int:
+    """`progress.cur_nimg` of a resume file as a whole number of images in [0, 1e12], else a TrainingError naming
+    the file."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(float(value)) and float(value) == int(value) and 0 <= int(value) <= _MAX_NIMG
+    if not ok:
+        raise TrainingError(
+            f'load_resume(): progress.cur_nimg in {path} must be a whole number of images in [0, {_MAX_NIMG:.0e}], got '
+            f'{str(value)[:60]!r}; the file is damaged or was not written by train.py. Resume from another snapshot, '
+            'or pass resume_kimg to training_loop() to say where training stands'
+        )
+    return int(value)
 
 
 # ----------------------------------------------------------------------------
@@ -344,6 +422,7 @@ def training_loop(
     handler: logging.Handler | None = None
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale(run_dir, resume_pkl)
         handler = logging.FileHandler(run_dir / 'log.txt', encoding='utf-8')
         handler.setFormatter(logging.Formatter('%(message)s'))
         logger.addHandler(handler)
@@ -434,7 +513,9 @@ def _resume_into(resume_pkl, G, D, G_ema, augment_pipe, resolution, rank):
     return kimg
 
 
-def _save_snapshot(run_dir, cur_nimg, cur_tick, batch_idx, modules, training_set_kwargs, num_gpus, rank):
+def _save_snapshot(
+    run_dir, cur_nimg, cur_tick, batch_idx, modules, training_set_kwargs, num_gpus, rank, kimg_per_tick=4.0
+):
     snapshot_data: dict[str, Any] = dict(training_set_kwargs=dict(training_set_kwargs))
     for name, module in modules:
         if module is not None:
@@ -443,7 +524,7 @@ def _save_snapshot(run_dir, cur_nimg, cur_tick, batch_idx, modules, training_set
             module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
         snapshot_data[name] = module
     snapshot_data['progress'] = dict(cur_nimg=int(cur_nimg), cur_tick=int(cur_tick), batch_idx=int(batch_idx))
-    path = run_dir / f'network-snapshot-{cur_nimg // 1000:06d}.pkl'
+    path = unused_path(run_dir / f'network-snapshot-{progress_tag(cur_nimg, kimg_per_tick)}.pkl')
     if rank == 0:
         write_atomic(path, lambda f: pickle.dump(snapshot_data, f))
     return path, snapshot_data
@@ -698,13 +779,22 @@ def _train(s) -> dict:
         # Image snapshot.
         if s.rank == 0 and s.image_snapshot_ticks is not None and (done or cur_tick % s.image_snapshot_ticks == 0):
             images = generate_grid(s.G_ema, s.grid_z, s.grid_c)
-            save_image_grid(images, s.run_dir / f'fakes{cur_nimg // 1000:06d}.png', [-1, 1], s.grid_size)
+            fakes = unused_path(s.run_dir / f'fakes{progress_tag(cur_nimg, s.kimg_per_tick)}.png')
+            save_image_grid(images, fakes, [-1, 1], s.grid_size)
 
         # Network snapshot and metrics.
         if s.network_snapshot_ticks is not None and (done or cur_tick % s.network_snapshot_ticks == 0):
             modules = [('G', s.G), ('D', s.D), ('G_ema', s.G_ema), ('augment_pipe', s.augment_pipe)]
             snapshot_pkl, snapshot_data = _save_snapshot(
-                s.run_dir, cur_nimg, cur_tick, batch_idx, modules, s.training_set_kwargs, s.num_gpus, s.rank
+                s.run_dir,
+                cur_nimg,
+                cur_tick,
+                batch_idx,
+                modules,
+                s.training_set_kwargs,
+                s.num_gpus,
+                s.rank,
+                kimg_per_tick=s.kimg_per_tick,
             )
             if s.metrics:
                 _info(s.rank, 'Evaluating metrics...')

@@ -279,13 +279,23 @@ class Visualizer:
         return self._quit_code or 0
 
     def frame(self) -> None:
-        """One GUI frame."""
+        """One GUI frame; when nothing changes, first an idle wait that may end without drawing (gui_utils IdleGate)."""
         win = self.window
+        timeout = win.idle.wait_timeout(busy=self._is_busy())
+        if timeout is not None and not win.wait_for_activity(timeout):
+            result = self.renderer.get_result()  # e.g. a notice that the render process restarted
+            if result is None:
+                return
+            self._on_result(result)
         dt = win.begin_frame()
         self._poll_renderer()
         dropped = win.pop_dropped()
         if dropped:
-            self.pickle.handle_drop(dropped)
+            latent_files = [p for p in dropped if str(p).lower().endswith(('.npz', '.npy'))]
+            if latent_files:  # W / W+ latents go to the Latent pane, everything else to the Network pane
+                self.latent.load_w(latent_files[0])
+            if len(latent_files) < len(dropped):
+                self.pickle.handle_drop([p for p in dropped if p not in latent_files])
         if self.script is not None:
             self.script.step(self)
         self._apply_performance_settings()
@@ -304,12 +314,24 @@ class Visualizer:
         if img is not None:
             self._handle_readback(img)
 
+    def _is_busy(self) -> bool:
+        """Whether frames must run at the FPS limit: a render in flight, a script, a pending capture, an animation
+        switched on (widget state keys ``*anim``) or text entry (blinking cursor). Changed requests and new results
+        count through ``window.idle.mark_active()``; code that changes state from outside the frame loop calls it
+        too (and ``glfw.post_empty_event()`` from another thread)."""
+        if self.script is not None or self._screenshots or self._gui_capture or self.renderer.is_busy:
+            return True
+        if any(getattr(w, k, False) is True for w in self.widgets for k in w.STATE_KEYS if k.endswith('anim')):
+            return True
+        return bool(imgui.get_current_context() is not None and imgui.get_io().want_text_input)
+
     def _poll_renderer(self) -> None:
         result = self.renderer.get_result()
         if result is not None:
             self._on_result(result)
 
     def _on_result(self, result: RenderResult) -> None:
+        self.window.idle.mark_active()
         old = self.view
         self.view = old.advance(result, self._requests.get(result.stamp))
         if self.view.net is not None and self.view.net != old.net:
@@ -341,6 +363,7 @@ class Visualizer:
         """Keeps the request the renderer numbered ``stamp`` (so a result finds the request it answers)."""
         if stamp is None:
             return
+        self.window.idle.mark_active()
         req = req.replace(stamp=stamp)
         self._requests[stamp] = req
         while len(self._requests) > 256:

@@ -1,11 +1,11 @@
-"""gui_utils pure parts: FPS limiter schedule, frame timer, image conversion for texture upload, UI scale."""
+"""gui_utils pure parts: FPS limiter schedule, frame timer, idle gate, image conversion for texture upload, UI scale."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gui_utils.fps import FpsLimiter, FrameTimer
+from gui_utils.fps import FpsLimiter, FrameTimer, IdleGate
 
 
 class FakeClock:
@@ -74,3 +74,42 @@ def test_gui_utils_as_rgba_u8_and_ui_scale():
     assert compute_ui_scale(2.0, 10.0) == 4.0
     with pytest.raises(ValueError, match='user_scale'):
         compute_ui_scale(1.0, 0.0)
+
+
+def test_gui_utils_idle_gate_waits_only_after_grace():
+    clock = FakeClock()
+    gate = IdleGate(grace_sec=0.5, max_wait_sec=0.25, clock=clock)
+    assert gate.wait_timeout() is None  # just created: counts as activity
+    clock.t = 0.49
+    assert gate.wait_timeout() is None
+    clock.t = 0.51
+    assert gate.wait_timeout() == 0.25  # quiet for longer than the grace period: wait for events
+    gate.mark_active()  # input / a new request / a new result
+    assert gate.last_active == 0.51
+    assert gate.wait_timeout() is None
+    clock.t = 5.0
+    assert gate.wait_timeout(busy=True) is None  # busy (render in flight, animation) counts as activity
+    clock.t = 5.4
+    assert gate.wait_timeout() is None
+    clock.t = 5.6
+    assert gate.wait_timeout() == 0.25
+    gate.enabled = False
+    assert gate.wait_timeout() is None
+
+
+@pytest.mark.parametrize('kwargs', [dict(grace_sec=-1), dict(max_wait_sec=0), dict(max_wait_sec=float('nan'))])
+def test_gui_utils_idle_gate_rejects_bad_args(kwargs):
+    with pytest.raises(ValueError, match='IdleGate'):
+        IdleGate(**kwargs)
+
+
+def test_gui_utils_frame_timer_restart_after_idle():
+    clock = FakeClock()
+    timer = FrameTimer(clock=clock)
+    timer.tick()
+    clock.t = 0.02
+    assert timer.tick() == pytest.approx(0.02)
+    timer.restart()  # an idle wait of 3 s follows
+    clock.t = 3.0
+    assert timer.tick() == 0.0
+    assert list(timer.times_ms) == [pytest.approx(20.0)]  # the wait is not a frame time

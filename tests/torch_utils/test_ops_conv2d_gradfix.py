@@ -107,3 +107,53 @@ def test_no_weight_gradients_restores_on_error():
         with G.no_weight_gradients():
             raise RuntimeError('boom')
     assert not G.weight_gradients_disabled
+
+
+# ----------------------------------------------------------------------------
+# Winograd F(6x6, 3x3) fast path for float32 CPU inference (torch_utils/ops/_cpu_conv.py).
+
+WINOGRAD_RTOL_OF_MAX = 1e-4  # |winograd - direct| <= this * max|direct| (measured about 1.5e-5)
+
+
+@pytest.mark.parametrize(
+    'n, groups, ci, co, size, padding, bias',
+    [
+        (1, 1, 128, 96, 33, 2, False),  # SG3 'full' 3x3 conv (padding 2), odd size
+        (1, 2, 96, 128, 32, 1, True),  # modulated-conv batch trick: [1, N*I, H, W], groups = N
+        (2, 1, 100, 100, 35, 0, True),  # batch > 1, no padding
+    ],
+)
+def test_winograd_matches_direct(n, groups, ci, co, size, padding, bias, close_report):
+    from torch_utils.ops import _cpu_conv
+
+    if not _cpu_conv.available():
+        pytest.skip('NNPACK is not available in this torch build')
+    torch.manual_seed(0)
+    x = torch.randn([n, ci * groups, size, size])
+    w = torch.randn([co * groups, ci, 3, 3])
+    b = torch.randn([co * groups]) if bias else None
+    assert _cpu_conv.applies(x, w, b, 1, padding, 1, groups)
+    y = G.conv2d(x, w, b, padding=padding, groups=groups)
+    y_ref = F.conv2d(x.double(), w.double(), None if b is None else b.double(), padding=padding, groups=groups)
+    close_report(y.double(), y_ref, atol=WINOGRAD_RTOL_OF_MAX * float(y_ref.abs().max()), rtol=0, name='winograd')
+
+
+def test_winograd_gate():
+    """Only float32 CPU inference 3x3 stride-1 convs of large images/channels; never under default_impl('ref')."""
+    from torch_utils import ops
+    from torch_utils.ops import _cpu_conv
+
+    x, w = torch.randn([1, 128, 40, 40]), torch.randn([128, 128, 3, 3])
+    ok = _cpu_conv.available()
+    assert _cpu_conv.applies(x, w, None, 1, 1, 1, 1) == ok
+    with ops.default_impl('ref'):
+        assert not _cpu_conv.applies(x, w, None, 1, 1, 1, 1)
+    assert not _cpu_conv.applies(x.double(), w.double(), None, 1, 1, 1, 1)
+    assert not _cpu_conv.applies(x, w.requires_grad_(), None, 1, 1, 1, 1)  # autograd: the plain conv
+    w = w.detach()
+    assert not _cpu_conv.applies(x, w, None, 2, 1, 1, 1)  # strided
+    assert not _cpu_conv.applies(x, w, None, 1, 1, 2, 1)  # dilated
+    assert not _cpu_conv.applies(x, w[:, :, :1, :1], None, 1, 0, 1, 1)  # 1x1
+    assert not _cpu_conv.applies(x[:, :, :8, :8], w, None, 1, 1, 1, 1)  # small image: oneDNN is faster
+    assert not _cpu_conv.applies(x[:, :16], w[:16, :16], None, 1, 1, 1, 1)  # few channels
+    assert not _cpu_conv.applies(x, w, None, 1, 3, 1, 1)  # padding beyond the kernel support

@@ -319,3 +319,13 @@ def test_select_impl_is_the_one_dispatch():
         assert FL._select_impl('auto', x.double(), f, f, None) == ('fast', True)
     with pytest.raises(ValueError, match='impl'):
         FL._select_impl('cuda', x, f, f, None)
+
+
+def test_cpp_not_under_torch_compile(monkeypatch):
+    """The kernel takes raw pointers: while torch.compile traces, 'auto' must pick the traceable PyTorch path."""
+    from torch_utils.ops import _cpu_kernels
+
+    x, f = torch.zeros([1, 2, 8, 8]), torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8  # 1-D (separable) filter
+    assert _cpu_kernels.supported(x, f, f, None)
+    monkeypatch.setattr(torch.compiler, 'is_compiling', lambda: True)
+    assert not _cpu_kernels.supported(x, f, f, None)

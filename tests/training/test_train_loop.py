@@ -59,7 +59,14 @@ def sg2_run(dataset16, tmp_path_factory):
 def test_sg2_outputs_losses_and_snapshot(sg2_run):
     run_dir, result = sg2_run
     assert result['cur_nimg'] == 8
-    for name in ['log.txt', 'training_options.json', 'reals.png', 'fakes_init.png', 'fakes000000.png', 'stats.jsonl']:
+    for name in [
+        'log.txt',
+        'training_options.json',
+        'reals.png',
+        'fakes_init.png',
+        'fakes000000.008.png',
+        'stats.jsonl',
+    ]:
         assert (run_dir / name).is_file(), name
     stats = read_stats(run_dir)
     assert len(stats) == 2  # Ticks after the first iteration and at the end.
@@ -70,7 +77,7 @@ def test_sg2_outputs_losses_and_snapshot(sg2_run):
     options = json.loads((run_dir / 'training_options.json').read_text())
     assert options['G_reg_interval'] == 4 and options['loss_kwargs']['pl_weight'] == 2
 
-    snapshot = run_dir / 'network-snapshot-000000.pkl'
+    snapshot = run_dir / 'network-snapshot-000000.008.pkl'  # kimg with thousandths: ticks < 1 kimg
     with open(snapshot, 'rb') as f:
         data = pickle.load(f)  # The standard pickle module (our persistent classes).
     assert set(data) >= {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}
@@ -81,10 +88,41 @@ def test_sg2_outputs_losses_and_snapshot(sg2_run):
 def test_snapshot_loads_in_safe_mode(sg2_run):
     loading = pytest.importorskip('engine.loading')
     run_dir, _ = sg2_run
-    data = loading.load_network_pkl(run_dir / 'network-snapshot-000000.pkl')
+    data = loading.load_network_pkl(run_dir / 'network-snapshot-000000.008.pkl')
     G = data['G_ema']
     img = G(torch.randn([1, G.z_dim]), torch.zeros([1, G.c_dim]), noise_mode='const')
     assert img.shape == (1, 3, 16, 16) and torch.isfinite(img).all()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_every_tick_snapshot_survives_below_one_kimg(sg2_run):
+    """Issue 11 item 5: ticks of 4 images used to write network-snapshot-000000.pkl twice (the second overwrote)."""
+    run_dir, _ = sg2_run
+    snapshots = sorted(p.name for p in run_dir.glob('network-snapshot-*.pkl'))
+    assert snapshots == ['network-snapshot-000000.004.pkl', 'network-snapshot-000000.008.pkl']
+    nimg = [pickle.loads((run_dir / name).read_bytes())['progress']['cur_nimg'] for name in snapshots]
+    assert nimg == [4, 8]
+    assert sorted(p.name for p in run_dir.glob('fakes0*.png')) == ['fakes000000.004.png', 'fakes000000.008.png']
+    from engine import loading
+
+    assert loading.resolve_source(run_dir).name == 'network-snapshot-000000.008.pkl'  # newest by image count
+    assert training_loop.snapshot_kimg_from_name('network-snapshot-000002.500.pkl') == 2.5
+
+
+def test_snapshot_names_never_overwrite(tmp_path):
+    assert training_loop.progress_tag(12_345, 4) == '000012'
+    assert training_loop.progress_tag(12_345, 0.5) == '000012.345'
+    (tmp_path / 'network-snapshot-000012.pkl').write_bytes(b'old')
+    path = training_loop.unused_path(tmp_path / 'network-snapshot-000012.pkl')
+    assert path.name == 'network-snapshot-000012-2.pkl'
 
 
 def test_resume_continues_kimg(sg2_run, tmp_path):
@@ -92,17 +130,38 @@ def test_resume_continues_kimg(sg2_run, tmp_path):
     data = json.loads((run_dir / 'training_options.json').read_text())['training_set_kwargs']['path']
     c = tiny_options('stylegan2', pathlib.Path(data), kimg=0.012, resume=str(run_dir))
     c['image_snapshot_ticks'] = None
+    # Issue 11 item 6: temporaries of a killed run (beside the resume file and in the output dir) are removed.
+    dead = _dead_pid()
+    stale = [run_dir / f'.fakes000000.png.{dead}.0123abcd.tmp', tmp_path / 'resumed' / f'.x.pkl.{dead}.89abcdef.tmp']
+    stale[1].parent.mkdir()
+    live = run_dir / '.network-snapshot-000001.pkl.1.0123abcd.tmp'  # pid 1 is alive: another run's file, kept
+    for p in stale + [live]:
+        p.write_bytes(b'partial')
     result = training_loop.launch_training(c, run_dir=tmp_path / 'resumed', device='cpu')
+    assert not any(p.exists() for p in stale) and live.exists()
+    live.unlink()
     assert result['cur_nimg'] == 12  # 8 from the snapshot + one batch of 4.
     stats = read_stats(tmp_path / 'resumed')
     assert stats[0]['Progress/kimg']['mean'] == pytest.approx(0.012)
     assert 'from 0.008 kimg' in (tmp_path / 'resumed' / 'log.txt').read_text()
 
 
+@pytest.mark.parametrize('value', [-(10**9), float('nan'), 'abc', 10**20, 2.5, True, None])
+def test_resume_with_bad_progress_names_the_file(sg2_run, tmp_path, value):
+    """Issue 11 item 7: progress.cur_nimg must be a whole number of images; the error names the file."""
+    run_dir, _ = sg2_run
+    data = pickle.loads((run_dir / 'network-snapshot-000000.008.pkl').read_bytes())
+    data['progress']['cur_nimg'] = value
+    path = tmp_path / 'bad-progress.pkl'
+    path.write_bytes(pickle.dumps(data))
+    with pytest.raises(TrainingError, match=r'progress\.cur_nimg in .*bad-progress\.pkl must be a whole number'):
+        training_loop.load_resume(str(path))
+
+
 def test_resume_other_resolution_is_a_clear_error(sg2_run):
     run_dir, _ = sg2_run
     with pytest.raises(TrainingError, match='resolution 32'):
-        training_loop.load_resume(str(run_dir / 'network-snapshot-000000.pkl'), img_resolution=32)
+        training_loop.load_resume(str(run_dir / 'network-snapshot-000000.008.pkl'), img_resolution=32)
 
 
 @pytest.mark.parametrize('cfg', ['stylegan3-t', 'stylegan3-r'])
@@ -113,7 +172,7 @@ def test_sg3_presets_one_tick(cfg, dataset16, tmp_path):
     assert result['cur_nimg'] == 4 and result['augment_p'] == 0.5
     stats = read_stats(tmp_path / cfg)
     assert math.isfinite(stats[-1]['Loss/G/loss']['mean']) and math.isfinite(stats[-1]['Loss/D/loss']['mean'])
-    assert (tmp_path / cfg / 'network-snapshot-000000.pkl').is_file()
+    assert (tmp_path / cfg / 'network-snapshot-000000.004.pkl').is_file()
     options = json.loads((tmp_path / cfg / 'training_options.json').read_text())
     if cfg == 'stylegan3-r':
         assert options['G_kwargs']['conv_kernel'] == 1 and options['loss_kwargs']['blur_init_sigma'] == 10
@@ -167,7 +226,7 @@ def test_schedule_helpers():
 
 def test_resume_other_architecture_is_a_clear_error(sg2_run, dataset16, tmp_path):
     run_dir, _ = sg2_run
-    c = tiny_options('stylegan3-t', dataset16, resume=str(run_dir / 'network-snapshot-000000.pkl'))
+    c = tiny_options('stylegan3-t', dataset16, resume=str(run_dir / 'network-snapshot-000000.008.pkl'))
     c['image_snapshot_ticks'] = c['network_snapshot_ticks'] = None
     with pytest.raises(TrainingError, match='--cfg'):
         training_loop.launch_training(c, run_dir=tmp_path / 'bad', device='cpu')

@@ -1,6 +1,7 @@
 """Fused float32 CPU forward kernel of ``filtered_lrelu`` (``impl='cpp'``; private).
 
-The C++ source (``filtered_lrelu_cpu.cpp``, std::threads over image planes, compiler-vectorised row passes) is built by
+The C++ source (``filtered_lrelu_cpu.cpp``, image planes spread over torch's OpenMP threads (std::threads where torch
+or the compiler is not GNU OpenMP), compiler-vectorised row passes) is built by
 ``torch_utils.custom_ops.get_plugin`` on the first call that needs it -- never at import time -- and cached per
 source/toolchain. ``impl='auto'`` starts the build in a background thread and uses the plain-PyTorch ``'fast'`` path
 until the kernel is loaded; when it cannot be built (no compiler, no ninja, a failed build) one warning names the
@@ -22,9 +23,25 @@ _state: dict[str, object] = {}  # 'thread', then 'module' or 'error'; process-wi
 _state_lock = threading.Lock()
 
 
+def _uses_gnu_openmp() -> bool:
+    """Whether the kernel can join torch's own OpenMP team: Linux, torch's ATen backend is OpenMP (its wheels bundle
+    libgomp, soname libgomp.so.1, which the kernel's -fopenmp link then resolves to) and the compiler is GCC (clang
+    would link LLVM's libomp: a second runtime whose threads would spin next to torch's)."""
+    import sys
+
+    from torch_utils import custom_ops
+
+    if not sys.platform.startswith('linux') or 'ATen parallel backend: OpenMP' not in torch.__config__.parallel_info():
+        return False
+    cxx = custom_ops.find_compiler()
+    return cxx is not None and 'clang' not in pathlib.Path(cxx).name
+
+
 def _build_kwargs() -> dict:
+    openmp = ['-fopenmp'] if _uses_gnu_openmp() else []
     return dict(
-        extra_cflags=['-O3', '-march=native', '-ffp-contract=fast', '-fno-math-errno'],
+        extra_cflags=['-O3', '-march=native', '-ffp-contract=fast', '-fno-math-errno', *openmp],
+        extra_ldflags=openmp,
     )
 
 
@@ -92,8 +109,10 @@ def available() -> bool:
 
 
 def supported(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor | None) -> bool:
-    """Whether the kernel handles these arguments: float32 CPU, no autograd, fu 1-D/None, fd 1-D/2-D/None (square)."""
-    if x.device.type != 'cpu' or x.dtype != torch.float32:
+    """Whether the kernel handles these arguments: float32 CPU, no autograd, fu 1-D/None, fd 1-D/2-D/None (square),
+    and not while ``torch.compile`` traces (the kernel takes raw pointers, which the compiler cannot follow; the
+    traced graph uses the plain-PyTorch path instead)."""
+    if x.device.type != 'cpu' or x.dtype != torch.float32 or torch.compiler.is_compiling():
         return False
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, fu, fd, b)):
         return False

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from . import _cpu_conv
+
 __all__ = ['enabled', 'weight_gradients_disabled', 'no_weight_gradients', 'conv2d', 'conv_transpose2d']
 
 #: Reference-compatible switch (the reference training loop sets it to True). When False, the wrappers are exactly
@@ -82,8 +84,12 @@ def conv2d(
         bias: [O] or None.
 
     Returns:
-        [N, O, H', W'] (cross-correlation, as in PyTorch).
+        [N, O, H', W'] (cross-correlation, as in PyTorch). Float32 CPU inference 3x3 convolutions of large enough
+        images run by Winograd F(6x6, 3x3) (``_cpu_conv.py``; about 1e-5 relative difference), except inside
+        ``torch_utils.ops.default_impl('ref')``.
     """
+    if _cpu_conv.applies(input, weight, bias, stride, padding, dilation, groups):
+        return _cpu_conv.conv2d(input, weight, bias, padding, groups)
     return F.conv2d(input, _gate(weight), bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 

@@ -71,15 +71,17 @@ def filtered_lrelu(
         slope: Leaky ReLU slope for negative inputs (1 = linear).
         clamp: Clamp after the gain to ``[-clamp, clamp]``; None = no clamp.
         flip_filter: Correlate with ``fu``/``fd`` instead of convolving.
-        impl: 'auto', 'ref', 'fast' or 'cpp'.
+        impl: 'auto', 'ref', 'fast', 'cpp' or 'triton'.
 
     Returns:
         Tensor [N, C, out_h, out_w] with the dtype and device of ``x``.
 
     Raises:
-        ValueError: Bad shapes, factors, padding, impl, an empty output, or ``impl='cpp'`` outside its domain.
+        ValueError: Bad shapes, factors, padding, impl, an empty output, or ``impl='cpp'``/``'triton'`` outside
+            its domain.
         TypeError: Non-floating ``x``.
         torch_utils.custom_ops.PluginBuildError: ``impl='cpp'`` and the kernel cannot be built.
+        ImportError: ``impl='triton'`` without the triton package.
     """
     _op_utils.check_x(x, 'filtered_lrelu')
     for name, v in (('up', up), ('down', down)):
@@ -158,8 +160,8 @@ def _select_impl(
                 return 'cpp', explicit == 'auto'
         elif explicit == 'cpp':
             raise ValueError(
-                "filtered_lrelu(): impl='cpp' needs float32 CPU tensors without autograd, a 1-D fu and a 1-D or "
-                "square 2-D fd; use impl='fast' or 'auto'"
+                "filtered_lrelu(): impl='cpp' needs float32 CPU tensors without autograd (outside torch.compile), "
+                "a 1-D fu and a 1-D or square 2-D fd; use impl='fast' or 'auto'"
             )
         if impl == 'cpp':
             impl = 'fast'

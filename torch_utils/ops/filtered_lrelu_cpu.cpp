@@ -22,6 +22,11 @@
 
 #include <atomic>
 #include <thread>
+#include <type_traits>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 
@@ -36,10 +41,27 @@ inline vfloat load(const float* p) {  // unaligned load
     return v;
 }
 
-// acc[q] += w * src[q*kVec : (q+1)*kVec] for q < kNumVec.
+// acc[q] += w * src[q*kVec : (q+1)*kVec] for q < NV.
+template <int NV>
 inline void axpy_block(vfloat* acc, float w, const float* src) {
     const vfloat wv = vfloat{} + w;
-    for (int q = 0; q < kNumVec; ++q) acc[q] += wv * load(src + q * kVec);
+    for (int q = 0; q < NV; ++q) acc[q] += wv * load(src + q * kVec);
+}
+
+// Calls f(c0, std::integral_constant<int, NV>) over columns [0, L): blocks of kNumVec vectors, then one block of
+// just enough vectors for the rest (so that a 36-column row costs 5 vectors, not 8). Columns up to the next
+// multiple of kVec are computed (and stored) too; buffers have a whole block of slack.
+template <typename F>
+inline void for_blocks(int L, F&& f) {
+    int c0 = 0;
+    for (; c0 + kBlock <= L; c0 += kBlock) f(c0, std::integral_constant<int, kNumVec>{});
+    switch ((L - c0 + kVec - 1) / kVec) {
+        case 1: f(c0, std::integral_constant<int, 1>{}); break;
+        case 2: f(c0, std::integral_constant<int, 2>{}); break;
+        case 3: f(c0, std::integral_constant<int, 3>{}); break;
+        case 4: f(c0, std::integral_constant<int, 4>{}); break;
+        default: break;
+    }
 }
 
 // Row stride of a buffer of rows of `len` floats: whole blocks plus slack, so full-block reads never overrun.
@@ -48,9 +70,10 @@ inline int stride(int len) { return (len + kBlock - 1) / kBlock * kBlock + kBloc
 struct Epilogue {
     bool active;
     float slope, gain, clamp;  // clamp < 0: none
-    // Applies leaky ReLU * gain and the clamp to a block and stores all kBlock values (rows are padded).
+    // Applies leaky ReLU * gain and the clamp to NV vectors and stores them (rows are padded).
+    template <int NV>
     inline void store(float* dst, const vfloat* acc) const {
-        for (int q = 0; q < kNumVec; ++q) {
+        for (int q = 0; q < NV; ++q) {
             vfloat v = acc[q];
             if (active) {
                 v = (v < 0.f) ? v * slope : v;
@@ -84,11 +107,12 @@ void row_pass(const float* in, int n_in, int L, int in_stride, float* out, int n
             ++n;
         }
         float* dst = out + (int64_t)j * out_stride;
-        for (int c0 = 0; c0 < L; c0 += kBlock) {
-            vfloat accv[kNumVec] = {};
-            for (int i = 0; i < n; ++i) axpy_block(accv, taps[i], rows[i] + c0);
-            epi.store(dst + c0, accv);
-        }
+        for_blocks(L, [&](int c0, auto nv) {
+            constexpr int NV = decltype(nv)::value;
+            vfloat accv[NV] = {};
+            for (int i = 0; i < n; ++i) axpy_block<NV>(accv, taps[i], rows[i] + c0);
+            epi.template store<NV>(dst + c0, accv);
+        });
         for (int c = L; c < Lb; ++c) dst[c] = 0.f;
     }
 }
@@ -110,11 +134,12 @@ void col_up_pass(const float* in, int R, int is, float* out, int64_t phase_strid
             const float* src = in + (int64_t)r * is + base;
             const bool direct = up == down;
             float* dst = direct ? out + ph * phase_stride + (int64_t)r * os : tmp;
-            for (int q0 = 0; q0 < Q; q0 += kBlock) {
-                vfloat accv[kNumVec] = {};
-                for (int t = 0; t < nt; ++t) axpy_block(accv, taps[t], src + q0 + t);
-                epi.store(dst + q0, accv);
-            }
+            for_blocks(Q, [&](int q0, auto nv) {
+                constexpr int NV = decltype(nv)::value;
+                vfloat accv[NV] = {};
+                for (int t = 0; t < nt; ++t) axpy_block<NV>(accv, taps[t], src + q0 + t);
+                epi.template store<NV>(dst + q0, accv);
+            });
             if (!direct) {
                 for (int q = 0; q < Q; ++q) {
                     const int m = up * q + ph;
@@ -144,7 +169,7 @@ void pass_2d(const float* zp, int64_t phase_stride, int row_stride, float* out, 
             const bool folded = b < half;
             offs[(size_t)b * kc + a] = (a % down) * (folded ? sym_phase : phase_stride) + a / down;
         }
-    const int n_cols_in = (n_out_cols + kBlock - 1) / kBlock * kBlock + (kc - 1) / down + 1;
+    const int n_cols_in = (n_out_cols + kVec - 1) / kVec * kVec + (kc - 1) / down + 1;  // what for_blocks reads
     const Epilogue none{false, 0.f, 1.f, -1.f};
     for (int j = 0; j < n_out_rows; ++j) {
         float* dst = out + (int64_t)j * out_stride;
@@ -160,16 +185,17 @@ void pass_2d(const float* zp, int64_t phase_stride, int row_stride, float* out, 
         for (int b = 0; b < kr; ++b)
             bases[b] = b < half ? sym + (int64_t)b * row_stride : rowp + (int64_t)b * row_stride;
         const int b_end = kr - half;  // rows half .. kr - half - 1 are not folded (the middle one when kr is odd)
-        for (int c0 = 0; c0 < n_out_cols; c0 += kBlock) {
-            vfloat accv[kNumVec] = {};
+        for_blocks(n_out_cols, [&](int c0, auto nv) {
+            constexpr int NV = decltype(nv)::value;
+            vfloat accv[NV] = {};
             for (int b = 0; b < b_end; ++b) {
                 const float* base = bases[b] + c0;
                 const float* gb = g + b * kc;
                 const int64_t* ob = offs.data() + (size_t)b * kc;
-                for (int a = 0; a < kc; ++a) axpy_block(accv, gb[a], base + ob[a]);
+                for (int a = 0; a < kc; ++a) axpy_block<NV>(accv, gb[a], base + ob[a]);
             }
-            none.store(dst + c0, accv);
-        }
+            none.template store<NV>(dst + c0, accv);
+        });
     }
 }
 
@@ -185,8 +211,8 @@ void filtered_lrelu_fwd(uintptr_t x_ptr, uintptr_t bias_ptr, uintptr_t gu_ptr, u
     float* out = reinterpret_cast<float*>(out_ptr);
     const Epilogue none{false, 0.f, 1.f, -1.f};
     const Epilogue act{true, slope, gain, clamp};
-    // Planes are handed out one at a time to `threads` workers (plain std::threads: no OpenMP runtime that would
-    // spin next to torch's own); the calling thread is worker 0.
+    // Planes are handed out one at a time to `threads` workers: torch's own OpenMP team when built with OpenMP (see
+    // _cpu_kernels.py), else plain std::threads; the calling thread is worker 0.
     std::atomic<int> next{0};
     auto worker = [&]() {
         // Per-thread plane buffers, zero-filled once: u1 rows keep zero margins (the W zero padding of step 2).
@@ -223,10 +249,21 @@ void filtered_lrelu_fwd(uintptr_t x_ptr, uintptr_t bias_ptr, uintptr_t gu_ptr, u
     };
     pybind11::gil_scoped_release release;
     const int n_workers = std::max(1, std::min(threads, P));
+#ifdef _OPENMP
+    // Built against the OpenMP runtime torch itself uses (libgomp on Linux): the same worker threads as torch's
+    // intra-op pool, so no second team spins next to it and no thread is created per call.
+    if (n_workers > 1) {
+#pragma omp parallel num_threads(n_workers)
+        worker();
+    } else {
+        worker();
+    }
+#else
     std::vector<std::thread> pool;
     for (int t = 1; t < n_workers; ++t) pool.emplace_back(worker);
     worker();
     for (auto& t : pool) t.join();
+#endif
 }
 
 }  // namespace

@@ -207,6 +207,25 @@ class Visualizer:
     def quit(self, code: int = 0) -> None:
         self._quit_code = int(code)
 
+    def handle_drop(self, paths: list[str]) -> None:
+        """Dropped files: a capture (a PNG carrying our state chunk, or its .json sidecar) or a saved session restores
+        that state (``engine.states``); anything else goes to the Network widget (pickles, URLs, run directories)."""
+        from engine.states import CAPTURE_FORMAT, SESSION_FORMAT, png_state
+
+        for p in paths:
+            low = p.lower()
+            doc = png_state(p) if low.endswith('.png') else None
+            if doc is not None or low.endswith('.json'):
+                if doc is not None and doc.get('format') not in (CAPTURE_FORMAT, SESSION_FORMAT):
+                    continue
+                self.session.load(p)
+                if self.session.status.startswith('Loaded'):
+                    self.pickle.dismiss_error()
+                else:
+                    self.pickle.load_error = self.session.status
+                return
+        self.pickle.handle_drop(paths)
+
     def get_session(self) -> dict:
         return {'widgets': {w.KEY: w.get_state() for w in self.widgets if w.STATE_KEYS}}
 
@@ -274,7 +293,7 @@ class Visualizer:
         self._poll_renderer()
         dropped = win.pop_dropped()
         if dropped:
-            self.pickle.handle_drop(dropped)
+            self.handle_drop(dropped)
         if self.script is not None:
             self.script.step(self)
         self._apply_performance_settings()

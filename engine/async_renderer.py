@@ -84,6 +84,9 @@ class AsyncRenderer:
             leaves the thread count alone.
         renderer: ``'module:Class'`` of the renderer the worker builds as ``Class(device)`` (it needs
             ``try_render(request) -> RenderResult | None``); tests substitute a probe.
+        spare_process: in separate-process mode, keep a second, idle render process warm once the first has
+            answered (torch imported, the current network loaded on the CPU), so that the image is back within a
+            render or two after the render process dies instead of after a cold start. Costs that process's memory.
 
     The worker (process or thread) starts on the first request. Not thread-safe: call it from one thread.
 
@@ -99,6 +102,7 @@ class AsyncRenderer:
         shm_min_bytes: int = _DEFAULT_SHM_MIN_BYTES,
         num_threads: int | None = None,
         renderer: str = 'engine.renderer:Renderer',
+        spare_process: bool = True,
     ):
         if num_threads is not None and (
             isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
@@ -122,6 +126,9 @@ class AsyncRenderer:
         self._notice: RenderResult | None = None  # A crash report, delivered once before anything else.
         self._crashed_stamp = -1  # Stamp of the request in flight at the last crash (re-sent once only).
         self._restarting = False  # A worker died; True until the new one answers.
+        self._use_spare = bool(spare_process)
+        self._spare: _ProcessBackend | None = None  # Warm stand-by render process (separate-process mode).
+        self._spare_key: tuple | None = None  # (pkl, trust) the spare was asked to load.
         self._closed = False
 
     # ------------------------------------------------------------------------------------------------------------
@@ -251,11 +258,40 @@ class AsyncRenderer:
         if self._backend is None:
             self._backend = self._new_backend()
         self._backend.submit(req)  # A dead worker is noticed by the next _check_worker().
+        self._prepare_spare()
 
     def _poll(self) -> None:
         if self._backend is not None:
             for res in self._backend.poll():
                 self._offer(res)
+            self._prepare_spare()
+
+    def _prepare_spare(self) -> None:
+        """Keeps a warm spare render process (torch imported, the current network loaded on the CPU) once the active
+        one has answered, so that a crash is recovered without a cold start."""
+        if not (self._use_spare and self._separate and isinstance(self._backend, _ProcessBackend)):
+            return
+        if self._backend.num_answered == 0 or self._last_req is None:
+            return  # Start-up: the spare would compete with the first render.
+        if self._spare is not None and not self._spare.is_alive():
+            self._spare.close()
+            self._spare = None
+        if self._spare is None:
+            spare = self._new_backend()
+            assert isinstance(spare, _ProcessBackend)
+            self._spare, self._spare_key = spare, None
+        key = (self._last_req.pkl, bool(self._last_req.trust))
+        if key != self._spare_key:
+            assert isinstance(self._spare, _ProcessBackend)
+            self._spare.prepare(self._last_req)
+            self._spare_key = key
+
+    def _take_spare(self) -> _ProcessBackend | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and not spare.is_alive():
+            spare.close()
+            return None
+        return spare
 
     def _offer(self, res: RenderResult) -> None:
         """Keeps ``res`` if it is the newest so far; drops stale results."""
@@ -298,7 +334,8 @@ class AsyncRenderer:
         if was_in_flight:
             self._crashed_stamp = self._last_req.stamp
         # Re-send the current request (answered or not) so that the new worker loads the network and the image comes
-        # back without waiting for the user to change something.
+        # back without waiting for the user to change something; the warm spare takes over when there is one.
+        self._backend = self._take_spare() if isinstance(backend, _ProcessBackend) else None
         self._submit(self._last_req)
 
     def _submit_nothing(self) -> None:
@@ -306,9 +343,10 @@ class AsyncRenderer:
         self._backend = self._new_backend()
 
     def _stop_backend(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        for b in (self._backend, self._spare):
+            if b is not None:
+                b.close()
+        self._backend = self._spare = None
         self._pending = None
         self._received_stamp = self._last_req.stamp if self._last_req is not None else 0
 
@@ -341,7 +379,8 @@ def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[Rende
     Args:
         renderer: an ``engine.renderer.Renderer`` (anything with ``try_render(request) -> RenderResult | None``).
         recv: ``recv(timeout_sec or None) -> [message, ...]``, [] on timeout; raises EOFError / OSError when the
-            parent is gone. Messages: ('render', RenderRequest) and ('close',).
+            parent is gone. Messages: ('render', RenderRequest), ('prepare', RenderRequest) (a spare worker: load
+            its network in the background, render nothing) and ('close',).
         send: delivers a result; returns False when the parent is gone.
     """
     pending: RenderRequest | None = None
@@ -355,6 +394,8 @@ def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[Rende
                 return
             if msg[0] == 'render':
                 pending = msg[1]
+            elif msg[0] == 'prepare' and hasattr(renderer, 'prepare'):
+                renderer.prepare(msg[1])
         if pending is None:
             continue
         res = _render_safely(renderer, pending)
@@ -470,6 +511,11 @@ class _ProcessBackend:
     def submit(self, req: RenderRequest) -> None:
         with contextlib.suppress(OSError):  # BrokenPipeError: the child is dead; the caller notices.
             self._req_send.send(('render', req))
+
+    def prepare(self, req: RenderRequest) -> None:
+        """Asks the (idle, spare) worker to load ``req``'s network in the background without rendering."""
+        with contextlib.suppress(OSError):
+            self._req_send.send(('prepare', req))
 
     def poll(self) -> list[RenderResult]:
         results = []

@@ -35,7 +35,16 @@ import numpy as np
 import torch
 
 from engine.net_cache import LoadedNet, NetCache, NetLoadError
-from engine.protocol import NOISE_MODES, OUTPUT_LAYER, LayerInfo, NetInfo, RenderRequest, RenderResult, fft_colormap
+from engine.protocol import (
+    OUTPUT_LAYER,
+    LayerInfo,
+    NetInfo,
+    RenderRequest,
+    RenderResult,
+    clamp_request,
+    fft_colormap,
+    request_errors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +104,10 @@ class Renderer:
         """Like :meth:`render`, but returns None at once while the request's network is still loading (the load
         goes on in a background thread; call again later). This is what the render loop calls."""
         return self._render(req, wait=False)
+
+    def prepare(self, req: RenderRequest) -> None:
+        """Starts loading ``req``'s network onto the CPU in the background (a spare render process warming up)."""
+        self.net_cache.prefetch(req.pkl, bool(req.trust))
 
     def _render(self, req: RenderRequest, wait: bool) -> RenderResult | None:
         device_name = ''
@@ -378,30 +391,26 @@ class Renderer:
 
 
 def _check_request(req: RenderRequest, info: NetInfo) -> None:
-    """User errors in a request -> _RenderError (one line, the fix)."""
-    if len(req.w0_seeds) == 0 and req.ws is None:
-        raise _RenderError('render(): w0_seeds must hold at least one (seed, weight) pair, got ()')
+    """User errors in a request -> _RenderError (one line, the fix). The field ranges are those of
+    ``engine.protocol.clamp_request`` (the GUI clamps with the same function, so it never sends such a request)."""
+    problems = list(request_errors(req)) + list(clamp_request(req)[1])
     if req.ws is not None:
         shape = (len(req.ws), len(req.ws[0]) if len(req.ws) else 0)
         if any(len(row) != shape[1] for row in req.ws) or shape != (info.num_ws, info.w_dim):
-            raise _RenderError(
-                f'render(): ws must have shape [num_ws, w_dim] = [{info.num_ws}, {info.w_dim}] for this network '
+            problems.append(
+                f'ws must have shape [num_ws, w_dim] = [{info.num_ws}, {info.w_dim}] for this network '
                 f'(num_ws={info.num_ws}, w_dim={info.w_dim}), got {[len(req.ws)] + sorted({len(r) for r in req.ws})}; '
                 'load a latent made for this network or clear it'
             )
-        if not np.isfinite(np.asarray(req.ws, dtype=np.float64)).all():
-            raise _RenderError('render(): ws must hold finite numbers (NaN or infinity found)')
-    if req.noise_mode not in NOISE_MODES:
-        raise _RenderError(f'render(): noise_mode must be one of {NOISE_MODES}, got {req.noise_mode!r}')
+        elif not np.isfinite(np.asarray(req.ws, dtype=np.float64)).all():
+            problems.append('ws must hold finite numbers (NaN or infinity found)')
     if info.c_dim > 0 and req.class_idx is not None and not 0 <= int(req.class_idx) < info.c_dim:
-        raise _RenderError(
-            f'render(): class_idx must be in 0..{info.c_dim - 1} for this network, got {req.class_idx} '
+        problems.append(
+            f'class_idx must be in 0..{info.c_dim - 1} for this network, got {req.class_idx} '
             '(or None to draw a class per seed)'
         )
-    if req.input_transform is not None:
-        m = np.asarray(req.input_transform, dtype=np.float64)
-        if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m)) < 1e-12:
-            raise _RenderError(f'render(): input_transform must be an invertible 3x3 matrix, got {req.input_transform}')
+    if problems:
+        raise _RenderError('render(): ' + '; '.join(problems))
 
 
 def _user_transform(m) -> np.ndarray:

@@ -93,6 +93,7 @@ class CaptureWidget(Widget):
         self.capture_dir = capture_dir
         self.status = ''
         self.last_paths: list[str] = []
+        self.field_width = 0.0  # drawn width of the path field (tests)
 
     def capture(self, kind: str, img_u8: np.ndarray | None, fft_u8: np.ndarray | None = None) -> pathlib.Path | None:
         """Saves ``img_u8`` (and the FFT panel ``fft_u8`` when given) with the app's current request / net / widget
@@ -120,8 +121,9 @@ class CaptureWidget(Widget):
 
     def draw(self) -> None:
         fs = self.font_size
-        imgui.set_next_item_width(fs * 14)
+        imgui.set_next_item_width(-imgui.calc_text_size('Dir').x - fs * 0.6)  # the pane's width: paths are long
         _, self.capture_dir = imgui.input_text('Dir##capture', self.capture_dir)
+        self.field_width = imgui.get_item_rect_size().x
         if imgui.button('Save image') and self.viz is not None:
             self.capture('image', self.view.image, self.view.fft)
         imgui.same_line()

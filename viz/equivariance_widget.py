@@ -12,6 +12,8 @@ from viz.widget import Widget, edited
 DRAG_FAST = 1e-2  # translation per font-size of mouse travel (image spans 1)
 DRAG_SLOW = 4e-4
 DRAG_ROTATE = 2e-2  # turns per font-size of mouse travel
+XLATE_LIMIT = 1e3  # |translation| (image widths) beyond this is clamped
+ROTATE_LIMIT_TURNS = 1e6
 
 
 def make_input_transform(tx: float, ty: float, rotate_turns: float) -> tuple[tuple[float, float, float], ...]:
@@ -79,6 +81,16 @@ class EquivarianceWidget(Widget):
         self.rotate_speed = 1e-2
         self.untransform = False
 
+    def validate(self) -> None:
+        def finite(v: float, lo: float, hi: float) -> float:
+            return float(min(max(v, lo), hi)) if math.isfinite(v) else 0.0
+
+        self.xlate_x = finite(self.xlate_x, -XLATE_LIMIT, XLATE_LIMIT)
+        self.xlate_y = finite(self.xlate_y, -XLATE_LIMIT, XLATE_LIMIT)
+        self.rotate = finite(self.rotate, -ROTATE_LIMIT_TURNS, ROTATE_LIMIT_TURNS)
+        self.xlate_speed = finite(self.xlate_speed, 0.0, 0.5)
+        self.rotate_speed = finite(self.rotate_speed, 0.0, 0.5)
+
     def enabled(self) -> bool:
         return self.net is not None and self.net.has_input_transform
 
@@ -105,7 +117,7 @@ class EquivarianceWidget(Widget):
 
     def _drag_button(self, label: str, per_font_px: float, axis2: bool) -> None:
         imgui.button(label)
-        if imgui.is_item_active():
+        if imgui.is_item_active() and not imgui.is_item_activated():  # The press frame's delta is the approach.
             d = imgui.get_io().mouse_delta
             k = per_font_px / max(self.font_size, 1.0)
             if axis2:
@@ -121,6 +133,7 @@ class EquivarianceWidget(Widget):
         changed, xy = imgui.drag_float2('Translate', [self.xlate_x, self.xlate_y], 1e-3, -1.0, 1.0, '%.4f')
         if changed:
             self.xlate_x, self.xlate_y = xy
+            self.validate()
         imgui.same_line()
         self._drag_button('Drag fast##xlate', DRAG_FAST, True)
         imgui.same_line()
@@ -132,8 +145,8 @@ class EquivarianceWidget(Widget):
         imgui.set_next_item_width(fs * 6)
         self.xlate_speed = edited(
             self.xlate_speed,
-            imgui.slider_float(
-                '##xlate_speed', self.xlate_speed, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.logarithmic
+            imgui.drag_float(
+                '##xlate_speed', self.xlate_speed, 5e-4, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.always_clamp
             ),
         )
         imgui.set_next_item_width(fs * 10)
@@ -145,8 +158,8 @@ class EquivarianceWidget(Widget):
         imgui.set_next_item_width(fs * 6)
         self.rotate_speed = edited(
             self.rotate_speed,
-            imgui.slider_float(
-                '##rotate_speed', self.rotate_speed, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.logarithmic
+            imgui.drag_float(
+                '##rotate_speed', self.rotate_speed, 5e-4, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.always_clamp
             ),
         )
         _, self.untransform = imgui.checkbox('Untransform', self.untransform)

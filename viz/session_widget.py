@@ -73,6 +73,7 @@ class SessionWidget(Widget):
         super().__init__(viz)
         self.session_path = session_path
         self.status = ''
+        self.field_width = 0.0  # drawn width of the path field (tests)
 
     def save(self, path: str | None = None) -> bool:
         path = path or self.session_path
@@ -99,8 +100,9 @@ class SessionWidget(Widget):
 
     def draw(self) -> None:
         fs = self.font_size
-        imgui.set_next_item_width(fs * 14)
+        imgui.set_next_item_width(-imgui.calc_text_size('File').x - fs * 0.6)  # the pane's width: paths are long
         _, self.session_path = imgui.input_text('File##session', self.session_path)
+        self.field_width = imgui.get_item_rect_size().x
         if imgui.button('Save session') and self.viz is not None:
             self.save()
         imgui.same_line()

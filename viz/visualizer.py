@@ -13,13 +13,14 @@ import collections
 import dataclasses
 import logging
 import pathlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from imgui_bundle import imgui
 
-from engine.protocol import RenderRequest, RenderResult, fft_colormap
+from engine.protocol import RenderRequest, RenderResult, clamp_request, fft_colormap
 from engine.sources import display_name
 from gui_utils.gl_utils import Texture
 from gui_utils.image_view import fit_rect
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 PANE_WIDTH_FONTS = 31  # control pane width in font sizes
 ERROR_COLOR = imgui.ImVec4(1.0, 0.5, 0.45, 1.0)
 RESTARTING_TEXT = 'restarting render process...'
+NOTE_SEC = 5.0
 
 
 def default_renderer_factory(device: str, separate_process: bool):
@@ -159,6 +161,7 @@ class Visualizer:
         self._image_rect = (0.0, 0.0, 0.0, 0.0)
         self._quit_code: int | None = None
         self._section_open: dict[str, bool] = {}
+        self.notes: collections.deque[tuple[float, str]] = collections.deque(maxlen=20)  # (time.monotonic(), text)
         self.script = ScriptRunner(script) if script is not None else None
         self.pickle.recent = list(dict.fromkeys(pkls))
         self.pickle.load(pkls[0] if pkls else None)
@@ -204,16 +207,23 @@ class Visualizer:
         self.widget(key)  # validates the key
         self._section_open[key] = bool(is_open)
 
+    def notify(self, text: str) -> None:
+        """Shows a short note over the bottom of the image for ``NOTE_SEC`` seconds (e.g. a clamped value)."""
+        if not self.notes or self.notes[-1][1] != text:
+            logger.info('%s', text)
+        self.notes.append((time.monotonic(), str(text)))
+
     def quit(self, code: int = 0) -> None:
         self._quit_code = int(code)
 
     def handle_drop(self, paths: list[str]) -> None:
         """Dropped files: a capture (a PNG carrying our state chunk, or its .json sidecar) or a saved session restores
-        that state (``engine.states``); anything else goes to the Network widget (pickles, URLs, run directories)."""
+        that state (``engine.states``); W / W+ latents (.npz, .npy) go to the Latent pane; everything else to the
+        Network pane (pickles, URLs, run directories)."""
         from engine.states import CAPTURE_FORMAT, SESSION_FORMAT, png_state
 
         for p in paths:
-            low = p.lower()
+            low = str(p).lower()
             doc = png_state(p) if low.endswith('.png') else None
             if doc is not None or low.endswith('.json'):
                 if doc is not None and doc.get('format') not in (CAPTURE_FORMAT, SESSION_FORMAT):
@@ -224,7 +234,11 @@ class Visualizer:
                 else:
                     self.pickle.load_error = self.session.status
                 return
-        self.pickle.handle_drop(paths)
+        latent_files = [p for p in paths if str(p).lower().endswith(('.npz', '.npy'))]
+        if latent_files:
+            self.latent.load_w(latent_files[0])
+        if len(latent_files) < len(paths):
+            self.pickle.handle_drop([p for p in paths if p not in latent_files])
 
     def get_session(self) -> dict:
         return {'widgets': {w.KEY: w.get_state() for w in self.widgets if w.STATE_KEYS}}
@@ -255,6 +269,14 @@ class Visualizer:
             'error_text': self.error_text(),
             'render_error': self.view.error,
             'restarting': self.is_restarting(),
+            'notes': [text for _, text in self.notes],
+            'status': self.pickle.status_text(),
+            'pane_width': self.font_size * PANE_WIDTH_FONTS,
+            'field_widths': {
+                'pkl': self.pickle.field_width,
+                'capture_dir': self.capture.field_width,
+                'session_path': self.session.field_width,
+            },
             'load_error': self.pickle.load_error,
             'refused': list(self.pickle.refused[1]) if self.pickle.refused else [],
             'loading': self.pickle.is_loading(),
@@ -300,8 +322,12 @@ class Visualizer:
         self._draw_pane()
         args: dict[str, Any] = {}
         for w in self.widgets:
+            w.validate()
             w.update_request(args, dt)
-        self._submit(RenderRequest(**args))
+        req, notes = clamp_request(RenderRequest(**args))  # The same ranges the renderer checks.
+        for note in notes:
+            self.notify(note)
+        self._submit(req)
         self._draw_image_area()
         want = bool(self._screenshots) or self._gui_capture
         img = win.end_frame(read_back=want)
@@ -483,11 +509,11 @@ class Visualizer:
         x, y, w, h = self._image_rect
         mx, my = io.mouse_pos.x, io.mouse_pos.y
         inside = w > 0 and x <= mx < x + w and y <= my < y + h
-        if imgui.is_mouse_clicked(0) and inside and not io.want_capture_mouse:
-            self._dragging_image = True
         if not imgui.is_mouse_down(0):
             self._dragging_image = False
-        if self._dragging_image:
+        elif imgui.is_mouse_clicked(0):  # The press: start dragging (its delta is how the mouse got here, not a drag).
+            self._dragging_image = inside and not io.want_capture_mouse
+        elif self._dragging_image:
             self.latent.drag(io.mouse_delta.x, io.mouse_delta.y)
 
     def _overlay_window(self, name: str, x: float, y: float, w: float) -> bool:
@@ -541,6 +567,14 @@ class Visualizer:
         elif self.view.image is None:
             if self._overlay_window('##empty', ax + margin, ay + margin, aw - 2 * margin):
                 imgui.text('Rendering ...' if busy else 'Drop a network pickle (.pkl) here.')
+            imgui.end()
+        now = time.monotonic()
+        recent = list(dict.fromkeys(text for t, text in self.notes if now - t < NOTE_SEC))[-3:]
+        if recent:
+            y = ay + ah - margin - fs * 1.6 * len(recent)
+            if self._overlay_window('##notes', ax + margin, y, aw - 2 * margin):
+                for text in recent:
+                    imgui.text(text)
             imgui.end()
 
     def _draw_link_overlay(self, x: float, y: float, w: float) -> bool:

@@ -141,6 +141,36 @@ def _deep_tuple_key(depth: int) -> bytes:
     return b'\x80\x04}' + b')' + b'\x85' * depth + b'Ns.'
 
 
+class _FileWriter(torch.nn.Module):
+    """A detector-shaped TorchScript module whose forward maps a file writable (creating it)."""
+
+    def __init__(self, target: str):
+        super().__init__()
+        self.target = target
+
+    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
+        written = torch.from_file(self.target, shared=True, size=16, dtype=torch.uint8)
+        return x.float().mean(dim=[2, 3]) + written.float().sum() * 0
+
+
+def _detector_cases(folder: pathlib.Path, marker: str) -> list[Case]:
+    import warnings
+
+    from metrics import metric_utils
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        scripted = torch.jit.script(_FileWriter(marker))
+        wrapped, bare = folder / 'detector_writer.pkl', folder / 'detector_writer_bare.pt'
+        metric_utils.save_detector_pkl(scripted, wrapped)
+        torch.jit.save(scripted, str(bare))
+    match = 'not a published file'
+    return [
+        Case('detector_writer_pickle', str(wrapped), 'MetricError', match, marker, 'detector'),
+        Case('detector_writer_bare', str(bare), 'MetricError', match, marker, 'detector'),
+    ]
+
+
 def write_cases(folder: pathlib.Path) -> list[Case]:
     """Writes every hostile file under `folder` and returns the cases."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -301,4 +331,4 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
         'UnsafePickleError',
         'nested tensor blob',
     )
-    return cases
+    return cases + _detector_cases(folder, marker)

@@ -34,7 +34,8 @@ def _load(case: dict) -> str:
     if case['kind'] == 'detector':
         from metrics import metric_utils
 
-        metric_utils.load_detector(case['path'], cache_dir=pathlib.Path(case['path']).parent / 'cache')
+        detector, _ = metric_utils.load_detector(case['path'], cache_dir=pathlib.Path(case['path']).parent / 'cache')
+        metric_utils.run_detector(detector, torch.zeros([1, 3, 8, 8], dtype=torch.uint8))
         return 'ok'
     from engine import loading
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import resource
 import subprocess
@@ -30,7 +31,7 @@ hostile = _import_sibling('hostile')
 MEMORY_CAP_BYTES = 3 << 30  # address space of the child: a bomb asking for gigabytes fails instead of swapping
 TIMEOUT_SEC = 600  # the whole family list; each case has its own 20 s CPU-time limit in run_hostile.py
 PEAK_RSS_MIB = 1500
-LOAD_ERRORS = {'LoadError', 'ResourceLimitError', 'UnsafePickleError', 'UntrustedCodeError'}
+LOAD_ERRORS = {'LoadError', 'ResourceLimitError', 'UnsafePickleError', 'UntrustedCodeError', 'MetricError'}
 
 
 def _cap_memory() -> None:
@@ -42,8 +43,10 @@ def run_capped(cases: list[hostile.Case], folder: pathlib.Path) -> dict[str, dic
     spec = folder / 'cases.json'
     spec.write_text(json.dumps([dataclasses.asdict(c) for c in cases]))
     script = pathlib.Path(__file__).with_name('run_hostile.py')
+    env = {k: v for k, v in os.environ.items() if k != 'SG3VIZ_TRUSTED_SHA256'}  # nothing pinned: detectors refused
     proc = subprocess.run(
         [sys.executable, str(script), str(spec)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_SEC,

@@ -153,3 +153,17 @@ def test_scan_limits_and_report():
             report = pickle_scan.scan_pickle(f)
         assert report.depth < pickle_scan.ScanLimits().max_depth // 3  # real networks are far from the limits
         assert report.expanded < pickle_scan.ScanLimits().max_expanded // 100
+
+
+def test_recursion_is_reported_as_a_nesting_limit_not_a_tensor_problem(tmp_path, monkeypatch):
+    """Issue 11 item 10: a RecursionError used to read 'could not read tensors'."""
+    path = tmp_path / 'net.pkl'
+    path.write_bytes(pickle.dumps({'G_ema': None}))
+
+    def deep(*args, **kwargs):
+        raise RecursionError('maximum recursion depth exceeded')
+
+    monkeypatch.setattr(loading, 'safe_load', deep)
+    with pytest.raises(loading.LoadError, match='nests objects too deeply') as info:
+        loading.load_network_pkl(path)
+    assert 'could not read tensors' not in str(info.value)

@@ -153,7 +153,7 @@ class ScriptRunner:
             if v == 'gui':
                 viz.request_gui_capture()
             else:
-                viz.capture.capture('image', viz.view.image)
+                viz.capture.capture('image', viz.view.image, viz.view.fft)
         elif key == 'load_w':
             viz.latent.load_w(str(v))
         elif key == 'save_w':

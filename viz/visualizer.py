@@ -195,6 +195,30 @@ class Visualizer:
     def quit(self, code: int = 0) -> None:
         self._quit_code = int(code)
 
+    def handle_drop(self, paths: list[str]) -> None:
+        """Dropped files: a capture (a PNG carrying our state chunk, or its .json sidecar) or a saved session restores
+        that state (``engine.states``); W / W+ latents (.npz, .npy) go to the Latent pane; everything else to the
+        Network pane (pickles, URLs, run directories)."""
+        from engine.states import CAPTURE_FORMAT, SESSION_FORMAT, png_state
+
+        for p in paths:
+            low = str(p).lower()
+            doc = png_state(p) if low.endswith('.png') else None
+            if doc is not None or low.endswith('.json'):
+                if doc is not None and doc.get('format') not in (CAPTURE_FORMAT, SESSION_FORMAT):
+                    continue
+                self.session.load(p)
+                if self.session.status.startswith('Loaded'):
+                    self.pickle.dismiss_error()
+                else:
+                    self.pickle.load_error = self.session.status
+                return
+        latent_files = [p for p in paths if str(p).lower().endswith(('.npz', '.npy'))]
+        if latent_files:
+            self.latent.load_w(latent_files[0])
+        if len(latent_files) < len(paths):
+            self.pickle.handle_drop([p for p in paths if p not in latent_files])
+
     def get_session(self) -> dict:
         return {'widgets': {w.KEY: w.get_state() for w in self.widgets if w.STATE_KEYS}}
 
@@ -270,11 +294,7 @@ class Visualizer:
         self._poll_renderer()
         dropped = win.pop_dropped()
         if dropped:
-            latent_files = [p for p in dropped if str(p).lower().endswith(('.npz', '.npy'))]
-            if latent_files:  # W / W+ latents go to the Latent pane, everything else to the Network pane
-                self.latent.load_w(latent_files[0])
-            if len(latent_files) < len(dropped):
-                self.pickle.handle_drop([p for p in dropped if p not in latent_files])
+            self.handle_drop(dropped)
         if self.script is not None:
             self.script.step(self)
         self._apply_performance_settings()

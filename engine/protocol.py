@@ -147,6 +147,16 @@ def clamp_request(req: RenderRequest) -> tuple[RenderRequest, tuple[str, ...]]:
     return (req.replace(**changes) if changes else req), tuple(notes)
 
 
+_FLOAT_FIELDS = ('trunc_psi', 'img_scale_db', 'fft_range_db', 'fft_beta')
+
+
+def _is_finite(value) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def request_errors(req: RenderRequest) -> tuple[str, ...]:
     """What makes ``req`` unrenderable regardless of the network (clamping cannot fix it); () when fine."""
     errors = []
@@ -154,6 +164,18 @@ def request_errors(req: RenderRequest) -> tuple[str, ...]:
         errors.append('w0_seeds must hold at least one (seed, weight) pair, got ()')
     if any(not np.isfinite(float(w)) for _, w in req.w0_seeds):
         errors.append(f'w0_seeds weights must be finite, got {req.w0_seeds}')
+    for name in _FLOAT_FIELDS:  # NaN/inf would render black or NaN images: refused, never clamped into range
+        value = getattr(req, name)
+        if not _is_finite(value):
+            errors.append(f'{name} must be a finite number, got {value!r}')
+    ws = getattr(req, 'ws', None)
+    if ws is not None:
+        try:
+            finite = bool(np.isfinite(np.asarray(ws, dtype=np.float64)).all())
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            errors.append('ws must hold finite numbers only (NaN or infinity found)')
     if req.noise_mode not in NOISE_MODES:
         errors.append(f'noise_mode must be one of {NOISE_MODES}, got {req.noise_mode!r}')
     if req.input_transform is not None:

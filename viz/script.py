@@ -23,6 +23,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
                                            measure, cancel_measure, export_npz, export_csv, export_png (exports go
                                            to the Spectral lab's export_dir)
     {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
+    {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -63,6 +64,7 @@ STEP_KEYS = (
     'kill_renderer',
     'lab',
     'wait_jobs',
+    'wait_file',
     'quit',
 )
 
@@ -143,6 +145,8 @@ class ScriptRunner:
             self._wait_frames = None
         elif key == 'wait_result':
             return self._wait_result(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
+        elif key == 'wait_file':
+            return self._wait_file(str(v), float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'set':
             for wkey, state in v.items():
                 viz.widget(wkey).set_state(state)
@@ -160,7 +164,7 @@ class ScriptRunner:
             if v == 'gui':
                 viz.request_gui_capture()
             else:
-                viz.capture.capture('image', viz.view.image)
+                viz.capture.capture('image', viz.view.image, viz.view.fft)
         elif key == 'load_w':
             viz.latent.load_w(str(v))
         elif key == 'save_w':
@@ -234,6 +238,20 @@ class ScriptRunner:
             return True
         return False
 
+    def _wait_file(self, path: str, timeout_sec: float) -> bool:
+        now = time.perf_counter()
+        if self._wait_started is None:
+            self._wait_started = now
+        if os.path.exists(path):
+            self._wait_started = None
+            return True
+        if now - self._wait_started > timeout_sec:
+            logger.error('script: %s did not appear within %.0f s', path, timeout_sec)
+            self.failed = True
+            self._wait_started = None
+            return True
+        return False
+
     def _wait_result(self, viz: Visualizer, timeout_sec: float) -> bool:
         now = time.perf_counter()
         if self._wait_started is None:
@@ -241,7 +259,7 @@ class ScriptRunner:
             return False
         # The newest request counts (a failed load reverts to the previous network: wait for that one too).
         self._wait_target = viz.submitted_stamp
-        if viz.displayed_stamp >= self._wait_target and not viz.pickle.is_loading():
+        if viz.displayed_stamp >= self._wait_target and not viz.pickle.is_loading() and not viz.is_restarting():
             self._wait_started = self._wait_target = None
             return True
         if now - self._wait_started > timeout_sec:

@@ -60,7 +60,7 @@ def generate_images(
     """Renders `seed%04d.png` for each seed (or `proj%02d.png` for each latent of `projected_w`) into `outdir`, and
     optionally one grid image `grid.png`.
 
-    A seed gives `z = np.random.RandomState(seed).randn(1, z_dim)` (REFERENCE section 3); images are converted from
+    A seed gives `z = np.random.RandomState(seed).randn(1, z_dim)` (compatibility.md §3); images are converted from
     [-1, 1] to uint8 by `x * 127.5 + 128`, clamped. Truncation (StyleGAN, Karras et al. 2019, Sec. 3) lerps the first
     `truncation_cutoff` ws toward `w_avg`; it applies to projected latents too (psi = 1 renders them as saved).
 
@@ -260,7 +260,7 @@ def _class_vector(G, class_idx: int | None, device):
 
 
 def _apply_transform(G, translate: tuple[float, float], rotate: float) -> None:
-    """Sets the user transform on a StyleGAN3 input layer, which takes its inverse (REFERENCE section 3)."""
+    """Sets the user transform on a StyleGAN3 input layer, which takes its inverse (docs/compatibility.md §3)."""
     import torch
 
     if hasattr(G.synthesis, 'input') and hasattr(G.synthesis.input, 'transform'):

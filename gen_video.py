@@ -343,7 +343,7 @@ def generate_video(
     """Renders a looping interpolation video over a grid (or a latent file's frames) and writes it.
 
     Args:
-        G: Generator (REFERENCE section 3), on its device.
+        G: Generator (docs/compatibility.md §3), on its device.
         output: .mp4/.mov/.mkv file, directory, or '%04d.png' pattern.
         seeds: Keyframe seeds (ignored with ws_file).
         grid: (columns, rows).

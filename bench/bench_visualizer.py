@@ -59,8 +59,8 @@ def _start_xvfb() -> subprocess.Popen | None:
 
 
 def _transport_child(conn, ack, n: int, size: int, use_shm: bool, prefix: str) -> None:
-    from engine.async_renderer import _pack
     from engine.protocol import RenderResult
+    from engine.shm_frames import pack as _pack
 
     img = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
     counter = 0
@@ -80,7 +80,8 @@ def bench_transport(sizes=(256, 1024), n: int = 30) -> dict:
     transport (ping-pong, so no queueing is measured)."""
     import multiprocessing
 
-    from engine.async_renderer import _ShmNames, _unpack
+    from engine.shm_frames import ShmNames as _ShmNames
+    from engine.shm_frames import unpack as _unpack
 
     ctx = multiprocessing.get_context('spawn')
     out = {}

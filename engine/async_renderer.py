@@ -1,14 +1,17 @@
-"""Owns rendering off the GUI thread: request numbering (stamps), the render worker (a spawned process or a thread)
-with its restart on crash, the transport of results, and dropping stale ones.
+"""Owns rendering off the GUI thread: request numbering (stamps), starting the render worker (a spawned process or a
+thread), its restart on crash (with a warm spare process), and dropping stale results.
 
-The worker runs an :class:`engine.renderer.Renderer`; networks load inside it through ``engine.net_cache``. The GUI
+What runs inside the worker is ``engine.render_worker``; results cross the process boundary through
+``engine.shm_frames``. The worker runs an :class:`engine.renderer.Renderer`; networks load inside it through
+``engine.net_cache``. The GUI
 calls :meth:`AsyncRenderer.set_request` every frame and :meth:`AsyncRenderer.get_result` whenever it wants
 the newest frame; neither blocks. Requests are stamped; an unchanged request (dataclass equality, the stamp
 ignored) is not rendered again; the worker skips requests superseded while it was busy; results older than the
 newest one already delivered are dropped.
 
 Separate process (default): a *spawned* child (``multiprocessing`` spawn context) that imports only this module,
-``engine.protocol`` and -- inside the child -- ``engine.renderer`` (torch). The parent never imports torch, and the
+``engine.protocol``, ``engine.render_worker``, ``engine.shm_frames`` and -- inside the child -- ``engine.renderer``
+(torch). The parent never imports torch, and the
 child never re-runs the GUI's ``__main__`` (see :func:`_bare_main`). Requests and small results travel pickled
 through pipes; the image and FFT arrays of a result travel through one ``multiprocessing.shared_memory`` block per
 result that the child creates under a name the parent can predict (``<prefix>_<counter>``) and the parent unlinks
@@ -42,32 +45,24 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
-import os
 import queue
-import signal
 import sys
 import threading
-import traceback
 import types
-import uuid
 import weakref
-from collections.abc import Callable
-from multiprocessing import shared_memory
-
-import numpy as np
 
 from engine.protocol import RenderRequest, RenderResult
+from engine.render_worker import child_main as _child_main
+from engine.render_worker import make_renderer as _make_renderer
+from engine.render_worker import serve as _serve
+from engine.shm_frames import DEFAULT_SHM_MIN_BYTES as _DEFAULT_SHM_MIN_BYTES
+from engine.shm_frames import ShmNames as _ShmNames
+from engine.shm_frames import unlink_leftovers as _unlink_leftovers
+from engine.shm_frames import unpack as _unpack
 
 logger = logging.getLogger(__name__)
 
-# Longer than ~600 lines: parent, worker loop and child (pipes, shared memory) share one message protocol.
-
-_ARRAY_FIELDS = ('image', 'fft')  # RenderResult fields that go through shared memory.
-_DEFAULT_SHM_MIN_BYTES = 64 * 1024  # Arrays smaller than this in total are simply pickled.
 _JOIN_TIMEOUT_SEC = 5.0
-_LOAD_POLL_SEC = 0.02  # How often the worker looks for newer requests (and finished loads) while a network loads.
-_CHILD_NICE = 5  # Priority decrement of the render process.
-_THREAD_ENV_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')  # The user chose torch's thread count.
 
 
 class AsyncRenderer:
@@ -355,64 +350,6 @@ class AsyncRenderer:
 # Workers.
 
 
-def _render_safely(renderer, req: RenderRequest) -> RenderResult | None:
-    try:
-        return renderer.try_render(req)
-    except BaseException as e:  # try_render() should not raise; never let one request kill the worker.
-        if isinstance(e, KeyboardInterrupt | SystemExit):
-            raise
-        return RenderResult(
-            stamp=req.stamp,
-            error=f'Rendering failed: {type(e).__name__}: {e}',
-            error_detail=traceback.format_exc(),
-            source=req.pkl,
-        )
-
-
-def _serve(renderer, recv: Callable[[float | None], list], send: Callable[[RenderResult], bool]) -> None:
-    """The worker loop shared by the render process and the render thread: newest request, poll the cache, render.
-
-    ``renderer.try_render`` returns None while the request's network loads (in a thread of its
-    ``engine.net_cache.NetCache``); the loop then keeps reading requests every ``_LOAD_POLL_SEC``, so a newer request
-    for another network is served at once while the older load finishes in the background.
-
-    Args:
-        renderer: an ``engine.renderer.Renderer`` (anything with ``try_render(request) -> RenderResult | None``).
-        recv: ``recv(timeout_sec or None) -> [message, ...]``, [] on timeout; raises EOFError / OSError when the
-            parent is gone. Messages: ('render', RenderRequest), ('prepare', RenderRequest) (a spare worker: load
-            its network in the background, render nothing) and ('close',).
-        send: delivers a result; returns False when the parent is gone.
-    """
-    pending: RenderRequest | None = None
-    while True:
-        try:
-            msgs = recv(None if pending is None else _LOAD_POLL_SEC)
-        except (EOFError, OSError):
-            return  # The parent is gone.
-        for msg in msgs:
-            if msg[0] == 'close':
-                return
-            if msg[0] == 'render':
-                pending = msg[1]
-            elif msg[0] == 'prepare' and hasattr(renderer, 'prepare'):
-                renderer.prepare(msg[1])
-        if pending is None:
-            continue
-        res = _render_safely(renderer, pending)
-        if res is not None:
-            pending = None
-            if not send(res):
-                return
-
-
-def _make_renderer(spec: str, device: str):
-    """Imports ``'module:Class'`` and returns ``Class(device)``."""
-    import importlib
-
-    module, _, name = spec.partition(':')
-    return getattr(importlib.import_module(module), name)(device)
-
-
 class _ThreadBackend:
     """The renderer in a daemon worker thread of this process."""
 
@@ -463,17 +400,6 @@ class _ThreadBackend:
     def close(self) -> None:
         self._in.put(('close',))
         self._thread.join(timeout=_JOIN_TIMEOUT_SEC)
-
-
-class _ShmNames:
-    """Names of the shared-memory blocks one child creates: ``<prefix>_<k>``, k = 0, 1, 2, ... in order."""
-
-    def __init__(self):
-        self.prefix = 'sgv_' + uuid.uuid4().hex[:12]  # Short: macOS allows 31 characters.
-        self.num_freed = 0  # Blocks 0..num_freed-1 are unlinked.
-
-    def name(self, k: int) -> str:
-        return f'{self.prefix}_{k}'
 
 
 class _ProcessBackend:
@@ -538,42 +464,6 @@ def _drain(conn) -> list:
     return msgs
 
 
-def _unpack(msg: tuple, names: _ShmNames) -> RenderResult:
-    """('result', RenderResult without arrays, shm index or None, {field: (shape, dtype, offset)}) -> result."""
-    _, res, index, layout = msg
-    if index is None:
-        return res
-    arrays = {}
-    name = names.name(index)
-    try:
-        shm = shared_memory.SharedMemory(name=name)
-    except FileNotFoundError:
-        return dataclasses.replace(res, error=res.error or 'render process: shared memory block is gone')
-    try:
-        buf = shm.buf
-        assert buf is not None
-        for field, (shape, dtype, offset) in layout.items():
-            count = int(np.prod(shape))
-            arrays[field] = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
-        del buf
-    finally:
-        shm.close()
-        shm.unlink()
-    names.num_freed = max(names.num_freed, index + 1)
-    return dataclasses.replace(res, **arrays)
-
-
-def _unlink_leftovers(names: _ShmNames, extra: int = 4) -> None:
-    """Unlinks blocks a dead/stopped child created but the parent never read (at most a few)."""
-    for k in range(names.num_freed, names.num_freed + extra):
-        try:
-            shm = shared_memory.SharedMemory(name=names.name(k))
-        except (FileNotFoundError, OSError):
-            continue
-        shm.close()
-        shm.unlink()
-
-
 def _shutdown(proc, req_send, res_recv, names: _ShmNames) -> None:
     """Stops a child process and frees everything it left (also called at interpreter exit via finalize)."""
     with contextlib.suppress(OSError):
@@ -605,99 +495,6 @@ def _bare_main():
     finally:
         if main is not None:
             sys.modules['__main__'] = main
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The child process.
-
-
-def _child_main(
-    req_conn,
-    res_conn,
-    device: str,
-    renderer: str,
-    shm_prefix: str,
-    shm_min_bytes: int,
-    num_threads: int | None = None,
-) -> None:
-    """Entry point of the render process: render the newest request, send the result, repeat (see :func:`_serve`)."""
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the GUI's terminal: the parent closes us.
-    made = _make_renderer(renderer, device)  # Imports torch (the real renderer) before the thread count is set.
-    _tune_render_process(num_threads)
-    counter = 0
-
-    def recv(timeout: float | None) -> list:
-        if timeout is not None and not req_conn.poll(timeout):
-            return []
-        msgs = [req_conn.recv()]
-        while req_conn.poll():
-            msgs.append(req_conn.recv())
-        return msgs
-
-    def send(res: RenderResult) -> bool:
-        nonlocal counter
-        msg, counter = _pack(res, shm_prefix, counter, shm_min_bytes)
-        try:
-            res_conn.send(msg)
-        except (EOFError, OSError):
-            return False
-        return True
-
-    _serve(made, recv, send)
-
-
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity where the OS tells, else all of them)."""
-    if hasattr(os, 'sched_getaffinity'):
-        with contextlib.suppress(OSError):
-            return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _tune_render_process(num_threads: int | None) -> None:
-    """Keeps the GUI responsive on small machines: lowers the render process's priority by ``_CHILD_NICE`` (where
-    the OS has ``os.nice``) and leaves one CPU to the GUI: torch uses ``num_threads``, or if None and neither
-    ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set, the number of usable CPUs minus one (at least 1). A
-    renderer that never imported torch (a test stand-in) is left without it."""
-    if hasattr(os, 'nice'):
-        try:
-            os.nice(_CHILD_NICE)
-        except OSError as e:
-            logger.debug('os.nice(%d) failed: %s', _CHILD_NICE, e)
-    if num_threads is None:
-        if any(os.environ.get(name) for name in _THREAD_ENV_VARS):
-            return  # The user's choice.
-        num_threads = max(1, _usable_cpus() - 1)
-    if 'torch' not in sys.modules:
-        return
-    import torch
-
-    torch.set_num_threads(int(num_threads))
-
-
-def _pack(res: RenderResult, shm_prefix: str, counter: int, shm_min_bytes: int) -> tuple[tuple, int]:
-    """Moves the arrays of ``res`` into a new shared-memory block (unless small); returns the message."""
-    arrays = {f: getattr(res, f) for f in _ARRAY_FIELDS if getattr(res, f) is not None}
-    total = sum(a.nbytes for a in arrays.values())
-    if not arrays or total < shm_min_bytes:
-        return ('result', res, None, None), counter
-    shm = shared_memory.SharedMemory(name=f'{shm_prefix}_{counter}', create=True, size=max(total, 1))
-    layout = {}
-    offset = 0
-    buf = shm.buf
-    assert buf is not None
-    try:
-        for field, a in arrays.items():
-            a = np.ascontiguousarray(a)
-            np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=offset).reshape(a.shape)[...] = a
-            layout[field] = (a.shape, a.dtype.str, offset)
-            offset += a.nbytes
-    finally:
-        del buf
-        shm.close()  # The parent unlinks it after reading.
-    light = dataclasses.replace(res, image=None, fft=None)
-    return ('result', light, counter, layout), counter + 1
 
 
 __all__ = ['AsyncRenderer']

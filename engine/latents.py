@@ -1,4 +1,4 @@
-"""Seeds, latents and user transforms, exactly as the reference tools derive them (REFERENCE sections 3 and 6)."""
+"""Seeds, latents and user transforms, exactly as the reference tools derive them (docs/compatibility.md §3, §6)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def parse_vec2(s: str | tuple[float, float]) -> tuple[float, float]:
 
 
 def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle_deg: float = 0.0) -> np.ndarray:
-    """The user's rotation + translation as a 3x3 matrix (REFERENCE section 3).
+    """The user's rotation + translation as a 3x3 matrix (docs/compatibility.md §3).
 
     `[[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]]` with a in radians and t in units where the image spans 1.
     An SG3 generator takes its *inverse*: `G.synthesis.input.transform.copy_(torch.from_numpy(np.linalg.inv(m)))`.

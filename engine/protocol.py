@@ -4,7 +4,7 @@ Each GUI frame, widgets fill their part of a :class:`RenderRequest`; the rendere
 render process, see ``engine.async_renderer``) turns it into a :class:`RenderResult`. Both are plain data: picklable,
 free of torch tensors and of GUI objects, so this module imports only the standard library and numpy.
 
-Conventions follow the reference visualizer (REFERENCE.md section 6): the latent is a weighted blend of seeds in W,
+Conventions follow the reference visualizer (docs/compatibility.md §6): the latent is a weighted blend of seeds in W,
 truncation lerps toward ``w_avg``, the layer view shows ``sel_channels`` consecutive channels starting at
 ``base_channel``, the FFT view is in dB over ``+-fft_range_db``.
 """

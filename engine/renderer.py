@@ -2,7 +2,7 @@
 the displayed image, stats and FFT view in a :class:`engine.protocol.RenderResult` (no GUI needed). Networks come
 from ``engine.net_cache`` (loading, caching, failures); the render process around it is ``engine.async_renderer``.
 
-The maths follows the reference visualizer (REFERENCE.md sections 3 and 6):
+The maths follows the reference visualizer (docs/compatibility.md §3, §6):
 
 - latent: every seed's z (``engine.latents.z_from_seed``) is mapped with ``truncation_psi=1``; the ws are blended
   in W after subtracting ``w_avg``: ``w = w_avg + sum_i weight_i * (ws_i - w_avg)``; style mixing replaces the
@@ -222,7 +222,7 @@ class Renderer:
         )
 
     def _make_ws(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> torch.Tensor:
-        """The latent of a request, [1, num_ws, w_dim] float32 (REFERENCE section 6; see the module docstring)."""
+        """The latent of a request, [1, num_ws, w_dim] float32 (docs/compatibility.md §6; see the module docstring)."""
         G = net.G
         info = net.info
         explicit = req.ws is not None
@@ -317,7 +317,7 @@ class Renderer:
         saved = transform.clone() if transform is not None else None
         try:
             if transform is not None and req.input_transform is not None:
-                # The input layer takes the inverse of the user's transform (REFERENCE section 3).
+                # The input layer takes the inverse of the user's transform (docs/compatibility.md §3).
                 m = np.linalg.inv(_user_transform(req.input_transform))
                 transform.copy_(torch.from_numpy(m).to(transform))
             with torch.random.fork_rng(devices=_rng_devices(ws.device), device_type=ws.device.type):

@@ -1,4 +1,4 @@
-"""Equivariance widget: translate / rotate the SG3 input, Anim, round to pixels, untransform (REFERENCE 3, 6)."""
+"""Equivariance widget: translate / rotate the SG3 input, Anim, whole pixels, untransform (compatibility.md §3, §6)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ROTATE_LIMIT_TURNS = 1e6
 
 
 def make_input_transform(tx: float, ty: float, rotate_turns: float) -> tuple[tuple[float, float, float], ...]:
-    """The user's 3x3 transform (REFERENCE section 3): ``[[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]]``.
+    """The user's 3x3 transform (docs/compatibility.md §3): ``[[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]]``.
 
     Args:
         tx, ty: translation in units where the image spans 1.

@@ -1,4 +1,4 @@
-"""Latent widget: the seed-grid latent (REFERENCE section 6) with drag, animation, snap and a class picker; W/W+
+"""Latent widget: the seed-grid latent (docs/compatibility.md §6) with drag, animation, snap and a class picker; W/W+
 latents saved to and loaded from `.npz` / `.npy` files (`engine.latent_files`, the projector format)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Layers & channels widget: layer table, channel view, brightness, stats and the FFT view (REFERENCE section 6)."""
+"""Layers & channels widget: layer table, channel view, brightness, stats, FFT view (docs/compatibility.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stylemix widget: replace chosen ws with those of a second seed (REFERENCE section 6)."""
+"""Stylemix widget: replace chosen ws with those of a second seed (docs/compatibility.md §6)."""
 
 from __future__ import annotations
 

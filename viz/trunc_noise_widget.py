@@ -1,4 +1,4 @@
-"""Truncation / noise widget (REFERENCE section 6): psi -1..2, cutoff 0..num_ws, noise on/off, noise seed, Anim."""
+"""Truncation / noise widget (docs/compatibility.md §6): psi -1..2, cutoff 0..num_ws, noise on/off and seed, Anim."""
 
 from __future__ import annotations
 

@@ -231,7 +231,7 @@ def test_render_process_priority_and_threads(async_r):
 
 
 def test_tune_render_process(monkeypatch):
-    import engine.async_renderer as ar
+    import engine.render_worker as ar
 
     nices: list = []
     threads: list = []

@@ -431,6 +431,7 @@ def render_timeline(
     device: str | None = None,
     trust: bool = False,
     progress: bool = True,
+    renderer=None,
 ) -> int:
     """Renders a timeline JSON (``engine.states``: ``sg3viz-timeline``, or a capture/session as one frame) frame for
     frame through ``engine.renderer.Renderer``, the engine path of the visualizer, and writes an mp4 (H.264 yuv420p)
@@ -443,6 +444,7 @@ def render_timeline(
         device: overrides every state's device (None keeps them).
         trust: load pickles executing their embedded code (a state file never grants this itself).
         progress: tqdm bar.
+        renderer: an ``engine.renderer.Renderer`` to reuse (its loaded networks stay cached); None: a new one.
 
     Returns:
         Number of frames written.
@@ -459,7 +461,7 @@ def render_timeline(
         states = [s.replace(fft_show=True) for s in states]
     fps = float(fps if fps is not None else file_fps)
     side = timeline_json_path(output)
-    renderer = Renderer(states[0].device)
+    renderer = renderer if renderer is not None else Renderer(states[0].device)
     count = write_frames(timeline_frames(states, view, renderer), output, fps=fps, num_frames=len(states), progress=progress)  # fmt: skip
     write_json(side, make_timeline(states, fps=fps, view=view))
     return count

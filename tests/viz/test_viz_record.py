@@ -82,3 +82,42 @@ def test_viz_capture_reopens_by_drop_and_renders_headless(run_viz, png, tmp_path
     assert np.array_equal(png(out / 'j' / '00000-image.png'), gui_img)
     r = CliRunner().invoke(gen_images.main, ['--session', str(cap / '00000-image.png'), '--seeds', '1'])
     assert r.exit_code != 0 and '--seeds' in r.output
+
+
+def test_viz_drop_routing_fake(run_viz, tmp_path):
+    """A plain PNG still goes to the Network pane (its error), a timeline JSON is refused with a clear message and
+    the app keeps running, a capture sidecar restores its state."""
+    from PIL import Image
+
+    cap = tmp_path / 'caps'
+    plain = tmp_path / 'plain.png'
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(plain)
+    tl = tmp_path / 'tl.json'
+    tl.write_text(json.dumps({'format': 'sg3viz-timeline', 'version': 1, 'states': [{}]}))
+    s = [tmp_path / f's{i}.json' for i in range(4)]
+    script = [
+        {'wait_result': True},
+        {'set': {'latent': {'x': 5.0}, 'trunc_noise': {'psi': 0.3}}},
+        {'wait_result': True},
+        {'capture': 'image'},
+        {'wait_frames': 1},
+        {'set': {'latent': {'x': 8.0}, 'trunc_noise': {'psi': 1.0}}},
+        {'wait_result': True},
+        {'drop': [str(plain)]},
+        {'wait_frames': 2},
+        {'dump_state': str(s[0])},
+        {'drop': [str(tl)]},
+        {'wait_frames': 2},
+        {'dump_state': str(s[1])},
+        {'drop': [str(cap / '00000-image.json')]},
+        {'wait_frames': 2},
+        {'wait_result': True},
+        {'dump_state': str(s[2])},
+    ]
+    _ok(run_viz(['--fake-renderer', *WINDOW, '--capture-dir', str(cap)], script))
+    st = [json.loads(p.read_text()) for p in s[:3]]
+    assert 'Drop a network pickle' in st[0]['error_text']
+    assert 'not an sg3viz session' in st[1]['error_text']
+    assert st[1]['displayed_request']['w0_seeds'] == [[8, 1.0]]
+    assert st[2]['error_text'] is None
+    assert st[2]['displayed_request']['w0_seeds'] == [[5, 1.0]] and st[2]['displayed_request']['trunc_psi'] == 0.3

@@ -1,6 +1,6 @@
 """Average power spectra of datasets and generators, as in the Alias-Free GAN paper (arXiv 2106.12423, Fig. 15).
 
-Workflow (REFERENCE.md section 7):
+Workflow (docs/compatibility.md §7):
 
 \b
   python avg_spectra.py stats --source=/tmp/twemoji-64.zip
@@ -160,7 +160,7 @@ def compute_spectrum(
     batch: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Average windowed power spectrum of the source images (REFERENCE section 7, `engine.spectrum.power_spectra`).
+    """Average windowed power spectrum of the source images (docs/compatibility.md §7; `engine.spectrum`).
 
     Args:
         src: image source (dataset or network).

@@ -1,4 +1,4 @@
-"""Make training datasets in the reference StyleGAN2-ADA / StyleGAN3 format (REFERENCE.md section 8).
+"""Make training datasets in the reference StyleGAN2-ADA / StyleGAN3 format (docs/compatibility.md §8).
 
 Output: uncompressed PNGs `00000/img00000000.png, ...` plus `dataset.json` (`{"labels": [[fname, label], ...]}`
 or `{"labels": null}`), in a zip stored without compression (dest ending in .zip) or in a folder. All images
@@ -89,7 +89,7 @@ def _mnist_image(images: np.ndarray, i: int) -> PIL.Image.Image:
 
 def _open_mnist(path: str, max_images: int | None, drop_bad_labels: bool = False) -> _Source:
     images = _read_idx(path, 0x0803)  # [N, 28, 28]
-    # MNIST-style images are padded with 2 black pixels per side: 28 -> 32, a power of two (REFERENCE section 8).
+    # MNIST-style images are padded with 2 black pixels per side: 28 -> 32, a power of two (docs/compatibility.md §8).
     images = np.pad(images, [(0, 0), (2, 2), (2, 2)], mode='constant', constant_values=0)
     labels_path = os.path.join(os.path.dirname(path), os.path.basename(path).replace('images-idx3', 'labels-idx1'))
     notes: list[str] = []

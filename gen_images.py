@@ -10,6 +10,9 @@ Examples:
 
     # A conditional network (class required):
     python gen_images.py --network run-dir/ --seeds 0-7 --class 3 --outdir out
+
+    # Exactly the view a visualizer capture or saved session shows (layer view, FFT panel, transforms):
+    python gen_images.py --session captures/00000-image.png --outdir out
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def generate_images(
     """Renders `seed%04d.png` for each seed (or `proj%02d.png` for each latent of `projected_w`) into `outdir`, and
     optionally one grid image `grid.png`.
 
-    A seed gives `z = np.random.RandomState(seed).randn(1, z_dim)` (REFERENCE section 3); images are converted from
+    A seed gives `z = np.random.RandomState(seed).randn(1, z_dim)` (compatibility.md §3); images are converted from
     [-1, 1] to uint8 by `x * 127.5 + 128`, clamped. Truncation (StyleGAN, Karras et al. 2019, Sec. 3) lerps the first
     `truncation_cutoff` ws toward `w_avg`; it applies to projected latents too (psi = 1 renders them as saved).
 
@@ -138,6 +141,50 @@ def generate_images(
     return paths
 
 
+def render_session(
+    session: str | os.PathLike, outdir: str | os.PathLike, *, device: str | None = None, trust: bool = False
+) -> list[pathlib.Path]:
+    """Renders the view a visualizer capture (PNG with its state chunk, or the .json sidecar) or saved session
+    shows, through the same engine path as the GUI (``engine.renderer.Renderer``), so on the same device the image
+    is pixel-identical to the GUI's image capture of that state.
+
+    Writes ``<stem>.png`` (the displayed image: final image or layer view, uint8 [H, W, 3]) and, when the state shows
+    the FFT panel, ``<stem>-fft.png``; both carry the state in a PNG text chunk (they reopen in the visualizer).
+    ``<stem>`` is the session file's name without suffix.
+
+    Args:
+        session: the capture/session file.
+        outdir: output folder (created).
+        device: overrides the state's device ('auto', 'cpu', 'cuda', 'mps'); None keeps it.
+        trust: load the pickle executing its embedded code. A state file never grants this by itself (a capture
+            from elsewhere could name any pickle), so it is off unless the caller passes True.
+
+    Returns:
+        The written paths.
+
+    Raises:
+        ValueError: not a capture/session, a state without a request, or the render failed (message names why).
+    """
+    from engine.renderer import Renderer
+    from engine.states import CAPTURE_FORMAT, SESSION_FORMAT, read_state_doc, request_from_doc, save_png_with_state
+
+    path = pathlib.Path(session)
+    doc = read_state_doc(path, (CAPTURE_FORMAT, SESSION_FORMAT))
+    req = request_from_doc(doc, path.name)
+    if device is not None:
+        req = req.replace(device=device)
+    req = req.replace(trust=bool(trust))
+    res = Renderer(req.device).render(req)
+    if res.error or res.image is None:
+        raise ValueError(f'{path.name}: render failed: {res.error or "no image"}')
+    out = pathlib.Path(outdir)
+    stem = path.stem
+    written = [save_png_with_state(out / f'{stem}.png', res.image, doc)]
+    if res.fft is not None:
+        written.append(save_png_with_state(out / f'{stem}-fft.png', res.fft, doc))
+    return written
+
+
 def _latent_items(G, seeds, projected_w, class_idx, device) -> list[tuple[str, Any, Any]]:
     """What to render: `(file stem, z [1, z_dim], c [1, c_dim])` per seed, or `(stem, ws [1, L, D], None)` per
     latent of a projected-w file."""
@@ -213,7 +260,7 @@ def _class_vector(G, class_idx: int | None, device):
 
 
 def _apply_transform(G, translate: tuple[float, float], rotate: float) -> None:
-    """Sets the user transform on a StyleGAN3 input layer, which takes its inverse (REFERENCE section 3)."""
+    """Sets the user transform on a StyleGAN3 input layer, which takes its inverse (docs/compatibility.md §3)."""
     import torch
 
     if hasattr(G.synthesis, 'input') and hasattr(G.synthesis.input, 'transform'):
@@ -323,6 +370,14 @@ class _GridType(click.ParamType):
     help='Render the latent(s) of this .npz/.npy (projector or visualizer output) instead of seeds: proj00.png, ...',
 )
 @click.option(
+    '--session',
+    type=click.Path(dir_okay=False, path_type=pathlib.Path),
+    default=None,
+    metavar='FILE',
+    help='Render exactly the view of a visualizer capture (.png or .json) or saved session (other latent/transform '
+    'options are not allowed with it)',
+)
+@click.option(
     '--trunc',
     'truncation_psi',
     type=_FloatListType(),
@@ -398,8 +453,9 @@ class _GridType(click.ParamType):
     default=False,
     help='Load the pickle like the reference tools: EXECUTES code embedded in the file; only for files you trust',
 )
+@click.pass_context
 def main(
-    network, seeds, projected_w, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate, rotate, outdir,
+    ctx, network, seeds, projected_w, session, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate, rotate, outdir,
     grid, show_avg, grid_only, device, trust,
 ):  # fmt: skip
     """Generate images (seed%04d.png, or proj%02d.png from a latent file) and grids from a network pickle.
@@ -412,10 +468,28 @@ def main(
       python gen_images.py --seeds 0-7 --grid 2x4 --outdir out
       python gen_images.py --seeds 0-5 --trunc 1,0.7,0.5 --show-avg --grid-only --outdir out
       python gen_images.py --network net.pkl --projected-w projected_w.npz --outdir out
+      python gen_images.py --session captures/00000-image.png --outdir out
     """
     from engine.loading import LoadError
 
     logging.basicConfig(level=logging.WARNING, format='%(message)s')
+    if session is not None:
+        src = click.core.ParameterSource
+        clash = [
+            p.opts[0]
+            for p in ctx.command.params
+            if p.name not in ('session', 'outdir', 'device', 'trust')
+            and ctx.get_parameter_source(p.name) not in (src.DEFAULT, src.DEFAULT_MAP)
+        ]
+        if clash:
+            raise click.UsageError(f'--session renders the saved state as is; drop {", ".join(clash)}')
+        explicit_device = ctx.get_parameter_source('device') not in (src.DEFAULT, src.DEFAULT_MAP)
+        try:
+            paths = render_session(session, outdir, device=device if explicit_device else None, trust=trust)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f'Wrote {", ".join(str(p) for p in paths)}')
+        return
     try:
         paths = generate_images(
             network=network,

@@ -12,6 +12,7 @@ Examples:
     python gen_video.py --network run/network-snapshot-000100.pkl --seeds 0-31 --grid 4x2 --w-frames 60
     python gen_video.py --ws path.npy --output out/frames/              # PNG sequence out/frames/0000.png ...
     python gen_video.py --seeds 0-2 --layer L2_36_256 --output out/layer.mp4
+    python gen_video.py --timeline states.json --output out/timeline.mp4  # recorded visualizer states
 """
 
 from __future__ import annotations
@@ -342,7 +343,7 @@ def generate_video(
     """Renders a looping interpolation video over a grid (or a latent file's frames) and writes it.
 
     Args:
-        G: Generator (REFERENCE section 3), on its device.
+        G: Generator (docs/compatibility.md §3), on its device.
         output: .mp4/.mov/.mkv file, directory, or '%04d.png' pattern.
         seeds: Keyframe seeds (ignored with ws_file).
         grid: (columns, rows).
@@ -386,6 +387,84 @@ def generate_video(
 
 # ----------------------------------------------------------------------------
 # CLI.
+
+
+def timeline_json_path(output: str) -> pathlib.Path:
+    """Where the states JSON goes next to ``output``: ``out.mp4`` -> ``out.json``; a PNG sequence (directory or
+    ``%04d.png`` pattern) -> ``states.json`` in its folder."""
+    kind, target = _output_kind(output)
+    if kind == 'video':
+        return pathlib.Path(target).with_suffix('.json')
+    return pathlib.Path(os.path.dirname(target) or '.') / 'states.json'
+
+
+def timeline_frames(states, view: str, renderer) -> Iterator[np.ndarray]:
+    """Renders each state with ``renderer`` (an ``engine.renderer.Renderer``: the GUI's engine path) and yields
+    the frame of ``view`` (``engine.states.compose_view``), uint8 [H, W, 3]. Frames whose size differs from the first
+    (a layer switch) are resized to it with nearest-neighbour sampling, so a video keeps one size.
+
+    Raises:
+        ValueError: a state fails to render (the message names the frame and the reason).
+    """
+    import PIL.Image
+
+    from engine.states import compose_view
+
+    size = None
+    for i, req in enumerate(states):
+        res = renderer.render(req)
+        if res.error or res.image is None:
+            raise ValueError(f'timeline frame {i}: render failed: {res.error or "no image"}')
+        frame = np.ascontiguousarray(compose_view(res.image, res.fft, view)[..., :3])
+        if size is None:
+            size = frame.shape[:2]
+        elif frame.shape[:2] != size:
+            frame = np.asarray(PIL.Image.fromarray(frame).resize((size[1], size[0]), PIL.Image.NEAREST))
+        yield frame
+
+
+def render_timeline(
+    timeline: str | os.PathLike,
+    output: str,
+    *,
+    fps: float | None = None,
+    device: str | None = None,
+    trust: bool = False,
+    progress: bool = True,
+    renderer=None,
+) -> int:
+    """Renders a timeline JSON (``engine.states``: ``sg3viz-timeline``, or a capture/session as one frame) frame for
+    frame through ``engine.renderer.Renderer``, the engine path of the visualizer, and writes an mp4 (H.264 yuv420p)
+    or PNG sequence plus the states JSON beside it (:func:`timeline_json_path`).
+
+    Args:
+        timeline: the JSON file.
+        output: .mp4/.mov/.mkv, a directory or a ``%04d.png`` pattern.
+        fps: overrides the timeline's fps.
+        device: overrides every state's device (None keeps them).
+        trust: load pickles executing their embedded code (a state file never grants this itself).
+        progress: tqdm bar.
+        renderer: an ``engine.renderer.Renderer`` to reuse (its loaded networks stay cached); None: a new one.
+
+    Returns:
+        Number of frames written.
+
+    Raises:
+        ValueError: unreadable timeline, bad output name, a frame that fails to render.
+    """
+    from engine.renderer import Renderer
+    from engine.states import load_timeline, make_timeline, write_json
+
+    states, file_fps, view = load_timeline(timeline)
+    states = [s.replace(trust=bool(trust), **({'device': device} if device is not None else {})) for s in states]
+    if view != 'image':
+        states = [s.replace(fft_show=True) for s in states]
+    fps = float(fps if fps is not None else file_fps)
+    side = timeline_json_path(output)
+    renderer = renderer if renderer is not None else Renderer(states[0].device)
+    count = write_frames(timeline_frames(states, view, renderer), output, fps=fps, num_frames=len(states), progress=progress)  # fmt: skip
+    write_json(side, make_timeline(states, fps=fps, view=view))
+    return count
 
 
 def _parse_grid(_ctx, _param, value: str) -> tuple[int, int]:
@@ -476,6 +555,13 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
 @click.option(
     '--layer', metavar='NAME', default=None, help='Show 3 channels of this G.synthesis layer instead of the image'
 )
+@click.option(
+    '--timeline',
+    metavar='FILE',
+    default=None,
+    help='Render a recorded/keyframed timeline JSON (list of visualizer render states) frame for frame; '
+    'writes the states JSON beside the output',
+)
 @click.option('--device', metavar='NAME', default='auto', show_default=True, help='auto, cpu, cuda, cuda:N or mps')
 @click.option(
     '--trust',
@@ -483,9 +569,30 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
     default=False,
     help='Run code embedded in the pickle (reference loader); only for files you trust',
 )
-def main(network, seeds, shuffle_seed, grid, num_keyframes, w_frames, truncation_psi, truncation_cutoff, fps, output,
-         ws_file, layer, device, trust):  # fmt: skip
+@click.pass_context
+def main(ctx, network, seeds, shuffle_seed, grid, num_keyframes, w_frames, truncation_psi, truncation_cutoff, fps,
+         output, ws_file, layer, timeline, device, trust):  # fmt: skip
     from engine.loading import LoadError, load_generator
+
+    if timeline is not None:
+        src = click.core.ParameterSource
+        given = [p for p in ctx.command.params if ctx.get_parameter_source(p.name) not in (src.DEFAULT, None)]
+        explicit = {p.name for p in given}
+        clash = [p.opts[0] for p in given if p.name not in ('timeline', 'output', 'fps', 'device', 'trust')]
+        if clash:
+            raise click.UsageError(f'--timeline renders the saved states as they are; drop {", ".join(clash)}')
+        try:
+            count = render_timeline(
+                timeline,
+                output,
+                fps=fps if 'fps' in explicit else None,
+                device=device if 'device' in explicit else None,
+                trust=trust,
+            )
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f'Wrote {count} frames to {output} and the states to {timeline_json_path(output)}')
+        return
 
     try:
         G = load_generator(network, trust=trust, device=device)

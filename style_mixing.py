@@ -45,7 +45,7 @@ def style_mixing_images(
     for every seed, or a class drawn per seed like the reference GUI when it is None.
 
     Args:
-        G: Generator on its device (REFERENCE section 3 interface).
+        G: Generator on its device (docs/compatibility.md §3 interface).
         row_seeds, col_seeds: Seeds in [0, 2**32), at least one each.
         styles: Indices of ws taken from the column seed, each in [0, G.num_ws).
         truncation_psi, truncation_cutoff: Truncation of every seed's ws.

@@ -1,4 +1,4 @@
-"""Train a StyleGAN2 / StyleGAN3 network (the reference `train.py` command line, REFERENCE.md section 4).
+"""Train a StyleGAN2 / StyleGAN3 network (the reference `train.py` command line, docs/compatibility.md §4).
 
 Examples:
 
@@ -52,7 +52,7 @@ def build_training_options(
     workers=3, fp32=False, cbase=32768, cmax=512, glr=None, dlr=0.002, map_depth=None, mbstd_group=4, device_type='cpu',
     dataset_resolution=None,
 ) -> dict:  # fmt: skip
-    """The `training_loop` keyword arguments of a preset (REFERENCE section 4), as a JSON-serialisable dict.
+    """The `training_loop` keyword arguments of a preset (docs/compatibility.md §4), as a JSON-serialisable dict.
 
     Raises:
         ValueError: on an unknown cfg/aug or inconsistent batch options (message names the option).

@@ -2,7 +2,7 @@
 
 For each thread count (`--threads`, default 1,2) a fresh Python process sets `torch.set_num_threads(n)` before any
 op runs (NNPACK's and OpenMP's thread pools are sized on first use, so counts cannot be switched inside one
-process) and times every config: REFERENCE section 5 sizes, random weights, batch 1, `noise_mode='const'`,
+process) and times every config: docs/compatibility.md §5 sizes, random weights, batch 1, `noise_mode='const'`,
 `torch.no_grad()`. The two implementations run alternately (one warm-up frame each, then `--repeats` frames each)
 inside `torch_utils.ops.default_impl(...)` blocks, so both see the same machine load; the medians of wall time and
 of process CPU time are printed with the ratio ref/auto. The `--repeats` timed 'auto' frames also run under

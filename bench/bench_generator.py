@@ -1,4 +1,4 @@
-"""Per-frame generator time for StyleGAN3-T, StyleGAN3-R and StyleGAN2 at 64 and 256 px (REFERENCE section 5 configs).
+"""Per-frame generator time of StyleGAN3-T, -R and StyleGAN2 at 64 and 256 px (docs/compatibility.md §5 configs).
 
 Random weights, batch 1, `noise_mode='const'`, full `G(z, c)` (mapping + synthesis) under `torch.no_grad()`; one
 warm-up frame, then the median of `--repeats` frames. One line per config.
@@ -23,7 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-# name -> (module, Generator kwargs). Channel counts from REFERENCE section 5 (stylegan3-r doubles them itself in
+# name -> (module, Generator kwargs). Channel counts from docs/compatibility.md §5 (stylegan3-r doubles them itself in
 # the reference train.py; here the doubled values are given directly). sg3r-64 is not in the table: the sg3t-64
 # channels doubled, as the stylegan3-r preset does.
 _COMMON = dict(z_dim=512, c_dim=0, w_dim=512, img_channels=3)

@@ -1,14 +1,17 @@
-"""Owns rendering off the GUI thread: request numbering (stamps), the render worker (a spawned process or a thread)
-with its restart on crash, the transport of results, and dropping stale ones.
+"""Owns rendering off the GUI thread: request numbering (stamps), starting the render worker (a spawned process or a
+thread), its restart on crash (with a warm spare process), and dropping stale results.
 
-The worker runs an :class:`engine.renderer.Renderer`; networks load inside it through ``engine.net_cache``. The GUI
+What runs inside the worker is ``engine.render_worker``; results cross the process boundary through
+``engine.shm_frames``. The worker runs an :class:`engine.renderer.Renderer`; networks load inside it through
+``engine.net_cache``. The GUI
 calls :meth:`AsyncRenderer.set_request` every frame and :meth:`AsyncRenderer.get_result` whenever it wants
 the newest frame; neither blocks. Requests are stamped; an unchanged request (dataclass equality, the stamp
 ignored) is not rendered again; the worker skips requests superseded while it was busy; results older than the
 newest one already delivered are dropped.
 
 Separate process (default): a *spawned* child (``multiprocessing`` spawn context) that imports only this module,
-``engine.protocol`` and -- inside the child -- ``engine.renderer`` (torch). The parent never imports torch, and the
+``engine.protocol``, ``engine.render_worker``, ``engine.shm_frames`` and -- inside the child -- ``engine.renderer``
+(torch). The parent never imports torch, and the
 child never re-runs the GUI's ``__main__`` (see :func:`_bare_main`). Requests and small results travel pickled
 through pipes; the image and FFT arrays of a result travel through one ``multiprocessing.shared_memory`` block per
 result that the child creates under a name the parent can predict (``<prefix>_<counter>``) and the parent unlinks
@@ -18,12 +21,13 @@ died only once, so that a request that kills it does not loop), delivers one res
 process died (exit code N); restarted``, and reports :attr:`AsyncRenderer.is_restarting` until the new worker's
 first result.
 
+Long computations (a spectrum averaged over seeds, an equivariance measurement, a projection, ...) run as *jobs*
+in the same worker, between renders (``engine.jobs``: :meth:`AsyncRenderer.start_job`,
+:meth:`AsyncRenderer.cancel_job`, :meth:`AsyncRenderer.job_updates`). Jobs unfinished when the worker dies or is
+replaced end with an 'error' update.
+
 In-process mode runs the same renderer in a daemon worker thread; :meth:`AsyncRenderer.set_separate_process`
 switches between the two at run time.
-
-Long computations (a spectrum averaged over seeds, an equivariance measurement, ...) run as *jobs* in the same
-worker, between renders (``engine.jobs``: :meth:`AsyncRenderer.start_job`, :meth:`AsyncRenderer.cancel_job`,
-:meth:`AsyncRenderer.job_updates`). Jobs unfinished when the worker dies or is replaced end with an 'error' update.
 
 Both workers run the same loop (:func:`_serve`): newest request, poll the network cache, render. While a network
 loads (in a thread of the cache) the loop keeps reading requests, so a newer request for another network starts at
@@ -46,33 +50,24 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing
-import os
 import queue
-import signal
 import sys
 import threading
-import traceback
 import types
-import uuid
 import weakref
-from collections.abc import Callable
-from multiprocessing import shared_memory
-from typing import Any
-
-import numpy as np
 
 from engine.protocol import RenderRequest, RenderResult
+from engine.render_worker import child_main as _child_main
+from engine.render_worker import make_renderer as _make_renderer
+from engine.render_worker import serve as _serve
+from engine.shm_frames import DEFAULT_SHM_MIN_BYTES as _DEFAULT_SHM_MIN_BYTES
+from engine.shm_frames import ShmNames as _ShmNames
+from engine.shm_frames import unlink_leftovers as _unlink_leftovers
+from engine.shm_frames import unpack as _unpack
 
 logger = logging.getLogger(__name__)
 
-# Longer than ~600 lines: parent, worker loop and child (pipes, shared memory) share one message protocol.
-
-_ARRAY_FIELDS = ('image', 'fft')  # RenderResult fields that go through shared memory.
-_DEFAULT_SHM_MIN_BYTES = 64 * 1024  # Arrays smaller than this in total are simply pickled.
 _JOIN_TIMEOUT_SEC = 5.0
-_LOAD_POLL_SEC = 0.02  # How often the worker looks for newer requests (and finished loads) while a network loads.
-_CHILD_NICE = 5  # Priority decrement of the render process.
-_THREAD_ENV_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')  # The user chose torch's thread count.
 
 
 class AsyncRenderer:
@@ -89,6 +84,9 @@ class AsyncRenderer:
             leaves the thread count alone.
         renderer: ``'module:Class'`` of the renderer the worker builds as ``Class(device)`` (it needs
             ``try_render(request) -> RenderResult | None``); tests substitute a probe.
+        spare_process: in separate-process mode, keep a second, idle render process warm once the first has
+            answered (torch imported, the current network loaded on the CPU), so that the image is back within a
+            render or two after the render process dies instead of after a cold start. Costs that process's memory.
 
     The worker (process or thread) starts on the first request. Not thread-safe: call it from one thread.
 
@@ -104,6 +102,7 @@ class AsyncRenderer:
         shm_min_bytes: int = _DEFAULT_SHM_MIN_BYTES,
         num_threads: int | None = None,
         renderer: str = 'engine.renderer:Renderer',
+        spare_process: bool = True,
     ):
         if num_threads is not None and (
             isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
@@ -127,6 +126,9 @@ class AsyncRenderer:
         self._notice: RenderResult | None = None  # A crash report, delivered once before anything else.
         self._crashed_stamp = -1  # Stamp of the request in flight at the last crash (re-sent once only).
         self._restarting = False  # A worker died; True until the new one answers.
+        self._use_spare = bool(spare_process)
+        self._spare: _ProcessBackend | None = None  # Warm stand-by render process (separate-process mode).
+        self._spare_key: tuple | None = None  # (pkl, trust) the spare was asked to load.
         self._closed = False
         self._next_job_id = 1
         self._jobs: dict[int, str] = {}  # Jobs started and not finished: id -> kind.
@@ -305,12 +307,14 @@ class AsyncRenderer:
         if self._backend is None:
             self._backend = self._new_backend()
         self._backend.submit(req)  # A dead worker is noticed by the next _check_worker().
+        self._prepare_spare()
 
     def _poll(self) -> None:
         if self._backend is not None:
             for res in self._backend.poll():
                 self._offer(res)
             self._take_job_updates(self._backend)
+            self._prepare_spare()
 
     def _take_job_updates(self, backend) -> None:
         for u in backend.job_updates:
@@ -318,6 +322,41 @@ class AsyncRenderer:
                 self._jobs.pop(u.job_id, None)
             self._job_updates.append(u)
         backend.job_updates = []
+
+    def _fail_jobs(self, error: str) -> None:
+        """Ends every unfinished job with an 'error' update (its worker is gone)."""
+        from engine.jobs import JobUpdate
+
+        for job_id, kind in sorted(self._jobs.items()):
+            self._job_updates.append(JobUpdate(job_id, kind, 'error', error=error))
+        self._jobs.clear()
+
+    def _prepare_spare(self) -> None:
+        """Keeps a warm spare render process (torch imported, the current network loaded on the CPU) once the active
+        one has answered, so that a crash is recovered without a cold start."""
+        if not (self._use_spare and self._separate and isinstance(self._backend, _ProcessBackend)):
+            return
+        if self._backend.num_answered == 0 or self._last_req is None:
+            return  # Start-up: the spare would compete with the first render.
+        if self._spare is not None and not self._spare.is_alive():
+            self._spare.close()
+            self._spare = None
+        if self._spare is None:
+            spare = self._new_backend()
+            assert isinstance(spare, _ProcessBackend)
+            self._spare, self._spare_key = spare, None
+        key = (self._last_req.pkl, bool(self._last_req.trust))
+        if key != self._spare_key:
+            assert isinstance(self._spare, _ProcessBackend)
+            self._spare.prepare(self._last_req)
+            self._spare_key = key
+
+    def _take_spare(self) -> _ProcessBackend | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and not spare.is_alive():
+            spare.close()
+            return None
+        return spare
 
     def _offer(self, res: RenderResult) -> None:
         """Keeps ``res`` if it is the newest so far; drops stale results."""
@@ -362,106 +401,27 @@ class AsyncRenderer:
         if was_in_flight:
             self._crashed_stamp = self._last_req.stamp
         # Re-send the current request (answered or not) so that the new worker loads the network and the image comes
-        # back without waiting for the user to change something.
+        # back without waiting for the user to change something; the warm spare takes over when there is one.
+        self._backend = self._take_spare() if isinstance(backend, _ProcessBackend) else None
         self._submit(self._last_req)
 
     def _submit_nothing(self) -> None:
         """Starts a fresh worker without a request (so the next one does not wait for the start-up)."""
         self._backend = self._new_backend()
 
-    def _fail_jobs(self, error: str) -> None:
-        """Ends every unfinished job with an 'error' update (its worker is gone)."""
-        from engine.jobs import JobUpdate
-
-        for job_id, kind in sorted(self._jobs.items()):
-            self._job_updates.append(JobUpdate(job_id, kind, 'error', error=error))
-        self._jobs.clear()
-
     def _stop_backend(self) -> None:
         if self._backend is not None:
-            self._backend.close()
-            self._backend = None
             self._fail_jobs('the renderer was switched or closed; start the job again')
+        for b in (self._backend, self._spare):
+            if b is not None:
+                b.close()
+        self._backend = self._spare = None
         self._pending = None
         self._received_stamp = self._last_req.stamp if self._last_req is not None else 0
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Workers.
-
-
-def _render_safely(renderer, req: RenderRequest) -> RenderResult | None:
-    try:
-        return renderer.try_render(req)
-    except BaseException as e:  # try_render() should not raise; never let one request kill the worker.
-        if isinstance(e, KeyboardInterrupt | SystemExit):
-            raise
-        return RenderResult(
-            stamp=req.stamp,
-            error=f'Rendering failed: {type(e).__name__}: {e}',
-            error_detail=traceback.format_exc(),
-            source=req.pkl,
-        )
-
-
-def _serve(
-    renderer,
-    recv: Callable[[float | None], list],
-    send: Callable[[RenderResult], bool],
-    send_job: Callable[[Any], Any] | None = None,
-) -> None:
-    """The worker loop shared by the render process and the render thread: newest request, poll the cache, render.
-
-    ``renderer.try_render`` returns None while the request's network loads (in a thread of its
-    ``engine.net_cache.NetCache``); the loop then keeps reading requests every ``_LOAD_POLL_SEC``, so a newer request
-    for another network is served at once while the older load finishes in the background.
-
-    Args:
-        renderer: an ``engine.renderer.Renderer`` (anything with ``try_render(request) -> RenderResult | None``).
-        recv: ``recv(timeout_sec or None) -> [message, ...]``, [] on timeout; raises EOFError / OSError when the
-            parent is gone. Messages: ('render', RenderRequest) and ('close',).
-        send: delivers a result; returns False when the parent is gone.
-        send_job: delivers an ``engine.jobs.JobUpdate`` (None: job messages are ignored). Jobs
-            (``('job_start', JobSpec)``, ``('job_cancel', id)``) advance one step whenever no render is waiting, so
-            a render always goes first; the renderer is the jobs' context (``engine.jobs.JobContext``).
-    """
-    from engine.jobs import JobRunner
-
-    pending: RenderRequest | None = None
-    jobs = JobRunner(renderer, send_job) if send_job is not None else None
-    while True:
-        try:
-            if pending is not None:
-                timeout: float | None = _LOAD_POLL_SEC
-            else:
-                timeout = 0.0 if jobs is not None and jobs.busy else None
-            msgs = recv(timeout)
-        except (EOFError, OSError):
-            return  # The parent is gone.
-        for msg in msgs:
-            if msg[0] == 'close':
-                return
-            if msg[0] == 'render':
-                pending = msg[1]
-            elif jobs is not None:
-                jobs.handle(msg)
-        if pending is None:
-            if jobs is not None:
-                jobs.step()  # One unit of the running job between renders.
-            continue
-        res = _render_safely(renderer, pending)
-        if res is not None:
-            pending = None
-            if not send(res):
-                return
-
-
-def _make_renderer(spec: str, device: str):
-    """Imports ``'module:Class'`` and returns ``Class(device)``."""
-    import importlib
-
-    module, _, name = spec.partition(':')
-    return getattr(importlib.import_module(module), name)(device)
 
 
 class _ThreadBackend:
@@ -529,17 +489,6 @@ class _ThreadBackend:
         self._thread.join(timeout=_JOIN_TIMEOUT_SEC)
 
 
-class _ShmNames:
-    """Names of the shared-memory blocks one child creates: ``<prefix>_<k>``, k = 0, 1, 2, ... in order."""
-
-    def __init__(self):
-        self.prefix = 'sgv_' + uuid.uuid4().hex[:12]  # Short: macOS allows 31 characters.
-        self.num_freed = 0  # Blocks 0..num_freed-1 are unlinked.
-
-    def name(self, k: int) -> str:
-        return f'{self.prefix}_{k}'
-
-
 class _ProcessBackend:
     """The renderer in a spawned child process; pipes for messages, shared memory for the arrays."""
 
@@ -580,6 +529,11 @@ class _ProcessBackend:
         with contextlib.suppress(OSError):  # BrokenPipeError: the child is dead; the caller notices.
             self._req_send.send(msg)
 
+    def prepare(self, req: RenderRequest) -> None:
+        """Asks the (idle, spare) worker to load ``req``'s network in the background without rendering."""
+        with contextlib.suppress(OSError):
+            self._req_send.send(('prepare', req))
+
     def poll(self) -> list[RenderResult]:
         results = []
         for msg in _drain(self._res_recv):
@@ -602,42 +556,6 @@ def _drain(conn) -> list:
     except (EOFError, OSError):  # The child died (maybe mid-message): what came before is kept.
         pass
     return msgs
-
-
-def _unpack(msg: tuple, names: _ShmNames) -> RenderResult:
-    """('result', RenderResult without arrays, shm index or None, {field: (shape, dtype, offset)}) -> result."""
-    _, res, index, layout = msg
-    if index is None:
-        return res
-    arrays = {}
-    name = names.name(index)
-    try:
-        shm = shared_memory.SharedMemory(name=name)
-    except FileNotFoundError:
-        return dataclasses.replace(res, error=res.error or 'render process: shared memory block is gone')
-    try:
-        buf = shm.buf
-        assert buf is not None
-        for field, (shape, dtype, offset) in layout.items():
-            count = int(np.prod(shape))
-            arrays[field] = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
-        del buf
-    finally:
-        shm.close()
-        shm.unlink()
-    names.num_freed = max(names.num_freed, index + 1)
-    return dataclasses.replace(res, **arrays)
-
-
-def _unlink_leftovers(names: _ShmNames, extra: int = 4) -> None:
-    """Unlinks blocks a dead/stopped child created but the parent never read (at most a few)."""
-    for k in range(names.num_freed, names.num_freed + extra):
-        try:
-            shm = shared_memory.SharedMemory(name=names.name(k))
-        except (FileNotFoundError, OSError):
-            continue
-        shm.close()
-        shm.unlink()
 
 
 def _shutdown(proc, req_send, res_recv, names: _ShmNames) -> None:
@@ -672,106 +590,6 @@ def _bare_main():
     finally:
         if main is not None:
             sys.modules['__main__'] = main
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The child process.
-
-
-def _child_main(
-    req_conn,
-    res_conn,
-    device: str,
-    renderer: str,
-    shm_prefix: str,
-    shm_min_bytes: int,
-    num_threads: int | None = None,
-) -> None:
-    """Entry point of the render process: render the newest request, send the result, repeat (see :func:`_serve`)."""
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the GUI's terminal: the parent closes us.
-    made = _make_renderer(renderer, device)  # Imports torch (the real renderer) before the thread count is set.
-    _tune_render_process(num_threads)
-    counter = 0
-
-    def recv(timeout: float | None) -> list:
-        if timeout is not None and not req_conn.poll(timeout):
-            return []
-        msgs = [req_conn.recv()]
-        while req_conn.poll():
-            msgs.append(req_conn.recv())
-        return msgs
-
-    def send(res: RenderResult) -> bool:
-        nonlocal counter
-        msg, counter = _pack(res, shm_prefix, counter, shm_min_bytes)
-        try:
-            res_conn.send(msg)
-        except (EOFError, OSError):
-            return False
-        return True
-
-    def send_job(update) -> bool:
-        try:
-            res_conn.send(('job', update))
-        except (EOFError, OSError):
-            return False
-        return True
-
-    _serve(made, recv, send, send_job=send_job)
-
-
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity where the OS tells, else all of them)."""
-    if hasattr(os, 'sched_getaffinity'):
-        with contextlib.suppress(OSError):
-            return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _tune_render_process(num_threads: int | None) -> None:
-    """Keeps the GUI responsive on small machines: lowers the render process's priority by ``_CHILD_NICE`` (where
-    the OS has ``os.nice``) and leaves one CPU to the GUI: torch uses ``num_threads``, or if None and neither
-    ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set, the number of usable CPUs minus one (at least 1). A
-    renderer that never imported torch (a test stand-in) is left without it."""
-    if hasattr(os, 'nice'):
-        try:
-            os.nice(_CHILD_NICE)
-        except OSError as e:
-            logger.debug('os.nice(%d) failed: %s', _CHILD_NICE, e)
-    if num_threads is None:
-        if any(os.environ.get(name) for name in _THREAD_ENV_VARS):
-            return  # The user's choice.
-        num_threads = max(1, _usable_cpus() - 1)
-    if 'torch' not in sys.modules:
-        return
-    import torch
-
-    torch.set_num_threads(int(num_threads))
-
-
-def _pack(res: RenderResult, shm_prefix: str, counter: int, shm_min_bytes: int) -> tuple[tuple, int]:
-    """Moves the arrays of ``res`` into a new shared-memory block (unless small); returns the message."""
-    arrays = {f: getattr(res, f) for f in _ARRAY_FIELDS if getattr(res, f) is not None}
-    total = sum(a.nbytes for a in arrays.values())
-    if not arrays or total < shm_min_bytes:
-        return ('result', res, None, None), counter
-    shm = shared_memory.SharedMemory(name=f'{shm_prefix}_{counter}', create=True, size=max(total, 1))
-    layout = {}
-    offset = 0
-    buf = shm.buf
-    assert buf is not None
-    try:
-        for field, a in arrays.items():
-            a = np.ascontiguousarray(a)
-            np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=offset).reshape(a.shape)[...] = a
-            layout[field] = (a.shape, a.dtype.str, offset)
-            offset += a.nbytes
-    finally:
-        del buf
-        shm.close()  # The parent unlinks it after reading.
-    light = dataclasses.replace(res, image=None, fft=None)
-    return ('result', light, counter, layout), counter + 1
 
 
 __all__ = ['AsyncRenderer']

@@ -56,5 +56,5 @@ def pick_device(name: str | torch.device | None = 'auto') -> torch.device:
 
 
 def supports_fp16(device: torch.device | str) -> bool:
-    """True where the networks may run layers in float16 (CUDA only, as in the reference: REFERENCE section 3)."""
+    """True where the networks may run layers in float16 (CUDA only, as in the reference: docs/compatibility.md §3)."""
     return torch.device(device).type == 'cuda'

@@ -1,4 +1,4 @@
-"""Seeds, latents and user transforms, exactly as the reference tools derive them (REFERENCE sections 3 and 6)."""
+"""Seeds, latents and user transforms, exactly as the reference tools derive them (docs/compatibility.md §3, §6)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def make_transform(
     shear: float = 0.0,
     mirror: bool = False,
 ) -> np.ndarray:
-    """The user's input transform as a 3x3 matrix (REFERENCE section 3), extended by scale, shear and mirror.
+    """The user's input transform as a 3x3 matrix (docs/compatibility.md §3), extended by scale, shear and mirror.
 
     `T = [[L, t], [0, 0, 1]]` with linear part `L = R @ Sh @ S @ F`, applied to the content right to left: mirror
     `F = diag(-1, 1)` (when `mirror`; left and right swap), isotropic scale `S = diag(s, s)` (s > 1 enlarges),

@@ -256,7 +256,7 @@ def _describe_bad_stream(path: pathlib.Path, e: Exception) -> LoadError:
 
 
 def load_network_pkl(source: str | os.PathLike, *, trust: bool = False, **download_kwargs: Any) -> dict:
-    """Loads a network pickle (REFERENCE section 1), or a legacy TensorFlow StyleGAN2(-ADA) pickle.
+    """Loads a network pickle (docs/compatibility.md §1), or a legacy TensorFlow StyleGAN2(-ADA) pickle.
 
     TensorFlow pickles (a `(G, D, Gs)` tuple) are always read in safe mode and converted to our StyleGAN2 networks
     (`engine.legacy_tf`); they come back as `G`, `D`, `G_ema` (from Gs) with `training_set_kwargs` and

@@ -264,6 +264,15 @@ class NetCache:
             else:  # Too many loads in flight: wait for any of them.
                 next(iter(self._loads.values())).done.wait()
 
+    def prefetch(self, source: str | None, trust: bool) -> None:
+        """Starts loading (source, trust) onto the CPU in the background unless it is cached, failed or loading."""
+        self._adopt_finished()
+        key = (source, bool(trust))
+        if key in self._pkls or key in self._loads or self._remembered_failure(key) is not None:
+            return
+        if len(self._loads) < self._max_loads:
+            self._loads[key] = _LoadThread(self._loader, source, bool(trust))
+
     def is_loading(self, source: str | None, trust: bool) -> bool:
         """Whether a load thread for (source, trust) is running (an abandoned one included)."""
         load = self._loads.get((source, bool(trust)))

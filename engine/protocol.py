@@ -4,7 +4,7 @@ Each GUI frame, widgets fill their part of a :class:`RenderRequest`; the rendere
 render process, see ``engine.async_renderer``) turns it into a :class:`RenderResult`. Both are plain data: picklable,
 free of torch tensors and of GUI objects, so this module imports only the standard library and numpy.
 
-Conventions follow the reference visualizer (REFERENCE.md section 6): the latent is a weighted blend of seeds in W,
+Conventions follow the reference visualizer (docs/compatibility.md §6): the latent is a weighted blend of seeds in W,
 truncation lerps toward ``w_avg``, the layer view shows ``sel_channels`` consecutive channels starting at
 ``base_channel``, the FFT view is in dB over ``+-fft_range_db``.
 """
@@ -56,6 +56,137 @@ def fft_colormap(num_colors: int = 256) -> np.ndarray:
     t = np.linspace(0.0, 1.0, int(num_colors))
     lut = np.stack([np.interp(t, pos, anchors[:, i]) for i in range(3)], axis=1)
     return np.round(lut).clip(0, 255).astype(np.uint8)
+
+
+# Legal ranges of the numeric RenderRequest fields: the one place every user of a request validates against (the GUI
+# widgets while drawing, saved sessions when loaded, the renderer before rendering, the remote server). Bounds are
+# inclusive. Seeds are the reference tools' uint32 seeds (``np.random.RandomState`` accepts 0 .. 2**32 - 1).
+SEED_MAX = 2**32 - 1
+REQUEST_LIMITS: dict[str, tuple[float, float]] = {
+    'seed': (0, SEED_MAX),  # every seed in w0_seeds, and stylemix_seed
+    'stylemix_seed': (0, SEED_MAX),
+    'noise_seed': (0, SEED_MAX),
+    'trunc_psi': (-1.0, 2.0),
+    'img_scale_db': (-40.0, 40.0),
+    'fft_range_db': (0.1, 100.0),
+    'fft_beta': (0.0, 50.0),
+    'base_channel': (0, 2**31 - 1),
+    'trunc_cutoff': (0, 2**31 - 1),
+    'class_idx': (0, 2**31 - 1),
+}
+
+
+def clamp_value(name: str, value, *, integer: bool | None = None) -> tuple[float | int, str | None]:
+    """Clamps one request value into ``REQUEST_LIMITS[name]``.
+
+    Args:
+        name: a key of ``REQUEST_LIMITS``.
+        value: a number (int, float, numpy scalar, or a numeric string); NaN becomes the lower bound.
+        integer: round to an int (default: when both bounds are ints).
+
+    Returns:
+        (the clamped value, a one-line note saying what changed, or None when it was already legal).
+
+    Raises:
+        KeyError: unknown ``name``.
+        ValueError: ``value`` is not a number.
+    """
+    lo, hi = REQUEST_LIMITS[name]
+    is_int = isinstance(lo, int) and isinstance(hi, int) if integer is None else integer
+    try:
+        v = float(value) if not isinstance(value, int) or isinstance(value, bool) else value
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'clamp_value(): {name} must be a number, got {value!r}') from e
+    if isinstance(v, float) and v != v:  # NaN
+        clamped: float | int = lo
+    else:
+        clamped = min(max(v, lo), hi)
+    if is_int:
+        clamped = int(clamped) if isinstance(clamped, int) else int(max(min(round(clamped), hi), lo))
+    else:
+        clamped = float(clamped)
+    changed = clamped != v or (isinstance(v, float) and v != v)
+    note = f'{name} {value!r} is outside {_num(lo)}..{_num(hi)}; clamped to {_num(clamped)}' if changed else None
+    return clamped, note
+
+
+def _num(v: float | int) -> str:
+    return str(v) if isinstance(v, int) else f'{v:g}'
+
+
+def clamp_request(req: RenderRequest) -> tuple[RenderRequest, tuple[str, ...]]:
+    """Every numeric field of ``req`` clamped into ``REQUEST_LIMITS``.
+
+    Returns:
+        (the legal request, one note per clamped value). Structural problems (no seeds, an unknown noise mode, a
+        singular transform) are not fixed here: :func:`request_errors` names them.
+    """
+    notes: list[str] = []
+
+    def fix(name: str, value, key: str | None = None):
+        v, note = clamp_value(key or name, value)
+        if note:
+            notes.append(note)
+        return v
+
+    changes: dict = {}
+    seeds = tuple((fix('seed', s), float(w)) for s, w in req.w0_seeds)
+    if seeds != req.w0_seeds:
+        changes['w0_seeds'] = seeds
+    for name in ('stylemix_seed', 'noise_seed', 'trunc_psi', 'img_scale_db', 'fft_range_db', 'fft_beta'):
+        v = fix(name, getattr(req, name))
+        if v != getattr(req, name):
+            changes[name] = v
+    for name in ('base_channel', 'trunc_cutoff', 'class_idx'):
+        old = getattr(req, name)
+        if old is not None and fix(name, old) != old:
+            changes[name] = clamp_value(name, old)[0]
+    if req.sel_channels not in (1, 3):
+        changes['sel_channels'] = 3 if req.sel_channels >= 3 else 1
+        notes.append(f'sel_channels {req.sel_channels!r} must be 1 or 3; using {changes["sel_channels"]}')
+    return (req.replace(**changes) if changes else req), tuple(notes)
+
+
+_FLOAT_FIELDS = ('trunc_psi', 'img_scale_db', 'fft_range_db', 'fft_beta')
+
+
+def _is_finite(value) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def request_errors(req: RenderRequest) -> tuple[str, ...]:
+    """What makes ``req`` unrenderable regardless of the network (clamping cannot fix it); () when fine."""
+    errors = []
+    if len(req.w0_seeds) == 0 and getattr(req, 'ws', None) is None:
+        errors.append('w0_seeds must hold at least one (seed, weight) pair, got ()')
+    if any(not np.isfinite(float(w)) for _, w in req.w0_seeds):
+        errors.append(f'w0_seeds weights must be finite, got {req.w0_seeds}')
+    for name in _FLOAT_FIELDS:  # NaN/inf would render black or NaN images: refused, never clamped into range
+        value = getattr(req, name)
+        if not _is_finite(value):
+            errors.append(f'{name} must be a finite number, got {value!r}')
+    ws = getattr(req, 'ws', None)
+    if ws is not None:
+        try:
+            finite = bool(np.isfinite(np.asarray(ws, dtype=np.float64)).all())
+        except (TypeError, ValueError):
+            finite = False
+        if not finite:
+            errors.append('ws must hold finite numbers only (NaN or infinity found)')
+    if req.noise_mode not in NOISE_MODES:
+        errors.append(f'noise_mode must be one of {NOISE_MODES}, got {req.noise_mode!r}')
+    if req.input_transform is not None:
+        try:
+            m = np.asarray(req.input_transform, dtype=np.float64)
+            ok = m.shape == (3, 3) and bool(np.isfinite(m).all()) and abs(np.linalg.det(m)) >= 1e-12
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            errors.append(f'input_transform must be an invertible 3x3 matrix, got {req.input_transform}')
+    return tuple(errors)
 
 
 @dataclass(frozen=True)

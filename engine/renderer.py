@@ -2,7 +2,7 @@
 the displayed image, stats and FFT view in a :class:`engine.protocol.RenderResult` (no GUI needed). Networks come
 from ``engine.net_cache`` (loading, caching, failures); the render process around it is ``engine.async_renderer``.
 
-The maths follows the reference visualizer (REFERENCE.md sections 3 and 6):
+The maths follows the reference visualizer (docs/compatibility.md §3, §6):
 
 - latent: every seed's z (``engine.latents.z_from_seed``) is mapped with ``truncation_psi=1``; the ws are blended
   in W after subtracting ``w_avg``: ``w = w_avg + sum_i weight_i * (ws_i - w_avg)``; style mixing replaces the
@@ -35,7 +35,16 @@ import numpy as np
 import torch
 
 from engine.net_cache import LoadedNet, NetCache, NetLoadError
-from engine.protocol import NOISE_MODES, OUTPUT_LAYER, LayerInfo, NetInfo, RenderRequest, RenderResult, fft_colormap
+from engine.protocol import (
+    OUTPUT_LAYER,
+    LayerInfo,
+    NetInfo,
+    RenderRequest,
+    RenderResult,
+    clamp_request,
+    fft_colormap,
+    request_errors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +105,10 @@ class Renderer:
         """Like :meth:`render`, but returns None at once while the request's network is still loading (the load
         goes on in a background thread; call again later). This is what the render loop calls."""
         return self._render(req, wait=False)
+
+    def prefetch(self, req: RenderRequest) -> None:
+        """Starts loading ``req``'s network onto the CPU in the background (a spare render process warming up)."""
+        self.net_cache.prefetch(req.pkl, bool(req.trust))
 
     def _render(self, req: RenderRequest, wait: bool) -> RenderResult | None:
         device_name = ''
@@ -294,7 +307,7 @@ class Renderer:
         return x, layer
 
     def _make_ws(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> torch.Tensor:
-        """The latent of a request, [1, num_ws, w_dim] float32 (REFERENCE section 6; see the module docstring)."""
+        """The latent of a request, [1, num_ws, w_dim] float32 (docs/compatibility.md §6; see the module docstring)."""
         G = net.G
         info = net.info
         explicit = req.ws is not None
@@ -393,7 +406,7 @@ class Renderer:
         saved = transform.clone() if transform is not None else None
         try:
             if transform is not None and req.input_transform is not None:
-                # The input layer takes the inverse of the user's transform (REFERENCE section 3).
+                # The input layer takes the inverse of the user's transform (docs/compatibility.md §3).
                 m = np.linalg.inv(_user_transform(req.input_transform))
                 transform.copy_(torch.from_numpy(m).to(transform))
             with torch.random.fork_rng(devices=_rng_devices(ws.device), device_type=ws.device.type):
@@ -467,31 +480,27 @@ class Renderer:
 
 
 def _check_request(req: RenderRequest, info: NetInfo) -> None:
-    """User errors in a request -> _RenderError (one line, the fix)."""
-    if len(req.w0_seeds) == 0 and req.ws is None:
-        raise _RenderError('render(): w0_seeds must hold at least one (seed, weight) pair, got ()')
+    """User errors in a request -> _RenderError (one line, the fix). The field ranges are those of
+    ``engine.protocol.clamp_request`` (the GUI clamps with the same function, so it never sends such a request)."""
+    problems = list(request_errors(req)) + list(clamp_request(req)[1])
     if req.ws is not None:
         shape = (len(req.ws), len(req.ws[0]) if len(req.ws) else 0)
         if any(len(row) != shape[1] for row in req.ws) or shape != (info.num_ws, info.w_dim):
-            raise _RenderError(
-                f'render(): ws must have shape [num_ws, w_dim] = [{info.num_ws}, {info.w_dim}] for this network '
+            problems.append(
+                f'ws must have shape [num_ws, w_dim] = [{info.num_ws}, {info.w_dim}] for this network '
                 f'(num_ws={info.num_ws}, w_dim={info.w_dim}), got {[len(req.ws)] + sorted({len(r) for r in req.ws})}; '
                 'load a latent made for this network or clear it'
             )
-        if not np.isfinite(np.asarray(req.ws, dtype=np.float64)).all():
-            raise _RenderError('render(): ws must hold finite numbers (NaN or infinity found)')
-    if req.noise_mode not in NOISE_MODES:
-        raise _RenderError(f'render(): noise_mode must be one of {NOISE_MODES}, got {req.noise_mode!r}')
+        elif not np.isfinite(np.asarray(req.ws, dtype=np.float64)).all():
+            problems.append('ws must hold finite numbers (NaN or infinity found)')
     if info.c_dim > 0 and req.class_idx is not None and not 0 <= int(req.class_idx) < info.c_dim:
-        raise _RenderError(
-            f'render(): class_idx must be in 0..{info.c_dim - 1} for this network, got {req.class_idx} '
+        problems.append(
+            f'class_idx must be in 0..{info.c_dim - 1} for this network, got {req.class_idx} '
             '(or None to draw a class per seed)'
         )
+    if problems:
+        raise _RenderError('render(): ' + '; '.join(problems))
     _check_lab_fields(req)
-    if req.input_transform is not None:
-        m = np.asarray(req.input_transform, dtype=np.float64)
-        if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m)) < 1e-12:
-            raise _RenderError(f'render(): input_transform must be an invertible 3x3 matrix, got {req.input_transform}')
 
 
 def _check_lab_fields(req: RenderRequest) -> None:

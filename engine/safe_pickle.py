@@ -5,7 +5,7 @@ Safe mode (`safe_load`), in this order:
 1. `engine.pickle_scan.scan_pickle` walks the opcodes without building anything and refuses streams nested too
    deep or expanding too far through shared references (reference bombs).
 2. A restricted `pickle.Unpickler` resolves only the globals a network pickle needs for tensors, arrays and dicts
-   (REFERENCE section 1). NumPy arrays are rebuilt through a guard that refuses object dtypes and checks that the
+   (docs/compatibility.md §1). NumPy arrays are rebuilt through a guard that refuses object dtypes and checks that the
    stored bytes match the claimed shape before NumPy allocates anything. Persistent objects
    (`_reconstruct_persistent_obj(meta)`) are NOT rebuilt from their embedded `module_src`: the source is read as
    text (`ast.parse`, never executed) only to learn which module it is (StyleGAN2 networks, StyleGAN3 networks,

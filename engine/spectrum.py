@@ -2,7 +2,7 @@
 
 Source: Karras et al. 2021, "Alias-Free Generative Adversarial Networks", arXiv 2106.12423, Appendix (spectral
 analysis of the training data and generators) and Fig. 15 (average power spectra as heatmaps and as 0/45-degree
-slices). REFERENCE.md sections 6 (FFT view) and 7 (avg_spectra).
+slices). docs/compatibility.md §6 (FFT view) and §7 (avg_spectra).
 
 Conventions used everywhere in this module:
 - Images are [N, C, H, W] (or [C, H, W]) tensors on any device; any real dtype (uint8 included) is converted to
@@ -72,7 +72,7 @@ def kaiser_window_2d(
 
 
 # ----------------------------------------------------------------------------
-# avg_spectra maths (REFERENCE section 7).
+# avg_spectra maths (docs/compatibility.md §7).
 
 
 def _check_power_args(func: str, images: torch.Tensor, std: float, interp: int) -> None:
@@ -191,7 +191,7 @@ def power_spectrum_sum_chunked(
 
 
 # ----------------------------------------------------------------------------
-# Visualizer FFT view (REFERENCE section 6).
+# Visualizer FFT view (docs/compatibility.md §6).
 
 
 def layer_spectrum_db(x: torch.Tensor, beta: float = 8.0) -> torch.Tensor:

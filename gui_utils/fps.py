@@ -121,7 +121,7 @@ class IdleGate:
     """
 
     def __init__(
-        self, grace_sec: float = 0.5, max_wait_sec: float = 0.5, *, clock: Callable[[], float] = time.perf_counter
+        self, grace_sec: float = 0.5, max_wait_sec: float = 0.25, *, clock: Callable[[], float] = time.perf_counter
     ) -> None:
         if not grace_sec >= 0:
             raise ValueError(f'IdleGate(): grace_sec must be >= 0, got {grace_sec}')

@@ -34,7 +34,7 @@ G_KWARGS = dict(
     img_channels=3,
     channel_base=4096,
     channel_max=128,
-    magnitude_ema_beta=0.5 ** (32 / (20 * 1e3)),  # stylegan3-t preset with batch 32 (REFERENCE section 4)
+    magnitude_ema_beta=0.5 ** (32 / (20 * 1e3)),  # stylegan3-t preset with batch 32 (docs/compatibility.md §4)
     mapping_kwargs=dict(num_layers=2),
 )
 

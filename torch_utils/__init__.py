@@ -2,5 +2,5 @@
 
 Network pickles written by the reference tools (and by ours) embed the source of the module that defined each
 network; that source does `from torch_utils import persistence, misc` and `from torch_utils.ops import ...`. Keep
-these names and signatures stable (REFERENCE section 2). Nothing heavy happens at import time.
+these names and signatures stable (docs/compatibility.md §2). Nothing heavy happens at import time.
 """

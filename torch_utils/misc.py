@@ -1,7 +1,8 @@
 """Small PyTorch helpers used by the networks, the training loop and the tools.
 
 The names and keyword arguments of `assert_shape`, `constant`, `suppress_tracer_warnings` and `profiled_function`
-are part of the pickle-compatibility contract (REFERENCE section 2): sources embedded in network pickles call them.
+are part of the pickle-compatibility contract (docs/compatibility.md §2): sources embedded in network pickles
+call them.
 """
 
 from __future__ import annotations

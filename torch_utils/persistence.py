@@ -1,7 +1,7 @@
 """Persistent classes: pickles that carry the source code of the class they were made from.
 
 A class decorated with `@persistent_class` remembers the full source of its defining module. Its instances pickle
-as a call of `torch_utils.persistence._reconstruct_persistent_obj(meta)` with (REFERENCE section 1)::
+as a call of `torch_utils.persistence._reconstruct_persistent_obj(meta)` with (docs/compatibility.md §1)::
 
     meta = dict(type='class', version=6, module_src=<module source>, class_name=<name>, state=<instance __dict__>)
 

@@ -16,7 +16,7 @@ Each transformation is applied to a sample with probability `multiplier * p`, wh
 training loop adjusts adaptively (ADA, Sec. 3 of the paper). With `p == 0` the pipeline is the identity.
 
 This module is embedded into network pickles, so it may import only numpy, scipy.signal, torch and the
-`torch_utils` names of REFERENCE section 2.
+`torch_utils` names of docs/compatibility.md §2.
 """
 
 import numpy as np

@@ -1,6 +1,6 @@
 """Image datasets in the reference `dataset_tool.py` format (zip or folder of PNG/JPG + optional `dataset.json`).
 
-The on-disk format (REFERENCE.md section 8): images `00000/img00000000.png ...`, all the same size, 1 or 3
+The on-disk format (docs/compatibility.md §8): images `00000/img00000000.png ...`, all the same size, 1 or 3
 channels, plus `dataset.json` = `{"labels": [["00000/img00000000.png", 6], ...]}` or `{"labels": null}`.
 `ImageFolderDataset` also reads raw folders and zips of PNG/JPG; images with an alpha channel or a palette are
 composited onto a white background (see `flatten_image`) so that every item has 1 (greyscale) or 3 (RGB) channels.

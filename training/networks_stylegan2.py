@@ -3,8 +3,8 @@ StyleGAN", arXiv 1912.04958), with the ADA-era conditioning (Karras et al. 2020,
 
 Written from the papers. Class names, constructor keyword arguments, attribute, submodule, parameter and buffer names
 and forward signatures follow the reference implementation so that `state_dict`s and network pickles are
-interchangeable (REFERENCE sections 1-3, 5). The source of this module is embedded into network pickles and executed
-by the reference loader: it may import only numpy, torch and `torch_utils.{misc, persistence}` /
+interchangeable (docs/compatibility.md sections 1-3, 5). The source of this module is embedded into network pickles and
+executed by the reference loader: it may import only numpy, torch and `torch_utils.{misc, persistence}` /
 `torch_utils.ops.{conv2d_resample, upfirdn2d, bias_act, fma}`, call those with reference signatures, and must stay
 valid on older Pythons (no 3.10+ syntax outside annotations).
 
@@ -655,7 +655,7 @@ class SynthesisNetwork(torch.nn.Module):
 
 @persistence.persistent_class
 class Generator(torch.nn.Module):
-    """StyleGAN2 generator: `G(z, c) = synthesis(mapping(z, c))` (REFERENCE section 3 interface).
+    """StyleGAN2 generator: `G(z, c) = synthesis(mapping(z, c))` (docs/compatibility.md section 3 interface).
 
     Forward: z [N, z_dim] float32 (standard normal), c [N, c_dim] float32 (one-hot, width 0 when unconditional)
     -> img [N, img_channels, img_resolution, img_resolution] float32, about [-1, 1].
@@ -914,7 +914,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
 @persistence.persistent_class
 class Discriminator(torch.nn.Module):
-    """StyleGAN2 discriminator (resnet by default, StyleGAN2 Sec. 4.1), used by all presets (REFERENCE section 4).
+    """StyleGAN2 discriminator (resnet by default, StyleGAN2 Sec. 4.1), used by all presets (docs/compatibility.md section 4).
 
     Forward: img [N, img_channels, img_resolution, img_resolution] float32 in about [-1, 1], c [N, c_dim] float32
     -> logits [N, 1] float32.

@@ -3,8 +3,8 @@ arXiv 2106.12423, Sec. 3 and Appendices D-F). The discriminator is the StyleGAN2
 
 Written from the paper. Class names, constructor keyword arguments, attribute, submodule, parameter and buffer names
 and forward signatures follow the reference implementation so that `state_dict`s and network pickles are
-interchangeable (REFERENCE sections 1-3, 5). The source of this module is embedded into network pickles and executed
-by the reference loader: it may import only numpy, scipy.signal, scipy.optimize, torch and
+interchangeable (docs/compatibility.md sections 1-3, 5). The source of this module is embedded into network pickles and
+executed by the reference loader: it may import only numpy, scipy.signal, scipy.optimize, torch and
 `torch_utils.{misc, persistence}` / `torch_utils.ops.{conv2d_gradfix, filtered_lrelu, bias_act}`, call those with
 reference signatures, and must stay valid on older Pythons (no 3.10+ syntax outside annotations).
 
@@ -629,7 +629,7 @@ class SynthesisNetwork(torch.nn.Module):
 
 @persistence.persistent_class
 class Generator(torch.nn.Module):
-    """StyleGAN3 generator: `G(z, c) = synthesis(mapping(z, c))` (REFERENCE section 3 interface).
+    """StyleGAN3 generator: `G(z, c) = synthesis(mapping(z, c))` (docs/compatibility.md section 3 interface).
 
     Forward: z [N, z_dim] float32 (standard normal), c [N, c_dim] float32 (one-hot, width 0 when unconditional)
     -> img [N, img_channels, img_resolution, img_resolution] float32, about [-1, 1].

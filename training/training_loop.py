@@ -10,7 +10,7 @@ Maths and schedule (sources):
   p <- max(p + sign(r_t - target) * batch * ada_interval / (ada_kimg * 1000), 0).
 - Gradients are averaged over processes (torch.distributed all-reduce); only rank 0 writes files.
 
-Outputs in `run_dir` (REFERENCE.md section 4): log.txt, training_options.json, reals.png, fakes_init.png,
+Outputs in `run_dir` (docs/compatibility.md §4): log.txt, training_options.json, reals.png, fakes_init.png,
 fakes<kimg:06d>.png, network-snapshot-<kimg:06d>.pkl (with thousandths, `<kimg:06d>.<images:03d>`, when ticks are
 shorter than 1 kimg; an existing file is never overwritten), stats.jsonl, metric-<name>.jsonl, TensorBoard events (only
 when tensorboard is importable).
@@ -22,6 +22,7 @@ names, since the training helper owns no other module in `training/`.)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import json
 import logging
@@ -33,8 +34,8 @@ import re
 import secrets
 import tempfile
 import time
-import types
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import numpy as np
 import PIL.Image
@@ -366,6 +367,74 @@ def run_phase(phase, loss, real_img, real_c, gen_z, gen_c, cur_nimg, num_gpus):
         phase.opt.step()
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """The arguments of :func:`training_loop` after validation (run_dir a Path, device a torch.device).
+
+    One field per keyword argument; see :func:`training_loop` for their meaning.
+    """
+
+    run_dir: pathlib.Path
+    training_set_kwargs: dict
+    data_loader_kwargs: dict | None
+    G_kwargs: dict | None
+    D_kwargs: dict | None
+    G_opt_kwargs: dict | None
+    D_opt_kwargs: dict | None
+    augment_kwargs: dict | None
+    loss_kwargs: dict | None
+    metrics: list[str]
+    metrics_num: int | None
+    random_seed: int
+    num_gpus: int
+    rank: int
+    batch_size: int
+    batch_gpu: int
+    ema_kimg: float
+    ema_rampup: float | None
+    G_reg_interval: int | None
+    D_reg_interval: int | None
+    augment_p: float
+    ada_target: float | None
+    ada_interval: int
+    ada_kimg: float
+    total_kimg: float
+    kimg_per_tick: float
+    image_snapshot_ticks: int | None
+    network_snapshot_ticks: int | None
+    resume_pkl: str | None
+    resume_kimg: float | None
+    device: torch.device
+    grid_size: tuple[int, int] | None
+    abort_fn: Callable[[], bool] | None
+    progress_fn: Callable[[int, int], Any] | None
+
+
+@dataclasses.dataclass
+class _TrainState:
+    """What the loop prepares before the first iteration (networks, data, logs) and updates while it runs."""
+
+    start_time: float
+    training_set: Any
+    training_set_iterator: Iterator
+    G: Any  # Networks and AugmentPipe are persistent classes built by name: their attributes are dynamic.
+    D: Any
+    G_ema: Any
+    augment_pipe: Any  # AugmentPipe or None.
+    cur_nimg: int
+    ema_rampup: float | None  # None after a resume without a known kimg (no ramp-up).
+    loss: Any
+    phases: list[_Phase]
+    ada_stats: training_stats.Collector | None
+    grid_size: tuple[int, int] | None
+    grid_z: list[torch.Tensor] | None
+    grid_c: list[torch.Tensor] | None
+    stats_collector: training_stats.Collector
+    stats_metrics: dict[str, float]
+    stats_jsonl: IO[str] | None
+    stats_tfevents: Any
+
+
 def training_loop(
     run_dir: str | os.PathLike = '.',  # Output directory.
     training_set_kwargs: dict | None = None,  # Options for the training set (class_name, path, ...).
@@ -416,6 +485,9 @@ def training_loop(
             f'training_loop(): batch_size must be a multiple of batch_gpu * num_gpus = {batch_gpu} * {num_gpus}, '
             f'got {batch_size}'
         )
+    for name, value in (('training_set_kwargs', training_set_kwargs), ('G_kwargs', G_kwargs), ('D_kwargs', D_kwargs)):
+        if not isinstance(value, dict):
+            raise ValueError(f'training_loop(): {name} must be a dict (class_name and options), got {value!r}')
     if metrics_num is not None and (isinstance(metrics_num, bool) or int(metrics_num) < 1):
         raise ValueError(f'training_loop(): metrics_num must be a positive integer or None, got {metrics_num!r}')
     run_dir = pathlib.Path(run_dir)
@@ -442,8 +514,19 @@ def training_loop(
             torch.backends.cudnn.allow_tf32 = False
             conv2d_gradfix.enabled = True  # Faster double-backward of convolutions (R1, path length).
             grid_sample_gradfix.enabled = True
-        excluded = ('handler', 'saved_rng', 'saved_flags', 'saved_cuda', 'excluded')
-        return _training_loop(**{k: v for k, v in locals().items() if k not in excluded})
+        opts = TrainingOptions(
+            run_dir=run_dir, training_set_kwargs=dict(training_set_kwargs or {}), data_loader_kwargs=data_loader_kwargs,
+            G_kwargs=G_kwargs, D_kwargs=D_kwargs, G_opt_kwargs=G_opt_kwargs, D_opt_kwargs=D_opt_kwargs,
+            augment_kwargs=augment_kwargs, loss_kwargs=loss_kwargs, metrics=list(metrics or []),
+            metrics_num=metrics_num, random_seed=random_seed, num_gpus=num_gpus, rank=rank, batch_size=batch_size,
+            batch_gpu=batch_gpu, ema_kimg=ema_kimg, ema_rampup=ema_rampup, G_reg_interval=G_reg_interval,
+            D_reg_interval=D_reg_interval, augment_p=augment_p, ada_target=ada_target, ada_interval=ada_interval,
+            ada_kimg=ada_kimg, total_kimg=total_kimg, kimg_per_tick=kimg_per_tick,
+            image_snapshot_ticks=image_snapshot_ticks, network_snapshot_ticks=network_snapshot_ticks,
+            resume_pkl=resume_pkl, resume_kimg=resume_kimg, device=device, grid_size=grid_size, abort_fn=abort_fn,
+            progress_fn=progress_fn,
+        )  # fmt: skip
+        return _training_loop(opts)
     finally:
         np.random.set_state(saved_rng[0])
         torch.random.set_rng_state(saved_rng[1])
@@ -590,88 +673,88 @@ def _write_stats(stats_jsonl, stats_tfevents, stats_dict, stats_metrics, cur_nim
         stats_tfevents.flush()
 
 
-def _training_loop(
-    run_dir, training_set_kwargs, data_loader_kwargs, G_kwargs, D_kwargs, G_opt_kwargs, D_opt_kwargs, augment_kwargs,
-    loss_kwargs, metrics, metrics_num, random_seed, num_gpus, rank, batch_size, batch_gpu, ema_kimg, ema_rampup,
-    G_reg_interval, D_reg_interval, augment_p, ada_target, ada_interval, ada_kimg, total_kimg, kimg_per_tick,
-    image_snapshot_ticks, network_snapshot_ticks, resume_pkl, resume_kimg, cudnn_benchmark, device, grid_size, abort_fn,
-    progress_fn,
-):  # fmt: skip
+def _training_loop(o: TrainingOptions) -> dict:
+    """Prepares the state (data, networks, resume, phases, grids, logs), then runs :func:`_train`."""
     from training.augment import AugmentPipe
     from training.loss import StyleGAN2Loss
 
     start_time = time.time()
-    np.random.seed(random_seed * num_gpus + rank)
-    torch.manual_seed(random_seed * num_gpus + rank)
-    metrics = list(metrics or [])
+    np.random.seed(o.random_seed * o.num_gpus + o.rank)
+    torch.manual_seed(o.random_seed * o.num_gpus + o.rank)
 
     # Training set.
-    _info(rank, 'Loading training set...')
+    _info(o.rank, 'Loading training set...')
     training_set, training_set_iterator = _load_training_set(
-        training_set_kwargs, data_loader_kwargs, rank, num_gpus, random_seed, batch_size
+        o.training_set_kwargs, o.data_loader_kwargs, o.rank, o.num_gpus, o.random_seed, o.batch_size
     )
-    _info(rank, 'Num images: %d, image shape: %s, label shape: %s', len(training_set), training_set.image_shape,
+    _info(o.rank, 'Num images: %d, image shape: %s, label shape: %s', len(training_set), training_set.image_shape,
           training_set.label_shape)  # fmt: skip
 
     # Networks, augmentation, resume.
-    _info(rank, 'Constructing networks...')
-    G, D, G_ema = _build_networks(G_kwargs, D_kwargs, training_set, device)
-    augment_pipe = None
-    if augment_kwargs is not None and (augment_p > 0 or ada_target is not None):
-        augment_pipe = AugmentPipe(**augment_kwargs).train().requires_grad_(False).to(device)
-        augment_pipe.p.copy_(torch.as_tensor(augment_p))
+    _info(o.rank, 'Constructing networks...')
+    G, D, G_ema = _build_networks(o.G_kwargs, o.D_kwargs, training_set, o.device)
+    augment_pipe: Any = None
+    if o.augment_kwargs is not None and (o.augment_p > 0 or o.ada_target is not None):
+        augment_pipe = AugmentPipe(**o.augment_kwargs).train().requires_grad_(False).to(o.device)
+        augment_pipe.p.copy_(torch.as_tensor(o.augment_p))
     cur_nimg = 0
-    if resume_pkl is not None and rank == 0:
-        snap_kimg = _resume_into(resume_pkl, G, D, G_ema, augment_pipe, training_set.resolution, rank)
-        kimg = resume_kimg if resume_kimg is not None else (snap_kimg or 0)
+    if o.resume_pkl is not None and o.rank == 0:
+        snap_kimg = _resume_into(o.resume_pkl, G, D, G_ema, augment_pipe, training_set.resolution, o.rank)
+        kimg = o.resume_kimg if o.resume_kimg is not None else (snap_kimg or 0)
         cur_nimg = int(round(kimg * 1000))
-    elif resume_kimg is not None:
-        cur_nimg = int(round(resume_kimg * 1000))
+    elif o.resume_kimg is not None:
+        cur_nimg = int(round(o.resume_kimg * 1000))
     for name, module in [('G', G), ('D', D)]:
         num_params = sum(p.numel() for p in module.parameters())
-        _info(rank, '%s: %s, %d parameters', name, type(module).__name__, num_params)
+        _info(o.rank, '%s: %s, %d parameters', name, type(module).__name__, num_params)
 
     # Distribute across processes: rank 0's weights (including resumed ones) and progress.
-    if num_gpus > 1:
-        _info(rank, 'Distributing across %d processes...', num_gpus)
-        for module in [G, D, G_ema, augment_pipe]:
-            if module is not None:
-                for tensor in misc.params_and_buffers(module):
+    if o.num_gpus > 1:
+        _info(o.rank, 'Distributing across %d processes...', o.num_gpus)
+        for dist_module in [G, D, G_ema, augment_pipe]:
+            if dist_module is not None:
+                for tensor in misc.params_and_buffers(dist_module):
                     torch.distributed.broadcast(tensor, src=0)
-        nimg = torch.tensor([cur_nimg], dtype=torch.int64, device=device)
+        nimg = torch.tensor([cur_nimg], dtype=torch.int64, device=o.device)
         torch.distributed.broadcast(nimg, src=0)
         cur_nimg = int(nimg.item())
 
     # Resuming without a known kimg (a foreign or renamed pickle: transfer learning): no G_ema / blur ramp-ups.
-    loss_kwargs = dict(loss_kwargs or {})
-    if resume_pkl is not None and cur_nimg == 0:
+    loss_kwargs = dict(o.loss_kwargs or {})
+    ema_rampup = o.ema_rampup
+    if o.resume_pkl is not None and cur_nimg == 0:
         ema_rampup = None
         loss_kwargs['blur_init_sigma'] = 0
 
     # Phases.
-    loss = StyleGAN2Loss(device=device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
-    phases = _make_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
-    ada_stats = training_stats.Collector(regex='Loss/signs/real') if ada_target is not None else None
+    loss = StyleGAN2Loss(device=o.device, G=G, D=D, augment_pipe=augment_pipe, **loss_kwargs)
+    phases = _make_phases(G, D, o.G_opt_kwargs, o.D_opt_kwargs, o.G_reg_interval, o.D_reg_interval)
+    ada_stats = training_stats.Collector(regex='Loss/signs/real') if o.ada_target is not None else None
 
     # Image grids.
-    grid_z = grid_c = None
-    if rank == 0 and image_snapshot_ticks is not None:
-        _info(rank, 'Exporting sample images...')
-        grid_size, images, labels = setup_snapshot_image_grid(training_set, random_seed, grid_size)
-        save_image_grid(images, run_dir / 'reals.png', drange=[0, 255], grid_size=grid_size)
-        grid_z = torch.randn([labels.shape[0], G.z_dim], device=device).split(batch_gpu)
-        grid_c = torch.from_numpy(labels).to(device).split(batch_gpu)
-        save_image_grid(generate_grid(G_ema, grid_z, grid_c), run_dir / 'fakes_init.png', [-1, 1], grid_size)
+    grid_size, grid_z, grid_c = o.grid_size, None, None
+    if o.rank == 0 and o.image_snapshot_ticks is not None:
+        _info(o.rank, 'Exporting sample images...')
+        grid_size, images, labels = setup_snapshot_image_grid(training_set, o.random_seed, o.grid_size)
+        save_image_grid(images, o.run_dir / 'reals.png', drange=[0, 255], grid_size=grid_size)
+        grid_z = list(torch.randn([labels.shape[0], G.z_dim], device=o.device).split(o.batch_gpu))
+        grid_c = list(torch.from_numpy(labels).to(o.device).split(o.batch_gpu))
+        save_image_grid(generate_grid(G_ema, grid_z, grid_c), o.run_dir / 'fakes_init.png', [-1, 1], grid_size)
 
     # Logs.
-    stats_collector = training_stats.Collector(regex='.*')
-    stats_metrics: dict[str, float] = {}
     stats_jsonl = stats_tfevents = None
-    if rank == 0:
-        stats_jsonl = open(run_dir / 'stats.jsonl', 'a')  # noqa: SIM115 (closed in finally)
-        stats_tfevents = _open_tensorboard(run_dir)
+    if o.rank == 0:
+        stats_jsonl = open(o.run_dir / 'stats.jsonl', 'a')  # noqa: SIM115 (closed in finally)
+        stats_tfevents = _open_tensorboard(o.run_dir)
+    state = _TrainState(
+        start_time=start_time, training_set=training_set, training_set_iterator=training_set_iterator, G=G, D=D,
+        G_ema=G_ema, augment_pipe=augment_pipe, cur_nimg=cur_nimg, ema_rampup=ema_rampup, loss=loss, phases=phases,
+        ada_stats=ada_stats, grid_size=grid_size, grid_z=grid_z, grid_c=grid_c,
+        stats_collector=training_stats.Collector(regex='.*'), stats_metrics={}, stats_jsonl=stats_jsonl,
+        stats_tfevents=stats_tfevents,
+    )  # fmt: skip
     try:
-        return _train(types.SimpleNamespace(**locals()))
+        return _train(o, state)
     finally:
         if stats_jsonl is not None:
             stats_jsonl.close()
@@ -679,19 +762,19 @@ def _training_loop(
             stats_tfevents.close()
 
 
-def _fetch_iteration_inputs(s, num_phases):
+def _fetch_iteration_inputs(o: TrainingOptions, s: _TrainState, num_phases: int):
     """Reals (shared by all phases) and per-phase latents/labels of one iteration, split into per-round chunks."""
-    path = s.training_set_kwargs.get('path')
-    real_img, real_c = _next_batch(s.training_set_iterator, path)
-    real_img = (real_img.to(s.device).to(torch.float32) / 127.5 - 1).split(s.batch_gpu)
-    real_c = real_c.to(s.device).to(torch.float32).split(s.batch_gpu)
-    local_batch = s.batch_size // s.num_gpus
-    all_gen_z = torch.randn([num_phases * local_batch, s.G.z_dim], device=s.device)
-    all_gen_z = [z.split(s.batch_gpu) for z in all_gen_z.split(local_batch)]
+    path = o.training_set_kwargs.get('path')
+    img_u8, labels = _next_batch(s.training_set_iterator, path)
+    real_img = (img_u8.to(o.device).to(torch.float32) / 127.5 - 1).split(o.batch_gpu)
+    real_c = labels.to(o.device).to(torch.float32).split(o.batch_gpu)
+    local_batch = o.batch_size // o.num_gpus
+    gen_z = torch.randn([num_phases * local_batch, s.G.z_dim], device=o.device)
+    all_gen_z = [z.split(o.batch_gpu) for z in gen_z.split(local_batch)]
     n = len(s.training_set)
-    all_gen_c = [s.training_set.get_label(np.random.randint(n)) for _ in range(num_phases * local_batch)]
-    all_gen_c = torch.from_numpy(np.stack(all_gen_c).astype(np.float32)).to(s.device)
-    all_gen_c = [c.split(s.batch_gpu) for c in all_gen_c.split(local_batch)]
+    gen_labels = [s.training_set.get_label(np.random.randint(n)) for _ in range(num_phases * local_batch)]
+    gen_c = torch.from_numpy(np.stack(gen_labels).astype(np.float32)).to(o.device)
+    all_gen_c = [c.split(o.batch_gpu) for c in gen_c.split(local_batch)]
     return real_img, real_c, all_gen_z, all_gen_c
 
 
@@ -703,13 +786,22 @@ def _update_ema(G_ema, G, beta):
         b_ema.copy_(b)
 
 
-def _report_tick(s, cur_tick, cur_nimg, tick_start_nimg, tick_start_time, tick_end_time, maintenance_time):
+def _report_tick(
+    o: TrainingOptions,
+    s: _TrainState,
+    cur_tick,
+    cur_nimg,
+    tick_start_nimg,
+    tick_start_time,
+    tick_end_time,
+    maintenance_time,
+):
     """Reports the progress/timing stats of a tick and logs its one-line summary."""
     total_sec = tick_end_time - s.start_time
     sec_per_tick = tick_end_time - tick_start_time
     sec_per_kimg = sec_per_tick / max(cur_nimg - tick_start_nimg, 1) * 1e3
     cpu_mem_gb = _cpu_mem_gb()
-    gpu_mem_gb = torch.cuda.max_memory_allocated(s.device) / 2**30 if s.device.type == 'cuda' else 0.0
+    gpu_mem_gb = torch.cuda.max_memory_allocated(o.device) / 2**30 if o.device.type == 'cuda' else 0.0
     p = float(s.augment_pipe.p.cpu()) if s.augment_pipe is not None else 0.0
     training_stats.report0('Progress/tick', cur_tick)
     training_stats.report0('Progress/kimg', cur_nimg / 1e3)
@@ -722,19 +814,19 @@ def _report_tick(s, cur_tick, cur_nimg, tick_start_nimg, tick_start_time, tick_e
     training_stats.report0('Progress/augment', p)
     training_stats.report0('Timing/total_hours', total_sec / 3600)
     training_stats.report0('Timing/total_days', total_sec / 86400)
-    if s.device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(s.device)
+    if o.device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(o.device)
     _info(
-        s.rank,
+        o.rank,
         f'tick {cur_tick:<5d} kimg {cur_nimg / 1e3:<8.3f} time {total_sec:<9.1f}s sec/tick {sec_per_tick:<7.1f} '
         f'sec/kimg {sec_per_kimg:<8.2f} maintenance {maintenance_time:<6.1f} cpumem {cpu_mem_gb:<6.2f} '
         f'gpumem {gpu_mem_gb:<6.2f} augment {p:.3f}',
     )
 
 
-def _train(s) -> dict:
-    """The iteration loop proper (state prepared by `_training_loop`)."""
-    total_nimg = int(round(s.total_kimg * 1000))
+def _train(o: TrainingOptions, s: _TrainState) -> dict:
+    """The iteration loop proper (options `o`, state `s` prepared by `_training_loop`)."""
+    total_nimg = int(round(o.total_kimg * 1000))
     cur_nimg = s.cur_nimg
     cur_tick = 0
     batch_idx = 0
@@ -742,73 +834,74 @@ def _train(s) -> dict:
     tick_start_time = time.time()
     maintenance_time = tick_start_time - s.start_time
     snapshot_pkl = None
-    if s.progress_fn is not None:
-        s.progress_fn(cur_nimg, total_nimg)
-    _info(s.rank, 'Training for %g kimg (from %g kimg)...', s.total_kimg, cur_nimg / 1e3)
+    if o.progress_fn is not None:
+        o.progress_fn(cur_nimg, total_nimg)
+    _info(o.rank, 'Training for %g kimg (from %g kimg)...', o.total_kimg, cur_nimg / 1e3)
 
     while True:
         # One iteration: every phase whose interval divides batch_idx.
         with torch.autograd.profiler.record_function('data_fetch'):
-            real_img, real_c, all_gen_z, all_gen_c = _fetch_iteration_inputs(s, len(s.phases))
+            real_img, real_c, all_gen_z, all_gen_c = _fetch_iteration_inputs(o, s, len(s.phases))
         for phase, gen_z, gen_c in zip(s.phases, all_gen_z, all_gen_c):
             if batch_idx % phase.interval != 0:
                 continue
-            run_phase(phase, s.loss, real_img, real_c, gen_z, gen_c, cur_nimg, s.num_gpus)
+            run_phase(phase, s.loss, real_img, real_c, gen_z, gen_c, cur_nimg, o.num_gpus)
 
         # G_ema, counters, ADA.
         with torch.autograd.profiler.record_function('Gema'):
-            _update_ema(s.G_ema, s.G, ema_beta(s.batch_size, cur_nimg, s.ema_kimg, s.ema_rampup))
-        cur_nimg += s.batch_size
+            _update_ema(s.G_ema, s.G, ema_beta(o.batch_size, cur_nimg, o.ema_kimg, s.ema_rampup))
+        cur_nimg += o.batch_size
         batch_idx += 1
-        if s.ada_stats is not None and batch_idx % s.ada_interval == 0:
+        if s.ada_stats is not None and o.ada_target is not None and batch_idx % o.ada_interval == 0:
             s.ada_stats.update()
-            p = ada_adjust(float(s.augment_pipe.p.cpu()), s.ada_stats['Loss/signs/real'], s.ada_target,
-                           s.batch_size, s.ada_interval, s.ada_kimg)  # fmt: skip
+            p = ada_adjust(float(s.augment_pipe.p.cpu()), s.ada_stats['Loss/signs/real'], o.ada_target,
+                           o.batch_size, o.ada_interval, o.ada_kimg)  # fmt: skip
             s.augment_pipe.p.copy_(torch.as_tensor(p))
 
         # Tick?
         done = cur_nimg >= total_nimg
-        if not done and cur_tick != 0 and cur_nimg < tick_start_nimg + s.kimg_per_tick * 1000:
+        if not done and cur_tick != 0 and cur_nimg < tick_start_nimg + o.kimg_per_tick * 1000:
             continue
         tick_end_time = time.time()
-        _report_tick(s, cur_tick, cur_nimg, tick_start_nimg, tick_start_time, tick_end_time, maintenance_time)
-        if s.abort_fn is not None and s.abort_fn():
+        _report_tick(o, s, cur_tick, cur_nimg, tick_start_nimg, tick_start_time, tick_end_time, maintenance_time)
+        if o.abort_fn is not None and o.abort_fn():
             done = True
-            _info(s.rank, 'Aborting...')
+            _info(o.rank, 'Aborting...')
 
         # Image snapshot.
-        if s.rank == 0 and s.image_snapshot_ticks is not None and (done or cur_tick % s.image_snapshot_ticks == 0):
+        is_image_tick = o.image_snapshot_ticks is not None and (done or cur_tick % o.image_snapshot_ticks == 0)
+        if o.rank == 0 and is_image_tick and s.grid_size is not None:
             images = generate_grid(s.G_ema, s.grid_z, s.grid_c)
-            fakes = unused_path(s.run_dir / f'fakes{progress_tag(cur_nimg, s.kimg_per_tick)}.png')
+            fakes = unused_path(o.run_dir / f'fakes{progress_tag(cur_nimg, o.kimg_per_tick)}.png')
             save_image_grid(images, fakes, [-1, 1], s.grid_size)
 
         # Network snapshot and metrics.
-        if s.network_snapshot_ticks is not None and (done or cur_tick % s.network_snapshot_ticks == 0):
+        if o.network_snapshot_ticks is not None and (done or cur_tick % o.network_snapshot_ticks == 0):
             modules = [('G', s.G), ('D', s.D), ('G_ema', s.G_ema), ('augment_pipe', s.augment_pipe)]
             snapshot_pkl, snapshot_data = _save_snapshot(
-                s.run_dir,
+                o.run_dir,
                 cur_nimg,
                 cur_tick,
                 batch_idx,
                 modules,
-                s.training_set_kwargs,
-                s.num_gpus,
-                s.rank,
-                kimg_per_tick=s.kimg_per_tick,
+                o.training_set_kwargs,
+                o.num_gpus,
+                o.rank,
+                kimg_per_tick=o.kimg_per_tick,
             )
-            if s.metrics:
-                _info(s.rank, 'Evaluating metrics...')
-                s.stats_metrics.update(_eval_metrics(s.metrics, snapshot_data, snapshot_pkl, s.training_set_kwargs,
-                                                     s.run_dir, s.num_gpus, s.rank, s.device,
-                                                     num=s.metrics_num))  # fmt: skip
+            if o.metrics:
+                _info(o.rank, 'Evaluating metrics...')
+                s.stats_metrics.update(_eval_metrics(o.metrics, snapshot_data, snapshot_pkl, o.training_set_kwargs,
+                                                     o.run_dir, o.num_gpus, o.rank, o.device,
+                                                     num=o.metrics_num))  # fmt: skip
             del snapshot_data
 
         # Collect statistics.
         s.stats_collector.update()
         _write_stats(s.stats_jsonl, s.stats_tfevents, s.stats_collector.as_dict(), s.stats_metrics, cur_nimg,
                      s.start_time, time.time())  # fmt: skip
-        if s.progress_fn is not None:
-            s.progress_fn(cur_nimg, total_nimg)
+        if o.progress_fn is not None:
+            o.progress_fn(cur_nimg, total_nimg)
 
         # Next tick.
         cur_tick += 1
@@ -818,7 +911,7 @@ def _train(s) -> dict:
         if done:
             break
 
-    _info(s.rank, 'Exiting...')
+    _info(o.rank, 'Exiting...')
     return dict(cur_nimg=cur_nimg, cur_tick=cur_tick, batch_idx=batch_idx,
                 snapshot_pkl=None if snapshot_pkl is None else str(snapshot_pkl),
                 augment_p=float(s.augment_pipe.p.cpu()) if s.augment_pipe is not None else 0.0)  # fmt: skip

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import logging
 import pathlib
 import re
 
 import numpy as np
 from imgui_bundle import imgui
-from PIL import Image
 
+from engine.states import CAPTURE_FORMAT, STATE_VERSION, save_png_with_state, write_json
 from viz.widget import Widget
 
 logger = logging.getLogger(__name__)
@@ -34,8 +33,8 @@ def capture_sidecar(kind: str, request, net, widgets: dict | None = None) -> dic
     """The JSON sidecar: ``request`` (RenderRequest.to_dict(): enough to re-render), ``network`` (NetInfo) and the
     widget state (a saved session) for reopening the GUI as it was."""
     return {
-        'format': 'sg3viz-capture',
-        'version': 1,
+        'format': CAPTURE_FORMAT,
+        'version': STATE_VERSION,
         'kind': kind,
         'time': datetime.datetime.now().isoformat(timespec='seconds'),
         'request': request.to_dict() if request is not None else None,
@@ -45,15 +44,18 @@ def capture_sidecar(kind: str, request, net, widgets: dict | None = None) -> dic
 
 
 def write_capture(
-    capture_dir: str | pathlib.Path, img_u8: np.ndarray, kind: str, sidecar: dict
+    capture_dir: str | pathlib.Path, img_u8: np.ndarray, kind: str, sidecar: dict, fft_u8: np.ndarray | None = None
 ) -> tuple[pathlib.Path, pathlib.Path]:
-    """Writes ``NNNNN-<kind>.png`` and ``NNNNN-<kind>.json`` with the next free number.
+    """Writes ``NNNNN-<kind>.png`` and ``NNNNN-<kind>.json`` with the next free number (atomically); the PNG carries
+    the sidecar in a text chunk too (``engine.states.save_png_with_state``), so either file reopens the state. With
+    ``fft_u8`` (the FFT panel of an image capture) also ``NNNNN-<kind>-fft.png``.
 
     Args:
         capture_dir: output directory (created).
         img_u8: uint8 [H, W, 3] (or [H, W]) image.
         kind: 'image' (the rendered image) or 'gui' (the whole window).
         sidecar: JSON-ready dict (see :func:`capture_sidecar`).
+        fft_u8: optional uint8 [H, W, 3] FFT view shown next to the image.
 
     Returns:
         (png path, json path).
@@ -71,8 +73,10 @@ def write_capture(
     idx = next_capture_index(d)
     png = d / f'{idx:05d}-{kind}.png'
     side = d / f'{idx:05d}-{kind}.json'
-    Image.fromarray(img_u8).save(png)
-    side.write_text(json.dumps(sidecar, indent=2) + '\n')
+    if fft_u8 is not None:
+        save_png_with_state(d / f'{idx:05d}-{kind}-fft.png', np.asarray(fft_u8), sidecar)
+    save_png_with_state(png, img_u8, sidecar)
+    write_json(side, sidecar)
     return png, side
 
 
@@ -89,9 +93,11 @@ class CaptureWidget(Widget):
         self.capture_dir = capture_dir
         self.status = ''
         self.last_paths: list[str] = []
+        self.field_width = 0.0  # drawn width of the path field (tests)
 
-    def capture(self, kind: str, img_u8: np.ndarray | None) -> pathlib.Path | None:
-        """Saves ``img_u8`` with the app's current request / net / widget state. Returns the PNG path."""
+    def capture(self, kind: str, img_u8: np.ndarray | None, fft_u8: np.ndarray | None = None) -> pathlib.Path | None:
+        """Saves ``img_u8`` (and the FFT panel ``fft_u8`` when given) with the app's current request / net / widget
+        state. Returns the PNG path."""
         if img_u8 is None:
             self.status = 'Nothing to capture yet'
             return None
@@ -103,8 +109,8 @@ class CaptureWidget(Widget):
             viz.get_session()['widgets'] if viz else None,
         )
         try:
-            png, js = write_capture(self.capture_dir, img_u8, kind, side)
-        except OSError as e:
+            png, js = write_capture(self.capture_dir, img_u8, kind, side, fft_u8)
+        except (OSError, ValueError) as e:
             self.status = f'Capture failed: {e}'
             logger.error('%s', self.status)
             return None
@@ -115,10 +121,11 @@ class CaptureWidget(Widget):
 
     def draw(self) -> None:
         fs = self.font_size
-        imgui.set_next_item_width(fs * 14)
+        imgui.set_next_item_width(-imgui.calc_text_size('Dir').x - fs * 0.6)  # the pane's width: paths are long
         _, self.capture_dir = imgui.input_text('Dir##capture', self.capture_dir)
+        self.field_width = imgui.get_item_rect_size().x
         if imgui.button('Save image') and self.viz is not None:
-            self.capture('image', self.view.image)
+            self.capture('image', self.view.image, self.view.fft)
         imgui.same_line()
         if imgui.button('Save GUI') and self.viz is not None:
             self.viz.request_gui_capture()

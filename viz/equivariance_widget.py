@@ -1,5 +1,5 @@
 """Equivariance widget: translate / rotate / scale / shear / mirror the SG3 input, Anim, round to pixels, untransform
-(REFERENCE 3, 6), the live EQ readout and "Measure" (a short EQ-T / EQ-T frac / EQ-R run in the render process).
+(compatibility.md §3, §6), the live EQ readout and "Measure" (a short EQ-T / EQ-T frac / EQ-R run in the render process).
 
 The readout is ``metrics.equivariance``'s per-sample computation, made by the render process
 (``RenderRequest.lab_eq`` -> ``RenderResult.lab['eq']``); Measure runs the 'measure_equivariance' job and appends
@@ -21,6 +21,8 @@ from viz.widget import Widget, edited
 DRAG_FAST = 1e-2  # translation per font-size of mouse travel (image spans 1)
 DRAG_SLOW = 4e-4
 DRAG_ROTATE = 2e-2  # turns per font-size of mouse travel
+XLATE_LIMIT = 1e3  # |translation| (image widths) beyond this is clamped
+ROTATE_LIMIT_TURNS = 1e6
 SCALE_RANGE = (0.125, 8.0)
 SHEAR_RANGE = (-2.0, 2.0)
 MEASURE_NUM_RANGE = (1, 100_000)
@@ -41,7 +43,7 @@ def make_input_transform(
     shear: float = 0.0,
     mirror: bool = False,
 ) -> tuple[tuple[float, float, float], ...]:
-    """The user's 3x3 transform (REFERENCE section 3, extended by scale, shear and mirror; see
+    """The user's 3x3 transform (docs/compatibility.md §3, extended by scale, shear and mirror; see
     ``engine.latents.make_transform``): ``[[L, t], [0, 0, 1]]``, ``L = R(a) @ Shear(shear) @ scale @ Mirror``.
 
     Args:
@@ -133,13 +135,18 @@ class EquivarianceWidget(Widget):
         self.message = ''
 
     def validate(self) -> None:
-        for name, default in (('xlate_x', 0.0), ('xlate_y', 0.0), ('rotate', 0.0), ('shear', 0.0), ('scale', 1.0)):
+        def finite(v: float, lo: float, hi: float) -> float:
+            return float(min(max(v, lo), hi)) if math.isfinite(v) else 0.0
+
+        self.xlate_x = finite(self.xlate_x, -XLATE_LIMIT, XLATE_LIMIT)
+        self.xlate_y = finite(self.xlate_y, -XLATE_LIMIT, XLATE_LIMIT)
+        self.rotate = finite(self.rotate, -ROTATE_LIMIT_TURNS, ROTATE_LIMIT_TURNS)
+        self.xlate_speed = finite(self.xlate_speed, 0.0, 0.5)
+        self.rotate_speed = finite(self.rotate_speed, 0.0, 0.5)
+        for name, default in (('shear', 0.0), ('scale', 1.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 setattr(self, name, default)
-        self.xlate_x = float(min(max(self.xlate_x, -1.0), 1.0))
-        self.xlate_y = float(min(max(self.xlate_y, -1.0), 1.0))
-        self.rotate = float(min(max(self.rotate, -10.0), 10.0))
         self.scale = float(min(max(self.scale, SCALE_RANGE[0]), SCALE_RANGE[1]))
         self.shear = float(min(max(self.shear, SHEAR_RANGE[0]), SHEAR_RANGE[1]))
         try:
@@ -239,7 +246,7 @@ class EquivarianceWidget(Widget):
 
     def _drag_button(self, label: str, per_font_px: float, axis2: bool) -> None:
         imgui.button(label)
-        if imgui.is_item_active():
+        if imgui.is_item_active() and not imgui.is_item_activated():  # The press frame's delta is the approach.
             d = imgui.get_io().mouse_delta
             k = per_font_px / max(self.font_size, 1.0)
             if axis2:
@@ -255,6 +262,7 @@ class EquivarianceWidget(Widget):
         changed, xy = imgui.drag_float2('Translate', [self.xlate_x, self.xlate_y], 1e-3, -1.0, 1.0, '%.4f')
         if changed:
             self.xlate_x, self.xlate_y = xy
+            self.validate()
         imgui.same_line()
         self._drag_button('Drag fast##xlate', DRAG_FAST, True)
         imgui.same_line()
@@ -266,8 +274,8 @@ class EquivarianceWidget(Widget):
         imgui.set_next_item_width(fs * 6)
         self.xlate_speed = edited(
             self.xlate_speed,
-            imgui.slider_float(
-                '##xlate_speed', self.xlate_speed, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.logarithmic
+            imgui.drag_float(
+                '##xlate_speed', self.xlate_speed, 5e-4, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.always_clamp
             ),
         )
         imgui.set_next_item_width(fs * 10)
@@ -279,8 +287,8 @@ class EquivarianceWidget(Widget):
         imgui.set_next_item_width(fs * 6)
         self.rotate_speed = edited(
             self.rotate_speed,
-            imgui.slider_float(
-                '##rotate_speed', self.rotate_speed, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.logarithmic
+            imgui.drag_float(
+                '##rotate_speed', self.rotate_speed, 5e-4, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.always_clamp
             ),
         )
         imgui.set_next_item_width(fs * 6)

@@ -1,4 +1,4 @@
-"""Latent widget: the seed-grid latent (REFERENCE section 6) with drag, animation, snap and a class picker; W/W+
+"""Latent widget: the seed-grid latent (docs/compatibility.md §6) with drag, animation, snap and a class picker; W/W+
 latents saved to and loaded from `.npz` / `.npy` files (`engine.latent_files`, the projector format)."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import numpy as np
 from imgui_bundle import imgui
 
 from engine.latent_files import LatentFileError, read_ws, write_ws
-from viz.widget import Widget, edited
+from viz.widget import Widget, edited, int_field, seed_field
 
 logger = logging.getLogger(__name__)
 
 SEED_GRID_COLUMNS = 100  # seed = sx + sy * 100
+GRID_LIMIT = 2.0**40  # |x|, |y| beyond this are clamped (floats stay exact well past every uint32 seed)
 DRAG_SEEDS_PER_FONT_PX = 0.04  # mouse drag: seeds moved per font-size of mouse travel
 
 
@@ -168,8 +169,8 @@ class LatentWidget(Widget):
         self.clear_w()
 
     def validate(self) -> None:
-        self.x = float(self.x) if math.isfinite(self.x) else 0.0
-        self.y = float(self.y) if math.isfinite(self.y) else 0.0
+        self.x = float(min(max(self.x, -GRID_LIMIT), GRID_LIMIT)) if math.isfinite(self.x) else 0.0
+        self.y = float(min(max(self.y, -GRID_LIMIT), GRID_LIMIT)) if math.isfinite(self.y) else 0.0
         self.speed = float(min(max(self.speed, 0.0), 10.0))
         self.class_idx = int(self.class_idx) if self.class_idx is not None else -1
         self.w_file = self.w_file if isinstance(self.w_file, str) else 'latent.npz'
@@ -203,20 +204,22 @@ class LatentWidget(Widget):
 
     def draw(self) -> None:
         fs = self.font_size
+        self.validate()
         sx, sy = math.floor(self.x), math.floor(self.y)
-        seed = grid_to_seed(sx, sy)
-        imgui.set_next_item_width(fs * 8)
-        changed, new_seed = imgui.input_int('Seed', seed, 1, 10)
+        # Negative grid points are legal (their seeds wrap to uint32 like the reference's); the field shows the seed.
+        changed, new_seed = seed_field('Seed', grid_to_seed(sx, sy), fs * 6.5, self)
         if changed:
-            gx, gy = seed_to_grid(max(new_seed, 0))
+            gx, gy = seed_to_grid(new_seed)
             self.x, self.y = gx + (self.x - sx), gy + (self.y - sy)
+            sx, sy = math.floor(self.x), math.floor(self.y)
         imgui.same_line()
-        imgui.set_next_item_width(fs * 9)
+        imgui.set_next_item_width(fs * 8)
         changed, xy = imgui.drag_float2('Offset', [self.x - sx, self.y - sy], 0.01, 0.0, 0.0, '%.3f')
-        if changed:
+        if changed and all(math.isfinite(v) for v in xy):
             self.x, self.y = sx + xy[0], sy + xy[1]
+            self.validate()
         imgui.button('Drag')
-        if imgui.is_item_active():
+        if imgui.is_item_active() and not imgui.is_item_activated():  # The press frame's delta is the approach.
             d = imgui.get_io().mouse_delta
             self.drag(d.x, d.y)
         if imgui.is_item_hovered():
@@ -227,7 +230,7 @@ class LatentWidget(Widget):
         imgui.set_next_item_width(fs * 6)
         self.speed = edited(
             self.speed,
-            imgui.slider_float('##speed', self.speed, 0.0, 2.0, 'Speed %.2f', imgui.SliderFlags_.logarithmic),
+            imgui.drag_float('##speed', self.speed, 0.005, 0.0, 2.0, 'Speed %.2f', imgui.SliderFlags_.always_clamp),
         )
         imgui.same_line()
         if imgui.button('Snap'):
@@ -238,12 +241,13 @@ class LatentWidget(Widget):
         c_dim = self.net.c_dim if self.net is not None else 0
         if c_dim > 0:
             imgui.set_next_item_width(fs * 8)
-            _, v = imgui.input_int('Class (-1: per seed)', self.class_idx)
-            self.class_idx = int(min(max(v, -1), c_dim - 1))
+            self.class_idx = int_field('Class (-1: per seed)', self.class_idx, -1, c_dim - 1)
         self._draw_latent_file()
 
     def _draw_latent_file(self) -> None:
-        imgui.set_next_item_width(self.font_size * 12)
+        style = imgui.get_style()
+        buttons = imgui.calc_text_size('Load W').x + imgui.calc_text_size('Save W').x
+        imgui.set_next_item_width(-buttons - 4 * style.frame_padding.x - 2 * style.item_spacing.x)  # paths are long
         _, self.w_file = imgui.input_text('##wfile', self.w_file)
         if imgui.is_item_hovered():
             imgui.set_tooltip('Latent file: .npz/.npy with w or ws of [num_ws, w_dim], [1, num_ws, w_dim] or [w_dim]')
@@ -257,8 +261,7 @@ class LatentWidget(Widget):
             imgui.same_line()
             if imgui.button('Clear W'):
                 self.clear_w('Back to the seed latent')
-        if self.w_status:
-            imgui.text_disabled(self.w_status)
+        imgui.text_disabled(self.w_status)  # Always one line: a status never moves the controls below.
 
 
 def _free_path(path: str | os.PathLike) -> pathlib.Path:

@@ -1,12 +1,14 @@
-"""Layers & channels widget: layer table, channel view, brightness, stats and the FFT view (REFERENCE section 6)."""
+"""Layers & channels widget: layer table, channel view, brightness, stats, FFT view (docs/compatibility.md §6)."""
 
 from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viz.widget import Widget, edited
+from engine.protocol import REQUEST_LIMITS
+from viz.widget import Widget, clamp, edited
 
 OUTPUT_LAYER = 'output'
+_CLAMP = imgui.SliderFlags_.always_clamp
 
 
 def layer_rows(layers) -> list[tuple[str, str, int, str]]:
@@ -47,9 +49,9 @@ class LayerWidget(Widget):
         'fft_beta',
     )
 
-    DB_RANGE = (-40.0, 40.0)
-    FFT_RANGE_DB = (0.1, 100.0)
-    FFT_BETA = (0.0, 50.0)
+    DB_RANGE = REQUEST_LIMITS['img_scale_db']
+    FFT_RANGE_DB = REQUEST_LIMITS['fft_range_db']
+    FFT_BETA = REQUEST_LIMITS['fft_beta']
 
     def __init__(self, viz=None) -> None:
         super().__init__(viz)
@@ -68,10 +70,10 @@ class LayerWidget(Widget):
         if self.layer_name == OUTPUT_LAYER:
             self.layer_name = None
         self.sel_channels = 3 if self.sel_channels >= 3 else 1
-        self.base_channel = max(int(self.base_channel), 0)
-        self.img_scale_db = float(min(max(self.img_scale_db, self.DB_RANGE[0]), self.DB_RANGE[1]))
-        self.fft_range_db = float(min(max(self.fft_range_db, self.FFT_RANGE_DB[0]), self.FFT_RANGE_DB[1]))
-        self.fft_beta = float(min(max(self.fft_beta, self.FFT_BETA[0]), self.FFT_BETA[1]))
+        self.base_channel = int(clamp('base_channel', self.base_channel, self))
+        self.img_scale_db = float(clamp('img_scale_db', self.img_scale_db, self))
+        self.fft_range_db = float(clamp('fft_range_db', self.fft_range_db, self))
+        self.fft_beta = float(clamp('fft_beta', self.fft_beta, self))
 
     def _layers(self):
         return self.view.layers
@@ -153,8 +155,10 @@ class LayerWidget(Widget):
             imgui.set_tooltip("Subtract each shown channel's mean first (mean-centred view)")
         imgui.same_line()
         imgui.set_next_item_width(fs * 9)
+        # Drags, not sliders: no grab handle over the number; always_clamp keeps typed values in range.
         self.img_scale_db = edited(
-            self.img_scale_db, imgui.slider_float('##db', self.img_scale_db, *self.DB_RANGE, 'Brightness %+.1f dB')
+            self.img_scale_db,
+            imgui.drag_float('##db', self.img_scale_db, 0.1, *self.DB_RANGE, 'Brightness %+.1f dB', _CLAMP),
         )
         imgui.same_line()
         if imgui.button('Reset##db'):
@@ -163,7 +167,7 @@ class LayerWidget(Widget):
         imgui.begin_disabled(max_base == 0)
         imgui.set_next_item_width(fs * 9)
         label = 'Channel %d' if self.sel_channels == 1 else 'Channels %d+'
-        changed, v = imgui.drag_int('##channel', self.base_channel, 0.05, 0, max_base, label + f'/{c}')
+        changed, v = imgui.drag_int('##channel', self.base_channel, 0.05, 0, max_base, label + f'/{c}', _CLAMP)
         if changed:
             self.base_channel = clamp_base_channel(v, c, self.sel_channels)
         imgui.same_line()
@@ -208,12 +212,12 @@ class LayerWidget(Widget):
         imgui.set_next_item_width(fs * 7)
         self.fft_range_db = edited(
             self.fft_range_db,
-            imgui.slider_float('##fft_range', self.fft_range_db, *self.FFT_RANGE_DB, 'Range +-%.1f dB'),
+            imgui.drag_float('##fft_range', self.fft_range_db, 0.2, *self.FFT_RANGE_DB, 'Range +-%.1f dB', _CLAMP),
         )
         imgui.same_line()
         imgui.set_next_item_width(fs * 6)
         self.fft_beta = edited(
-            self.fft_beta, imgui.slider_float('##fft_beta', self.fft_beta, *self.FFT_BETA, 'Beta %.1f')
+            self.fft_beta, imgui.drag_float('##fft_beta', self.fft_beta, 0.1, *self.FFT_BETA, 'Beta %.1f', _CLAMP)
         )
         imgui.end_disabled()
 

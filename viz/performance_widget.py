@@ -8,7 +8,7 @@ import collections
 import numpy as np
 from imgui_bundle import imgui, implot
 
-from viz.widget import Widget
+from viz.widget import Widget, int_field
 
 DEFAULT_DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 FRAME_CODECS = ('auto', 'png', 'jpeg', 'webp', 'raw')  # engine.wire.CODECS (viz does not import the wire module)
@@ -157,8 +157,7 @@ class PerformanceWidget(Widget):
         imgui.text(f'Render  {r_ms:6.1f} ms  {r_fps:6.1f} FPS')
         self._plot('Render##plot', self.render_times_ms, fs * 3.5)
         imgui.set_next_item_width(fs * 6)
-        _, v = imgui.input_int('FPS limit', self.fps_limit, 5, 30)
-        self.fps_limit = int(min(max(v, FPS_LIMIT_RANGE[0]), FPS_LIMIT_RANGE[1]))
+        self.fps_limit = int_field('FPS limit', self.fps_limit, *FPS_LIMIT_RANGE, 5, 30)
         imgui.same_line()
         _, self.vsync = imgui.checkbox('Vsync', self.vsync)
         _, self.separate_process = imgui.checkbox('Render process', self.separate_process)

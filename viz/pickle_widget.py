@@ -72,6 +72,7 @@ class PickleWidget(Widget):
         self.refused: tuple[str | None, tuple[str, ...]] | None = None
         self._open_trust_popup = False
         self.text = ''
+        self.field_width = 0.0  # drawn width of the path field (tests)
 
     def set_state(self, state) -> None:
         pkl = state.get('pkl', self.pkl)
@@ -234,6 +235,7 @@ class PickleWidget(Widget):
             self.text,
             imgui.InputTextFlags_.enter_returns_true,
         )
+        self.field_width = imgui.get_item_rect_size().x
         imgui.same_line()
         if imgui.button('Load') or entered:
             self.load(self.text)
@@ -264,10 +266,17 @@ class PickleWidget(Widget):
                 self._open_trust_popup = True
         self._draw_trust_popup()
         # One status line, always present (errors are shown over the image, so the controls below never move).
-        if self.is_loading():
-            imgui.text_disabled(f'Loading {display_name(self.pending)} ...')
-        elif self.load_error:
-            showing = 'nothing' if self.net is None else display_name(self.net.pkl or None)
-            imgui.text_colored(imgui.ImVec4(1.0, 0.45, 0.4, 1.0), f'Load failed; showing {showing}')
+        text = self.status_text()
+        if self.load_error and not self.is_loading():
+            imgui.text_colored(imgui.ImVec4(1.0, 0.45, 0.4, 1.0), text)
         else:
-            imgui.text_disabled(status_line(self.net))
+            imgui.text_disabled(text)
+
+    def status_text(self) -> str:
+        """The pane's status line: the load in flight, a failed load (and what is shown instead), or the network."""
+        if self.is_loading():
+            return f'Loading {display_name(self.pending)} ...'
+        if self.load_error:
+            showing = 'nothing' if self.net is None else display_name(self.net.pkl or None)
+            return f'Load failed; showing {showing}'
+        return status_line(self.net)

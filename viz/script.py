@@ -25,6 +25,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
     {"project": "<image path>" | {"path": "<image path>", "options": {<projection state>}}}  the Projection pane
     {"cancel_projection": true}            its Cancel button
+    {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -67,6 +68,7 @@ STEP_KEYS = (
     'wait_jobs',
     'project',
     'cancel_projection',
+    'wait_file',
     'quit',
 )
 
@@ -147,6 +149,8 @@ class ScriptRunner:
             self._wait_frames = None
         elif key == 'wait_result':
             return self._wait_result(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
+        elif key == 'wait_file':
+            return self._wait_file(str(v), float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'set':
             for wkey, state in v.items():
                 viz.widget(wkey).set_state(state)
@@ -164,7 +168,7 @@ class ScriptRunner:
             if v == 'gui':
                 viz.request_gui_capture()
             else:
-                viz.capture.capture('image', viz.view.image)
+                viz.capture.capture('image', viz.view.image, viz.view.fft)
         elif key == 'load_w':
             viz.latent.load_w(str(v))
         elif key == 'save_w':
@@ -243,6 +247,20 @@ class ScriptRunner:
             return True
         return False
 
+    def _wait_file(self, path: str, timeout_sec: float) -> bool:
+        now = time.perf_counter()
+        if self._wait_started is None:
+            self._wait_started = now
+        if os.path.exists(path):
+            self._wait_started = None
+            return True
+        if now - self._wait_started > timeout_sec:
+            logger.error('script: %s did not appear within %.0f s', path, timeout_sec)
+            self.failed = True
+            self._wait_started = None
+            return True
+        return False
+
     def _wait_result(self, viz: Visualizer, timeout_sec: float) -> bool:
         now = time.perf_counter()
         if self._wait_started is None:
@@ -250,7 +268,7 @@ class ScriptRunner:
             return False
         # The newest request counts (a failed load reverts to the previous network: wait for that one too).
         self._wait_target = viz.submitted_stamp
-        if viz.displayed_stamp >= self._wait_target and not viz.pickle.is_loading():
+        if viz.displayed_stamp >= self._wait_target and not viz.pickle.is_loading() and not viz.is_restarting():
             self._wait_started = self._wait_target = None
             return True
         if now - self._wait_started > timeout_sec:

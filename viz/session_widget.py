@@ -8,6 +8,7 @@ import pathlib
 
 from imgui_bundle import imgui
 
+from engine.states import CAPTURE_FORMAT, read_state_doc, write_json
 from viz.widget import Widget
 
 logger = logging.getLogger(__name__)
@@ -16,22 +17,25 @@ SESSION_FORMAT = 'sg3viz-session'
 SESSION_VERSION = 1
 
 
-def save_session(path: str | pathlib.Path, widgets: dict[str, dict]) -> pathlib.Path:
-    """Writes ``{'format', 'version', 'widgets': {key: state}}`` to ``path`` (parents created). Returns the path."""
-    p = pathlib.Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    doc = {'format': SESSION_FORMAT, 'version': SESSION_VERSION, 'widgets': widgets}
-    p.write_text(json.dumps(doc, indent=2) + '\n')
-    return p
+def save_session(path: str | pathlib.Path, widgets: dict[str, dict], request: dict | None = None) -> pathlib.Path:
+    """Writes ``{'format', 'version', 'widgets': {key: state}, 'request'}`` to ``path`` atomically (parents created).
+
+    ``request`` (``RenderRequest.to_dict()`` of the displayed image) lets ``gen_images.py --session`` render the
+    session without a window. Returns the path."""
+    doc = {'format': SESSION_FORMAT, 'version': SESSION_VERSION, 'widgets': widgets, 'request': request}
+    return write_json(path, doc)
 
 
 def load_session(path: str | pathlib.Path) -> dict[str, dict]:
-    """Reads a session (or a capture sidecar, which embeds one) and returns ``{widget key: state}``.
+    """Reads a session, a capture sidecar or a capture PNG (its state chunk) and returns ``{widget key: state}``.
 
     Raises:
-        ValueError: the file is missing, not JSON, or not a session / capture sidecar.
+        ValueError: the file is missing, not JSON, a PNG without state, or not a session / capture.
     """
     p = pathlib.Path(path)
+    if p.suffix.lower() == '.png':
+        doc = read_state_doc(p, (SESSION_FORMAT, CAPTURE_FORMAT))
+        return _widgets(doc)
     try:
         doc = json.loads(p.read_text())
     except FileNotFoundError as e:
@@ -47,6 +51,10 @@ def load_session(path: str | pathlib.Path) -> dict[str, dict]:
             f'load_session(): version must be <= {SESSION_VERSION}, got {doc.get("version")}; '
             f'the file comes from a newer release'
         )
+    return _widgets(doc)
+
+
+def _widgets(doc: dict) -> dict[str, dict]:
     widgets = doc.get('widgets') or {}
     if not isinstance(widgets, dict):
         raise ValueError(f'load_session(): "widgets" must be an object, got {type(widgets).__name__}')
@@ -65,11 +73,13 @@ class SessionWidget(Widget):
         super().__init__(viz)
         self.session_path = session_path
         self.status = ''
+        self.field_width = 0.0  # drawn width of the path field (tests)
 
     def save(self, path: str | None = None) -> bool:
         path = path or self.session_path
         try:
-            save_session(path, self.viz.get_session()['widgets'])
+            req = self.viz.view.image_request
+            save_session(path, self.viz.get_session()['widgets'], req.to_dict() if req is not None else None)
         except OSError as e:
             self.status = f'Save failed: {e}'
             logger.error('%s', self.status)
@@ -90,8 +100,9 @@ class SessionWidget(Widget):
 
     def draw(self) -> None:
         fs = self.font_size
-        imgui.set_next_item_width(fs * 14)
+        imgui.set_next_item_width(-imgui.calc_text_size('File').x - fs * 0.6)  # the pane's width: paths are long
         _, self.session_path = imgui.input_text('File##session', self.session_path)
+        self.field_width = imgui.get_item_rect_size().x
         if imgui.button('Save session') and self.viz is not None:
             self.save()
         imgui.same_line()

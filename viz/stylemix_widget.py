@@ -1,4 +1,4 @@
-"""Stylemix widget: replace chosen ws with those of a second seed (REFERENCE section 6)."""
+"""Stylemix widget: replace chosen ws with those of a second seed (docs/compatibility.md §6)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 from imgui_bundle import imgui
 
-from viz.widget import Widget
+from engine.protocol import SEED_MAX
+from viz.widget import Widget, seed_field
 
 
 def stylemix_indices(enabled: list[bool], num_ws: int) -> tuple[int, ...]:
@@ -33,7 +34,7 @@ class StylemixWidget(Widget):
         self.enabled: list[bool] = []
 
     def validate(self) -> None:
-        self.seed = float(self.seed) if math.isfinite(self.seed) and self.seed >= 0 else 0.0
+        self.seed = float(min(max(self.seed, 0.0), SEED_MAX)) if math.isfinite(self.seed) else 0.0
         self.enabled = [bool(v) for v in self.enabled]
 
     def _num_ws(self) -> int:
@@ -47,15 +48,15 @@ class StylemixWidget(Widget):
             self.enabled += [False] * (num_ws - len(self.enabled))
         idx = stylemix_indices(self.enabled, num_ws)
         args['stylemix_idx'] = idx
-        args['stylemix_seed'] = int(self.seed) & 0xFFFFFFFF if idx else 0
+        args['stylemix_seed'] = int(self.seed) % (SEED_MAX + 1) if idx else 0  # Anim walks past the end: wrap.
 
     def draw(self) -> None:
         fs = self.font_size
         num_ws = self._num_ws()
-        imgui.set_next_item_width(fs * 8)
-        changed, s = imgui.input_int('Seed##stylemix', int(self.seed), 1, 10)
+        self.validate()
+        changed, s = seed_field('Seed##stylemix', int(self.seed) % (SEED_MAX + 1), fs * 6.5, self)
         if changed:
-            self.seed = float(max(s, 0))
+            self.seed = float(s)
         imgui.same_line()
         _, self.anim = imgui.checkbox('Anim##stylemix', self.anim)
         imgui.same_line()

@@ -1,10 +1,11 @@
-"""Truncation / noise widget (REFERENCE section 6): psi -1..2, cutoff 0..num_ws, noise on/off, noise seed, Anim."""
+"""Truncation / noise widget (docs/compatibility.md §6): psi -1..2, cutoff 0..num_ws, noise on/off and seed, Anim."""
 
 from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viz.widget import Widget, edited
+from engine.protocol import REQUEST_LIMITS, SEED_MAX
+from viz.widget import Widget, clamp, edited, seed_field
 
 
 def noise_mode_for(enabled: bool, seed: int) -> str:
@@ -34,7 +35,7 @@ class TruncNoiseWidget(Widget):
     KEY = 'trunc_noise'
     STATE_KEYS = ('psi', 'cutoff', 'noise_enable', 'noise_seed', 'noise_anim')
 
-    PSI_RANGE = (-1.0, 2.0)
+    PSI_RANGE = REQUEST_LIMITS['trunc_psi']
 
     def __init__(self, viz=None) -> None:
         super().__init__(viz)
@@ -45,14 +46,14 @@ class TruncNoiseWidget(Widget):
         self.noise_anim = False
 
     def validate(self) -> None:
-        self.psi = float(min(max(self.psi, self.PSI_RANGE[0]), self.PSI_RANGE[1]))
-        self.cutoff = None if self.cutoff is None else max(int(self.cutoff), 0)
-        self.noise_seed = max(int(self.noise_seed), 0)
+        self.psi = float(clamp('trunc_psi', self.psi, self))
+        self.cutoff = None if self.cutoff is None else int(clamp('trunc_cutoff', self.cutoff, self))
+        self.noise_seed = int(clamp('noise_seed', self.noise_seed, self))
 
     def update_request(self, args, dt) -> None:
         has_noise = self.net is None or self.net.has_noise
         if self.noise_anim and self.noise_enable and has_noise:
-            self.noise_seed = (self.noise_seed + 1) & 0x7FFFFFFF
+            self.noise_seed = (self.noise_seed + 1) % (SEED_MAX + 1)
         num_ws = self.net.num_ws if self.net is not None else None
         args['trunc_psi'] = float(self.psi)
         args['trunc_cutoff'] = cutoff_for_request(self.cutoff, num_ws)
@@ -63,11 +64,13 @@ class TruncNoiseWidget(Widget):
         fs = self.font_size
         num_ws = self.net.num_ws if self.net is not None else 16
         imgui.set_next_item_width(fs * 10)
-        self.psi = edited(self.psi, imgui.slider_float('Truncate psi', self.psi, *self.PSI_RANGE, '%.2f'))
+        # Drags, not sliders: no grab handle over the number; always_clamp keeps Ctrl+click typing in range too.
+        flags = imgui.SliderFlags_.always_clamp
+        self.psi = edited(self.psi, imgui.drag_float('Truncate psi', self.psi, 0.005, *self.PSI_RANGE, '%.2f', flags))
         imgui.same_line()
         imgui.set_next_item_width(fs * 7)
         cut = num_ws if self.cutoff is None else min(self.cutoff, num_ws)
-        changed, cut = imgui.slider_int('Cutoff', cut, 0, num_ws)
+        changed, cut = imgui.drag_int('Cutoff', cut, 0.05, 0, num_ws, '%d', flags)
         if changed:
             self.cutoff = None if cut >= num_ws else cut
         has_noise = self.net is None or self.net.has_noise
@@ -75,9 +78,9 @@ class TruncNoiseWidget(Widget):
         _, self.noise_enable = imgui.checkbox('Noise', self.noise_enable)
         imgui.same_line()
         imgui.begin_disabled(not self.noise_enable)
-        imgui.set_next_item_width(fs * 8)
-        _, s = imgui.input_int('Noise seed', self.noise_seed)
-        self.noise_seed = max(s, 0)
+        changed, s = seed_field('Noise seed', self.noise_seed, fs * 6.5, self)
+        if changed:
+            self.noise_seed = s
         imgui.same_line()
         _, self.noise_anim = imgui.checkbox('Anim##noise', self.noise_anim)
         imgui.end_disabled()

@@ -1,5 +1,6 @@
-"""The visualizer app: owns the window, the frame loop and the image area (image, spectrum, overlays); the control
-pane is one widget per file (``viz/*_widget.py``).
+"""The visualizer app: owns the window, the frame loop, the control pane and the request bookkeeping (the stamp of
+every request sent, the frame view of the results). The widgets are one per file (``viz/*_widget.py``); the image,
+spectrum and overlays are ``viz.image_area``.
 
 Each frame: poll the renderer for a new RenderResult and fold it into the frame view (``viz.frame_view``) that the
 widgets read, draw the pane, collect the widgets' parts of the next RenderRequest and hand it to the renderer
@@ -13,20 +14,20 @@ import collections
 import dataclasses
 import logging
 import pathlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from imgui_bundle import imgui
 
-from engine.protocol import RenderRequest, RenderResult, fft_colormap
+from engine.protocol import RenderRequest, RenderResult, clamp_request
 from engine.sources import display_name
-from gui_utils.gl_utils import Texture
-from gui_utils.image_view import fit_rect
 from gui_utils.imgui_window import ImguiWindow
 from viz.capture_widget import CaptureWidget
 from viz.equivariance_widget import EquivarianceWidget
 from viz.frame_view import FrameView
+from viz.image_area import ImageArea
 from viz.latent_widget import LatentWidget
 from viz.layer_widget import LayerWidget
 from viz.performance_widget import PerformanceWidget
@@ -42,8 +43,6 @@ from viz.widget import Widget
 logger = logging.getLogger(__name__)
 
 PANE_WIDTH_FONTS = 31  # control pane width in font sizes
-ERROR_COLOR = imgui.ImVec4(1.0, 0.5, 0.45, 1.0)
-RESTARTING_TEXT = 'restarting render process...'
 
 
 def default_renderer_factory(device: str, separate_process: bool):
@@ -51,20 +50,6 @@ def default_renderer_factory(device: str, separate_process: bool):
     from engine.async_renderer import AsyncRenderer
 
     return AsyncRenderer(device=device, separate_process=separate_process)
-
-
-def spectrum_caption(req: RenderRequest | None) -> str:
-    """The caption under the spectrum: which layer and channels of which request it shows."""
-    if req is None:
-        return 'Spectrum'
-    layer = req.layer_name or 'output'
-    if req.fft_all:
-        which = 'all channels'
-    elif req.sel_channels == 1:
-        which = f'channel {req.base_channel}'
-    else:
-        which = f'channels {req.base_channel}-{req.base_channel + req.sel_channels - 1}'
-    return f'Spectrum of {layer}, {which}, Kaiser beta {req.fft_beta:g}'
 
 
 class Visualizer:
@@ -155,17 +140,14 @@ class Visualizer:
         self.submitted_stamp = 0
         self._last_request: RenderRequest | None = None
         self._requests: collections.OrderedDict[int, RenderRequest] = collections.OrderedDict()
-        self._image_tex: Texture | None = None
-        self._fft_tex: Texture | None = None
-        self._cbar_tex: Texture | None = None
+        self.image_area = ImageArea(self, PANE_WIDTH_FONTS)
         self._screenshots: list[str] = []
         self._crop_screenshots: list[tuple[str, tuple[float, float, float, float]]] = []
         self._gui_capture = False
         self._last_logged_error: str | None = None
-        self._dragging_image = False
-        self._image_rect = (0.0, 0.0, 0.0, 0.0)
         self._quit_code: int | None = None
         self._section_open: dict[str, bool] = {}
+        self.notes: collections.deque[tuple[float, str]] = collections.deque(maxlen=20)  # (time.monotonic(), text)
         self.script = ScriptRunner(script) if script is not None else None
         self.pickle.recent = list(dict.fromkeys(pkls))
         self.pickle.load(pkls[0] if pkls else None)
@@ -232,8 +214,44 @@ class Visualizer:
         self.widget(key)  # validates the key
         self._section_open[key] = bool(is_open)
 
+    def notify(self, text: str) -> None:
+        """Shows a short note over the bottom of the image for ``NOTE_SEC`` (5) seconds (e.g. a clamped value)."""
+        if not self.notes or self.notes[-1][1] != text:
+            logger.info('%s', text)
+        self.notes.append((time.monotonic(), str(text)))
+
     def quit(self, code: int = 0) -> None:
         self._quit_code = int(code)
+
+    def handle_drop(self, paths: list[str]) -> None:
+        """Dropped files: a capture (a PNG carrying our state chunk, or its .json sidecar) or a saved session restores
+        that state (``engine.states``); W / W+ latents (.npz, .npy) go to the Latent pane; other images start a
+        projection (the Projection pane opens); everything else goes to the Network pane (pickles, URLs, run
+        directories)."""
+        from engine.states import CAPTURE_FORMAT, SESSION_FORMAT, png_state
+
+        for p in paths:
+            low = str(p).lower()
+            doc = png_state(p) if low.endswith('.png') else None
+            if doc is not None or low.endswith('.json'):
+                if doc is not None and doc.get('format') not in (CAPTURE_FORMAT, SESSION_FORMAT):
+                    continue
+                self.session.load(p)
+                if self.session.status.startswith('Loaded'):
+                    self.pickle.dismiss_error()
+                else:
+                    self.pickle.load_error = self.session.status
+                return
+        latent_files = [p for p in paths if str(p).lower().endswith(('.npz', '.npy'))]
+        if latent_files:
+            self.latent.load_w(latent_files[0])
+        images = [p for p in paths if is_image_path(p)]
+        if images:
+            self.set_section_open(self.projection.KEY, True)
+            self.projection.start(images[-1])
+        others = [p for p in paths if p not in latent_files and p not in images]
+        if others:
+            self.pickle.handle_drop(others)
 
     def get_session(self) -> dict:
         return {'widgets': {w.KEY: w.get_state() for w in self.widgets if w.STATE_KEYS}}
@@ -264,13 +282,21 @@ class Visualizer:
             'error_text': self.error_text(),
             'render_error': self.view.error,
             'restarting': self.is_restarting(),
+            'notes': [text for _, text in self.notes],
+            'status': self.pickle.status_text(),
+            'pane_width': self.font_size * PANE_WIDTH_FONTS,
+            'field_widths': {
+                'pkl': self.pickle.field_width,
+                'capture_dir': self.capture.field_width,
+                'session_path': self.session.field_width,
+            },
             'load_error': self.pickle.load_error,
             'refused': list(self.pickle.refused[1]) if self.pickle.refused else [],
             'loading': self.pickle.is_loading(),
             'net': dataclasses.asdict(self.net) if self.net is not None else None,
             'image_shape': list(self.view.image.shape) if self.view.image is not None else None,
             'fft_shape': list(self.view.fft.shape) if self.view.fft is not None else None,
-            'image_rect': [float(v) for v in self._image_rect],
+            'image_rect': [float(v) for v in self.image_area.image_rect],
             'layers': [info.name for info in self.view.layers],
             'captures': self.capture.last_paths,
             'widgets': self.get_session()['widgets'],
@@ -293,17 +319,6 @@ class Visualizer:
             'measure': self.equivariance.measure_result,
             'projection': self.projection.dump(),
         }
-
-    def handle_drop(self, paths: Sequence[str]) -> None:
-        """Files dropped on the window: an image starts a projection (the Projection pane opens), anything else
-        goes to the Network pane (a pickle, a run directory)."""
-        images = [p for p in paths if is_image_path(p)]
-        others = [p for p in paths if not is_image_path(p)]
-        if images:
-            self.set_section_open(self.projection.KEY, True)
-            self.projection.start(images[-1])
-        if others:
-            self.pickle.handle_drop(others)
 
     # ---- frame loop -------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -335,9 +350,13 @@ class Visualizer:
         self._draw_pane()
         args: dict[str, Any] = {}
         for w in self.widgets:
+            w.validate()
             w.update_request(args, dt)
-        self._submit(RenderRequest(**args))
-        self._draw_image_area()
+        req, notes = clamp_request(RenderRequest(**args))  # The same ranges the renderer checks.
+        for note in notes:
+            self.notify(note)
+        self._submit(req)
+        self.image_area.draw()
         want = bool(self._screenshots) or bool(self._crop_screenshots) or self._gui_capture
         img = win.end_frame(read_back=want)
         if img is not None:
@@ -369,23 +388,13 @@ class Visualizer:
         self.view = old.advance(result, self._requests.get(result.stamp))
         if self.view.net is not None and self.view.net != old.net:
             self.window.set_title(f'StyleGAN3 visualizer - {display_name(self.view.net.pkl or None)}')
-        if result.image is not None:
-            self._image_tex = self._upload(self._image_tex, result.image)
-            if result.fft is not None:
-                self._fft_tex = self._upload(self._fft_tex, result.fft)
+        self.image_area.upload(result)
         for w in self.widgets:
             w.on_result(result)
         err = self.error_text()
         if err and err != self._last_logged_error:
             logger.error('%s', err)
         self._last_logged_error = err
-
-    @staticmethod
-    def _upload(tex: Texture | None, img: np.ndarray) -> Texture:
-        if tex is None:
-            tex = Texture()
-        tex.update(img)
-        return tex
 
     def _submit(self, req: RenderRequest) -> None:
         if req == self._last_request:
@@ -472,147 +481,6 @@ class Visualizer:
             imgui.pop_id()
         imgui.end()
 
-    def _image_area(self) -> tuple[float, float, float, float]:
-        io = imgui.get_io()
-        x0 = self.font_size * PANE_WIDTH_FONTS
-        return x0, 0.0, max(io.display_size.x - x0, 0.0), io.display_size.y
-
-    def _draw_image_area(self) -> None:
-        ax, ay, aw, ah = self._image_area()
-        dl = imgui.get_background_draw_list()
-        pad = self.font_size * 0.5
-        view = self.view
-        show_fft = view.fft is not None and self._fft_tex is not None and self.layers.fft_show
-        show_plot = self.spectrum_lab.show_plot and view.image is not None
-        if self._image_tex is not None and view.image is not None:
-            columns = 1 + int(show_fft) + int(show_plot)  # image | FFT view | radial plot
-            cw = (aw - pad * (columns - 1)) / columns
-            h, w = view.image.shape[:2]
-            ps = imgui.get_io().display_framebuffer_scale.x
-            x, y, fw, fh = fit_rect(ax + pad, ay + pad, cw - 2 * pad, ah - 2 * pad, w, h, pixel_scale=ps)
-            self._image_rect = (x, y, fw, fh)
-            dim = 0xFF808080 if self.error_text() else 0xFFFFFFFF
-            dl.add_image(
-                imgui.ImTextureRef(self._image_tex.gl_id), imgui.ImVec2(x, y), imgui.ImVec2(x + fw, y + fh), col=dim
-            )
-            if show_fft:
-                self._draw_spectrum(dl, ax + cw + pad, ay + pad, cw - pad, ah - 2 * pad, dim)
-            if show_plot:
-                px = ax + (columns - 1) * (cw + pad)
-                side = min(cw - pad, ah - 2 * pad)
-                self.spectrum_lab.draw_plot(px, ay + pad + max((ah - 2 * pad - side) / 2, 0.0), cw - pad, side)
-            else:
-                self.spectrum_lab.plot_rect = (0.0, 0.0, 0.0, 0.0)
-        else:
-            self._image_rect = (0.0, 0.0, 0.0, 0.0)
-        self._handle_image_drag()
-        self._draw_overlays(ax, ay, aw, ah)
-
-    def _draw_spectrum(self, dl, x0: float, y0: float, w: float, h: float, col: int) -> None:
-        """The FFT view with a colour bar (+-fft_range_db) on its right."""
-        fs = self.font_size
-        bar_w, label_w = fs * 0.9, fs * 4.2
-        fh_, fw_ = self.view.fft.shape[:2]
-        ps = imgui.get_io().display_framebuffer_scale.x
-        x2, y2, w2, h2 = fit_rect(x0, y0, w - bar_w - label_w - fs * 0.5, h - fs * 1.5, fw_, fh_, pixel_scale=ps)
-        if w2 <= 0:
-            return
-        dl.add_image(
-            imgui.ImTextureRef(self._fft_tex.gl_id), imgui.ImVec2(x2, y2), imgui.ImVec2(x2 + w2, y2 + h2), col=col
-        )
-        if self._cbar_tex is None:
-            lut = fft_colormap(256)[::-1]  # top = +range
-            self._cbar_tex = Texture(np.repeat(lut[:, None, :], 2, axis=1), nearest=False)
-        bx = x2 + w2 + fs * 0.5
-        dl.add_image(
-            imgui.ImTextureRef(self._cbar_tex.gl_id), imgui.ImVec2(bx, y2), imgui.ImVec2(bx + bar_w, y2 + h2), col=col
-        )
-        shown = self.view.image_request  # The request that produced this spectrum, not the widgets' current values.
-        rng = shown.fft_range_db if shown is not None else self.layers.fft_range_db
-        grey = 0xFFC8C8C8
-        for frac, label in ((0.0, f'+{rng:g} dB'), (0.5, '0 dB'), (1.0, f'-{rng:g} dB')):
-            ty = min(max(y2 + frac * h2 - fs * 0.5, y2), y2 + h2 - fs)
-            dl.add_text(imgui.ImVec2(bx + bar_w + fs * 0.3, ty), grey, label)
-        dl.add_text(imgui.ImVec2(x2, y2 + h2 + fs * 0.3), grey, spectrum_caption(shown))
-
-    def _handle_image_drag(self) -> None:
-        io = imgui.get_io()
-        x, y, w, h = self._image_rect
-        mx, my = io.mouse_pos.x, io.mouse_pos.y
-        inside = w > 0 and x <= mx < x + w and y <= my < y + h
-        if imgui.is_mouse_clicked(0) and inside and not io.want_capture_mouse:
-            self._dragging_image = True
-        if not imgui.is_mouse_down(0):
-            self._dragging_image = False
-        if self._dragging_image:
-            self.latent.drag(io.mouse_delta.x, io.mouse_delta.y)
-
-    def _overlay_window(self, name: str, x: float, y: float, w: float) -> bool:
-        imgui.set_next_window_pos(imgui.ImVec2(x, y))
-        imgui.set_next_window_size(imgui.ImVec2(w, 0))
-        imgui.set_next_window_bg_alpha(0.85)
-        flags = (
-            imgui.WindowFlags_.no_decoration
-            | imgui.WindowFlags_.no_move
-            | imgui.WindowFlags_.no_saved_settings
-            | imgui.WindowFlags_.no_focus_on_appearing
-            | imgui.WindowFlags_.no_nav
-            | imgui.WindowFlags_.always_auto_resize
-        )
-        return imgui.begin(name, None, flags)[0]
-
-    def _draw_overlays(self, ax: float, ay: float, aw: float, ah: float) -> None:
-        fs = self.font_size
-        if aw <= fs * 4:
-            return
-        if self._draw_link_overlay(ax + fs * 1.5, ay + fs * 1.5, aw - 3 * fs):
-            return
-        err = self.error_text()
-        busy = getattr(self.renderer, 'is_busy', False)
-        busy = busy() if callable(busy) else busy
-        margin = fs * 1.5
-        if self.is_restarting():
-            if self._overlay_window('##restarting', ax + margin, ay + margin, aw - 2 * margin):
-                imgui.text(RESTARTING_TEXT)
-                imgui.text_disabled('The render process stopped; a new one is starting.')
-            imgui.end()
-        elif err:
-            if self._overlay_window('##error', ax + margin, ay + margin, aw - 2 * margin):
-                imgui.push_text_wrap_pos(0.0)
-                imgui.text_colored(ERROR_COLOR, 'Error')
-                imgui.text(err)
-                imgui.pop_text_wrap_pos()
-                if self.pickle.load_error:
-                    if self.pickle.refused is not None:
-                        if imgui.button('Trust this file...'):
-                            self.pickle._open_trust_popup = True
-                        imgui.same_line()
-                    if imgui.button('Dismiss'):
-                        self.pickle.dismiss_error()
-            imgui.end()
-        elif self.pickle.is_loading():
-            if self._overlay_window('##loading', ax + margin, ay + margin, aw - 2 * margin):
-                imgui.text(f'Loading {display_name(self.pickle.pending)} ...')
-                imgui.text_disabled('Load another network to cancel.')
-            imgui.end()
-        elif self.view.image is None:
-            if self._overlay_window('##empty', ax + margin, ay + margin, aw - 2 * margin):
-                imgui.text('Rendering ...' if busy else 'Drop a network pickle (.pkl) here.')
-            imgui.end()
-
-    def _draw_link_overlay(self, x: float, y: float, w: float) -> bool:
-        """Remote rendering (``--connect``) without a connection: the live status over the image. True if shown."""
-        if self.renderer is None or getattr(self.renderer, 'connected', True):
-            return False
-        if self._overlay_window('##link', x, y, w):
-            imgui.push_text_wrap_pos(0.0)
-            fatal = getattr(self.renderer, 'fatal_error', None)
-            imgui.text_colored(ERROR_COLOR, 'Remote rendering stopped' if fatal else 'Render server')
-            imgui.text(str(getattr(self.renderer, 'status', '')))
-            imgui.pop_text_wrap_pos()
-        imgui.end()
-        return True
-
     def close(self) -> None:
         """Stops the renderer and closes the window (idempotent)."""
         if self.renderer is not None:
@@ -621,8 +489,6 @@ class Visualizer:
             finally:
                 self.renderer = None
         if self.window is not None:
-            for tex in (self._image_tex, self._fft_tex, self._cbar_tex):
-                if tex is not None:
-                    tex.delete()
+            self.image_area.close()
             self.window.close()
             self.window = None

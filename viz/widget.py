@@ -6,6 +6,9 @@ import copy
 import logging
 from typing import TYPE_CHECKING, Any
 
+from imgui_bundle import imgui
+
+from engine.protocol import SEED_MAX, clamp_value
 from viz.frame_view import FrameView
 
 if TYPE_CHECKING:
@@ -14,6 +17,69 @@ if TYPE_CHECKING:
 _EMPTY_VIEW = FrameView()
 
 logger = logging.getLogger(__name__)
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def clamp(name: str, value, note_to: Widget | None = None):
+    """``engine.protocol.clamp_value`` for widgets: the legal value; the note (if any) goes to ``note_to.notify``."""
+    v, note = clamp_value(name, value)
+    if note and note_to is not None:
+        note_to.notify(note)
+    return v
+
+
+def parse_int(text: str) -> int | None:
+    """An integer typed into a field ('12', ' -3 ', '1e3', '4294967296'), or None when it is not a number."""
+    text = str(text).strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return int(v) if v == v and abs(v) != float('inf') else None
+
+
+def seed_field(label: str, seed: int, width: float, owner: Widget | None = None) -> tuple[bool, int]:
+    """A seed entry (0 .. 2**32 - 1) with -/+ buttons that never crashes: ImGui's int fields hold only int32, so the
+    seed is edited as text; what is typed beyond the range is clamped with a note (``owner.notify``), never wrapped.
+
+    Returns:
+        (changed, the new seed).
+    """
+    imgui.set_next_item_width(width)
+    flags = imgui.InputTextFlags_.chars_decimal | imgui.InputTextFlags_.enter_returns_true
+    entered, text = imgui.input_text(f'##{label}', str(int(seed)), flags)
+    changed, value = False, int(seed)
+    if entered or (imgui.is_item_deactivated_after_edit() and text != str(int(seed))):
+        typed = parse_int(text)
+        if typed is None:
+            if owner is not None:
+                owner.notify(f'{label}: {text!r} is not a whole number; kept {seed}')
+        else:
+            changed, value = True, int(clamp('seed', typed, owner))
+    imgui.same_line(0, 2)
+    if imgui.button(f'-##{label}'):
+        changed, value = True, max(int(value) - 1, 0)
+    imgui.same_line(0, 2)
+    if imgui.button(f'+##{label}'):
+        changed, value = True, min(int(value) + 1, SEED_MAX)
+    imgui.same_line()
+    imgui.text(label.split('##')[0])
+    return changed, value
+
+
+def int_field(label: str, value: int, lo: int, hi: int, step: int = 1, step_fast: int = 10) -> int:
+    """``imgui.input_int`` that cannot crash or leave its range: the shown value is clamped into int32 and [lo, hi]
+    first (ImGui's int fields are int32), and what the user types is clamped into [lo, hi]."""
+    lo, hi = max(int(lo), -_INT32_MAX), min(int(hi), _INT32_MAX)
+    shown = int(min(max(int(value), lo), hi))
+    changed, v = imgui.input_int(label, shown, step, step_fast)
+    return int(min(max(int(v), lo), hi)) if changed else shown
 
 
 def edited(old, ret: tuple[bool, Any]):
@@ -42,6 +108,7 @@ class Widget:
 
     def __init__(self, viz: Visualizer | None = None) -> None:
         self.viz = viz
+        self.last_note: str | None = None
 
     # ---- state ------------------------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -69,7 +136,16 @@ class Widget:
         self.validate()
 
     def validate(self) -> None:
-        """Clamps the state into its legal ranges (called after :meth:`set_state`)."""
+        """Clamps the state into its legal ranges (after :meth:`set_state` and every frame before
+        :meth:`update_request`; ranges from ``engine.protocol.REQUEST_LIMITS``)."""
+
+    def notify(self, text: str) -> None:
+        """Shows a short note to the user (over the image for a few seconds) and logs it."""
+        self.last_note = text
+        if self.viz is not None and hasattr(self.viz, 'notify'):
+            self.viz.notify(text)  # Logs it too.
+        else:
+            logger.info('%s', text)
 
     def reset(self) -> None:
         """Back to the defaults (the Reset button)."""

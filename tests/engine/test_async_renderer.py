@@ -231,7 +231,7 @@ def test_render_process_priority_and_threads(async_r):
 
 
 def test_tune_render_process(monkeypatch):
-    import engine.async_renderer as ar
+    import engine.render_worker as ar
 
     nices: list = []
     threads: list = []
@@ -326,3 +326,24 @@ def test_newer_network_does_not_wait_for_older_load(net_pkl, tmp_path, monkeypat
     finally:
         for event in release.values():
             event.set()
+
+
+def test_warm_spare_takes_over_after_a_crash(net_pkl, shm_prefixes):
+    """Once the render process has answered, a spare process is kept warm (its network loaded); when the active one
+    is killed, the spare renders the current request, and a new spare is prepared."""
+    with AsyncRenderer('cpu', separate_process=True, shm_min_bytes=0) as r:
+        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),)))
+        first = _wait_result(r)
+        shm_prefixes.append(r._backend._names.prefix)
+        assert first.error is None and r._spare is not None and r._spare.is_alive()
+        spare_pid, pid = r._spare.pid, r.pid
+        shm_prefixes.append(r._spare._names.prefix)
+        os.kill(pid, signal.SIGKILL)
+        r._backend._proc.join(TIMEOUT_SEC)
+        notice = _wait_result(r)
+        assert 'died' in notice.error and r.pid == spare_pid and r.is_restarting
+        again = _wait_result(r)
+        assert again.error is None and not r.is_restarting and again.load_ms > 0  # the spare's load, reported once
+        np.testing.assert_array_equal(again.image, first.image)
+        assert r._spare is not None and r._spare.pid not in (pid, spare_pid)
+        shm_prefixes.append(r._spare._names.prefix)

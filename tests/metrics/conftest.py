@@ -68,7 +68,7 @@ class StubMapping(torch.nn.Module):
 
 
 class StubG(torch.nn.Module):
-    """Follows the generator interface of REFERENCE section 3 (unconditional, 3 channels)."""
+    """Follows the generator interface of docs/compatibility.md §3 (unconditional, 3 channels)."""
 
     def __init__(self, img_resolution: int = 32, fixed_pattern: bool = False, transform: bool = True):
         super().__init__()

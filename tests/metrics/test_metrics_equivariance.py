@@ -31,7 +31,7 @@ def test_metric_does_not_modify_the_callers_generator(stub_generator):
 
 
 def test_real_stylegan3_integer_translation_is_equivariant():
-    """Sign convention check on a tiny StyleGAN3-T: the input transform moves content by +t (REFERENCE sec. 3)."""
+    """Sign convention on a tiny StyleGAN3-T: the input transform moves content by +t (docs/compatibility.md §3)."""
     from training.networks_stylegan3 import Generator
 
     torch.manual_seed(0)

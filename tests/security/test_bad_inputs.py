@@ -198,3 +198,24 @@ def test_dataset_tool_bad_labels_are_errors_unless_asked(tmp_path, labels, match
     assert code == 1 and match in out and '--drop-bad-labels' in out and not (tmp_path / 'ds.zip').exists()
     code, out = _invoke(dataset_tool.main, ['--source', data, '--dest', tmp_path / 'ds.zip', '--drop-bad-labels'])
     assert code == 0 and 'no labels' in out and match in out
+
+
+# ----------------------------------------------------------------------------
+# The GUI side (item 9): the one request validation refuses non-finite numbers.
+
+
+@pytest.mark.parametrize('field', ['trunc_psi', 'img_scale_db', 'fft_range_db', 'fft_beta'])
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), float('-inf')])
+def test_render_requests_refuse_non_finite_numbers(field, bad):
+    from engine.protocol import RenderRequest, request_errors
+
+    errors = request_errors(RenderRequest(**{field: bad}))
+    assert any(field in e and 'finite' in e for e in errors), errors
+    assert request_errors(RenderRequest()) == ()
+
+
+def test_render_request_latent_must_be_finite():
+    from engine.protocol import RenderRequest, request_errors
+
+    assert any('ws must hold finite' in e for e in request_errors(RenderRequest(ws=((0.0, float('nan')),))))
+    assert request_errors(RenderRequest(ws=((0.0, 1.0),))) == ()

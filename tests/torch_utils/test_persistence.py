@@ -1,4 +1,4 @@
-"""torch_utils.persistence: reference pickle format (REFERENCE section 1), round trips in fresh processes."""
+"""torch_utils.persistence: reference pickle format (docs/compatibility.md §1), round trips in fresh processes."""
 
 from __future__ import annotations
 

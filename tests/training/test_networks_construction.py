@@ -1,6 +1,6 @@
 """Construction and interface tests for training.networks_stylegan2 / networks_stylegan3.
 
-Oracle: REFERENCE.md section 5 (exact parameter counts, num_ws, synthesis children) and section 3 (interface).
+Oracle: docs/compatibility.md §5 (exact parameter counts, num_ws) and section 3 (interface).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _single_thread_forked_rng():
 
 
 # ----------------------------------------------------------------------------
-# REFERENCE section 5.
+# docs/compatibility.md §5.
 
 # (cfg, res, channel_base, channel_max, G params, D params, num_ws, synthesis children; '...' = elided)
 SECTION5 = [
@@ -67,7 +67,7 @@ class _NoRandomInit(torch.overrides.TorchFunctionMode):
 
 
 def _build(cfg: str, res: int, cbase: int, cmax: int, c_dim: int = 0):
-    """Builds (G, D) with the reference train.py preset of REFERENCE section 4 (z_dim = w_dim = 512)."""
+    """Builds (G, D) with the reference train.py preset of docs/compatibility.md §4 (z_dim = w_dim = 512)."""
     common = dict(z_dim=512, c_dim=c_dim, w_dim=512, img_resolution=res, img_channels=3)
     if cfg == 'stylegan2':
         G = n2.Generator(
@@ -109,7 +109,7 @@ def test_section5_counts_and_children(cfg, res, cbase, cmax, g_params, d_params,
 
 
 # ----------------------------------------------------------------------------
-# Interface (REFERENCE section 3) on tiny networks.
+# Interface (docs/compatibility.md §3) on tiny networks.
 
 
 def _tiny_sg3(**kwargs):
@@ -247,7 +247,7 @@ def test_pickle_round_trip(make):
 
 
 # ----------------------------------------------------------------------------
-# The network sources are embedded into pickles: only the reference-visible imports are allowed (REFERENCE section 2).
+# The network sources are embedded into pickles: only the imports of docs/compatibility.md §2 are allowed.
 
 ALLOWED_IMPORTS = {
     'networks_stylegan2.py': {

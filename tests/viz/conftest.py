@@ -147,3 +147,123 @@ def golden():
 def png():
     """``png(path)`` -> uint8 [H, W, 3]."""
     return load_png
+
+
+class LiveVisualizer:
+    """A visualizer subprocess under the test's Xvfb, driven with real X input (``xdotool``) while its script waits.
+
+    The script should dump its state to a file the test waits for (``wait_for``), then ``{"wait_file": go}`` until
+    the test calls :meth:`go` after its input; the app then finishes its script and exits.
+    """
+
+    def __init__(self, env: dict, args: list[str], script: list, tmp_path: pathlib.Path):
+        self.env = env
+        self.tmp_path = tmp_path
+        self.go_file = tmp_path / 'go'
+        entry = REPO / 'visualizer.py'
+        if FAKE_FLAG in args:
+            args = [a for a in args if a != FAKE_FLAG]
+            entry = REPO / 'tests' / 'viz' / 'fake_visualizer.py'
+        p = tmp_path / 'live_script.json'
+        p.write_text(json.dumps(script))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(entry), *args, '--script', str(p)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.window_id: str | None = None
+
+    def wait_for(self, path: pathlib.Path, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                out, err = self.proc.communicate(timeout=10) if self.proc.poll() is not None else ('', '')
+                pytest.fail(f'the visualizer did not write {path.name} (exit {self.proc.poll()}):\n{err[-3000:]}')
+            time.sleep(0.05)
+        time.sleep(0.1)  # the JSON is written in one call, but give the file system a moment
+
+    def xdo(self, *args: str) -> str:
+        """Runs ``xdotool ARGS`` on the test display (``WINDOW`` in args is replaced by the app's window id)."""
+        if self.window_id is None:
+            found = subprocess.run(
+                ['xdotool', 'search', '--name', 'StyleGAN3 visualizer'],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            ids = found.stdout.split()
+            assert ids, f'xdotool found no visualizer window: {found.stderr}'
+            self.window_id = ids[-1]
+        argv = ['xdotool', *[self.window_id if a == 'WINDOW' else a for a in args]]
+        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, f'{argv}: {r.stderr}'
+        return r.stdout
+
+    def move(self, x: float, y: float) -> None:
+        self.xdo('mousemove', '--window', 'WINDOW', str(int(x)), str(int(y)))
+        time.sleep(0.25)
+
+    def click(self, x: float, y: float, *, modifiers: str | None = None) -> None:
+        self.move(x, y)
+        if modifiers:
+            self.xdo('keydown', modifiers)
+        self.xdo('mousedown', '1')
+        time.sleep(0.15)
+        self.xdo('mouseup', '1')
+        if modifiers:
+            self.xdo('keyup', modifiers)
+        time.sleep(0.2)
+
+    def drag(self, x0: float, y0: float, x1: float, y1: float, steps: int = 10) -> None:
+        self.move(x0, y0)
+        self.xdo('mousedown', '1')
+        time.sleep(0.15)
+        for i in range(1, steps + 1):
+            self.move(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps)
+        self.xdo('mouseup', '1')
+        time.sleep(0.2)
+
+    def type(self, text: str) -> None:
+        self.xdo('type', '--delay', '60', '--', text)
+        time.sleep(0.2)
+
+    def key(self, *keys: str) -> None:
+        self.xdo('key', '--delay', '60', *keys)
+        time.sleep(0.2)
+
+    def go(self) -> None:
+        self.go_file.write_text('go')
+
+    def finish(self, timeout: float = 120) -> subprocess.CompletedProcess:
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture
+def live_viz(gui_env, tmp_path):
+    """``live_viz(args, script)`` -> :class:`LiveVisualizer` (killed at the end of the test). Skips without xdotool."""
+    if shutil.which('xdotool') is None:
+        pytest.skip('xdotool is not installed (apt-get install xdotool, or run scripts/ensure_xvfb.sh)')
+    started: list[LiveVisualizer] = []
+
+    def _start(args, script):
+        v = LiveVisualizer(gui_env, list(args), script, tmp_path)
+        started.append(v)
+        return v
+
+    yield _start
+    for v in started:
+        v.close()

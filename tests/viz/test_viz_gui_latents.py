@@ -30,7 +30,7 @@ def test_viz_gui_w_file_save_and_seed_change(run_viz, png, tmp_path):
     pkl.write_bytes(pickle.dumps({'G_ema': G}))
     ws = (np.random.RandomState(1).randn(1, G.num_ws, 8) * 2).astype(np.float32)
     np.savez(tmp_path / 'projected_w.npz', w=ws)  # the projector format
-    s1, s2, s3 = (tmp_path / f's{i}.json' for i in (1, 2, 3))
+    s1, s2, s3, s4 = (tmp_path / f's{i}.json' for i in (1, 2, 3, 4))
     shot1, shot3 = tmp_path / 'loaded.png', tmp_path / 'seeds.png'
     script = [
         {'wait_result': True},
@@ -48,6 +48,10 @@ def test_viz_gui_w_file_save_and_seed_change(run_viz, png, tmp_path):
         {'wait_result': True},
         {'dump_state': str(s3)},
         {'screenshot': str(shot3)},
+        {'drop': [str(tmp_path / 'saved.npz')]},  # dropping a latent file on the window loads it
+        {'wait_frames': 2},
+        {'wait_result': True},
+        {'dump_state': str(s4)},
     ]
     import os  # noqa: PLC0415
     import shutil  # noqa: PLC0415 -- keep the screenshots for a look when asked (SG3VIZ_KEEP_SHOTS=dir)
@@ -63,6 +67,9 @@ def test_viz_gui_w_file_save_and_seed_change(run_viz, png, tmp_path):
     assert st2['widgets']['latent']['w_file'] == str(tmp_path / 'projected_w.npz')  # --w filled the field
     assert st3['displayed_request']['ws'] is None  # the seed changed: back to the seed blend
     assert st3['displayed_request']['w0_seeds'] == [[1, 1.0]]
+    st4 = _state(s4)
+    np.testing.assert_allclose(np.asarray(st4['displayed_request']['ws'], np.float32), ws[0], rtol=1e-6)
+    assert st4['load_error'] is None and st4['displayed_request']['pkl'] == str(pkl)
     a, b = png(shot1).astype(np.float64), png(shot3).astype(np.float64)
     assert np.abs(a - b).mean() > 0.5  # the image changed with the latent
     if keep:

@@ -16,10 +16,8 @@ zips whose images have alpha or a palette (such as Twemoji) are composited onto 
 
 from __future__ import annotations
 
-import csv
 import os
 import pathlib
-import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from engine import spectrum as sp
+from engine import spectrum_io as spio
 from engine.cli_types import FINITE_FLOAT, FiniteFloatRange
 from training.dataset import ImageFolderDataset
 
@@ -189,55 +188,8 @@ def compute_spectrum(
     )  # fmt: skip
 
 
-def save_spectrum(path: str, result: dict) -> None:
-    """Writes the npz: spectrum [S, S] float64 + image_size (reference format) + metadata arrays."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    np.savez(
-        path, spectrum=np.asarray(result['spectrum'], dtype=np.float64), image_size=np.int64(result['image_size']),
-        beta=np.float64(result['beta']), interp=np.int64(result['interp']), num=np.int64(result['num']),
-        mean=np.float64(result['mean']), std=np.float64(result['std']), source=np.str_(result['source']),
-    )  # fmt: skip
-
-
-def load_spectrum(path: str) -> dict:
-    """Reads a spectrum npz (ours or the reference's). Raises ValueError with one clear line for bad input."""
-    hint = 'make one with `avg_spectra.py calc`'
-    if not os.path.isfile(path):
-        raise ValueError(f'avg_spectra: spectrum file does not exist: {path!r}')
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f'avg_spectra: {path!r} is not an .npz spectrum file ({e}); {hint}') from e
-    if not isinstance(data, np.lib.npyio.NpzFile):  # a plain .npy array
-        raise ValueError(f'avg_spectra: {path!r} is a single .npy array, not an .npz spectrum file; {hint}')
-    try:
-        with data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f'avg_spectra: {path!r} is not an .npz spectrum file ({e}); {hint}') from e
-    spec = arrays.get('spectrum')
-    if spec is None or 'image_size' not in arrays:
-        raise ValueError(
-            f'avg_spectra: {path!r} is not a spectrum file: needs arrays "spectrum" and "image_size", '
-            f'found {sorted(arrays)}; {hint}'
-        )
-    if spec.ndim != 2 or spec.shape[0] != spec.shape[1] or not np.issubdtype(spec.dtype, np.floating):
-        raise ValueError(
-            f'avg_spectra: "spectrum" in {path!r} must be a square float [S, S] array, got {spec.dtype} '
-            f'{list(spec.shape)}; {hint}'
-        )
-    image_size = arrays['image_size']
-    if image_size.size != 1 or not np.issubdtype(image_size.dtype, np.number) or not 0 < image_size.item() <= 1 << 16:
-        raise ValueError(
-            f'avg_spectra: "image_size" in {path!r} must be one positive number, got {image_size.dtype} '
-            f'{image_size.tolist()}; {hint}'
-        )
-    out = dict(spectrum=spec.astype(np.float64), image_size=int(image_size.item()))
-    for k in ('beta', 'interp', 'num', 'mean', 'std', 'source'):
-        if k in arrays:
-            out[k] = arrays[k].item()
-    return out
+save_spectrum = spio.save_spectrum  # The npz format lives in engine.spectrum_io (shared with the visualizer).
+load_spectrum = spio.load_spectrum
 
 
 # ----------------------------------------------------------------------------
@@ -310,12 +262,10 @@ def slices_figure(specs: list[tuple[str, dict]], *, smooth: float = 0.0, save: b
     rows = []
     colors = [f'C{i % 10}' for i in range(len(specs))]
     for (label, spec), color in zip(specs, colors):
-        hmap = sp.smooth_db(sp.to_db(sp.center_spectrum(spec['spectrum'])), smooth)
-        sl = sp.radial_slices(hmap)
+        sl = spio.spectrum_profiles(spec['spectrum'], smooth=smooth)
         ax.plot(sl['freq_0'], sl['slice_0'], color=color, linestyle='-', label=f'{label}, 0°')
         ax.plot(sl['freq_45'], sl['slice_45'], color=color, linestyle='--', label=f'{label}, 45°')
-        rows += [(label, 0, float(f), float(v)) for f, v in zip(sl['freq_0'], sl['slice_0'])]
-        rows += [(label, 45, float(f), float(v)) for f, v in zip(sl['freq_45'], sl['slice_45'])]
+        rows += spio.profile_rows(label, sl)
     ax.axvline(0.5, color='0.5', linestyle=':', linewidth=1, label='Nyquist (0.5)')
     ax.set_xlim(0, 0.5 * np.sqrt(2))
     ax.set_ylim(-50, 30)
@@ -536,10 +486,7 @@ def slices(npz, save, dpi, smooth, csv_path):
             )
     fig, rows = slices_figure(specs, smooth=smooth, save=bool(save))
     if csv_path:
-        with open(csv_path, 'w', newline='') as f:
-            writer = csv.writer(f)
-            writer.writerow(['file', 'angle_deg', 'freq_cycles_per_px', 'power_db'])
-            writer.writerows(rows)
+        spio.save_rows_csv(csv_path, rows)
         click.echo(f'Saved {csv_path}')
     _finish_figure(fig, save, dpi)
 

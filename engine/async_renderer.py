@@ -21,6 +21,11 @@ died only once, so that a request that kills it does not loop), delivers one res
 process died (exit code N); restarted``, and reports :attr:`AsyncRenderer.is_restarting` until the new worker's
 first result.
 
+Long computations (a spectrum averaged over seeds, an equivariance measurement, a projection, ...) run as *jobs*
+in the same worker, between renders (``engine.jobs``: :meth:`AsyncRenderer.start_job`,
+:meth:`AsyncRenderer.cancel_job`, :meth:`AsyncRenderer.job_updates`). Jobs unfinished when the worker dies or is
+replaced end with an 'error' update.
+
 In-process mode runs the same renderer in a daemon worker thread; :meth:`AsyncRenderer.set_separate_process`
 switches between the two at run time.
 
@@ -125,6 +130,9 @@ class AsyncRenderer:
         self._spare: _ProcessBackend | None = None  # Warm stand-by render process (separate-process mode).
         self._spare_key: tuple | None = None  # (pkl, trust) the spare was asked to load.
         self._closed = False
+        self._next_job_id = 1
+        self._jobs: dict[int, str] = {}  # Jobs started and not finished: id -> kind.
+        self._job_updates: list = []
 
     # ------------------------------------------------------------------------------------------------------------
     # Public API.
@@ -229,6 +237,52 @@ class AsyncRenderer:
         self._submit(self._last_req)
         return self._last_req.stamp
 
+    # ---- jobs (engine.jobs): long computations in the render process ------------------------------------------
+    def start_job(self, kind: str, params: dict | None = None, request: RenderRequest | None = None) -> int:
+        """Starts a job in the worker (queued behind a running one); returns its id for :meth:`cancel_job` and
+        the updates of :meth:`job_updates`.
+
+        Args:
+            kind: a key of ``engine.jobs.JOB_KINDS`` (unknown kinds end in an 'error' update).
+            params: the job's keyword arguments (plain data).
+            request: the RenderRequest the job works on (default: the newest request sent).
+
+        Raises:
+            TypeError: params is not a dict or request not a RenderRequest.
+            RuntimeError: after :meth:`close`.
+        """
+        from engine.jobs import JobSpec
+
+        if params is not None and not isinstance(params, dict):
+            raise TypeError(f'start_job(): params must be a dict, got {type(params).__name__}')
+        if request is not None and not isinstance(request, RenderRequest):
+            raise TypeError(f'start_job(): request must be a RenderRequest, got {type(request).__name__}')
+        if self._closed:
+            raise RuntimeError('start_job(): the AsyncRenderer is closed; make a new one')
+        self._check_worker()
+        job_id = self._next_job_id
+        self._next_job_id += 1
+        spec = JobSpec(job_id, str(kind), dict(params or {}), request if request is not None else self._last_req)
+        if self._backend is None:
+            self._backend = self._new_backend()
+        self._jobs[job_id] = str(kind)
+        self._backend.send(('job_start', spec))
+        return job_id
+
+    def cancel_job(self, job_id: int) -> None:
+        """Cancels a queued or running job (its last update reads 'cancelled'); unknown ids are ignored."""
+        if not self._closed and self._backend is not None and job_id in self._jobs:
+            self._backend.send(('job_cancel', int(job_id)))
+
+    def job_updates(self) -> list:
+        """``engine.jobs.JobUpdate``s received since the last call, oldest first (never blocks)."""
+        if self._closed:
+            return []
+        self._poll()
+        self._check_worker()
+        out, self._job_updates = self._job_updates, []
+        return out
+
     def close(self) -> None:
         """Stops the worker and frees its shared memory. Idempotent."""
         if not self._closed:
@@ -259,7 +313,23 @@ class AsyncRenderer:
         if self._backend is not None:
             for res in self._backend.poll():
                 self._offer(res)
+            self._take_job_updates(self._backend)
             self._prepare_spare()
+
+    def _take_job_updates(self, backend) -> None:
+        for u in backend.job_updates:
+            if u.is_final:
+                self._jobs.pop(u.job_id, None)
+            self._job_updates.append(u)
+        backend.job_updates = []
+
+    def _fail_jobs(self, error: str) -> None:
+        """Ends every unfinished job with an 'error' update (its worker is gone)."""
+        from engine.jobs import JobUpdate
+
+        for job_id, kind in sorted(self._jobs.items()):
+            self._job_updates.append(JobUpdate(job_id, kind, 'error', error=error))
+        self._jobs.clear()
 
     def _prepare_spare(self) -> None:
         """Keeps a warm spare render process (torch imported, the current network loaded on the CPU) once the active
@@ -306,11 +376,13 @@ class AsyncRenderer:
             return
         for res in backend.poll():  # Results it finished before dying.
             self._offer(res)
+        self._take_job_updates(backend)
         exitcode = backend.exitcode
         backend.close()
         self._backend = None
         what = 'render process' if isinstance(backend, _ProcessBackend) else 'render thread'
         logger.warning('%s died (exit code %s); restarting', what, exitcode)
+        self._fail_jobs(f'{what} died (exit code {exitcode}); start the job again')
         was_in_flight = self._last_req is not None and self._received_stamp < self._last_req.stamp
         stamp = max(self._delivered_stamp, self._last_req.stamp if self._last_req is not None else 0)
         self._notice = RenderResult(
@@ -338,6 +410,8 @@ class AsyncRenderer:
         self._backend = self._new_backend()
 
     def _stop_backend(self) -> None:
+        if self._backend is not None:
+            self._fail_jobs('the renderer was switched or closed; start the job again')
         for b in (self._backend, self._spare):
             if b is not None:
                 b.close()
@@ -357,13 +431,14 @@ class _ThreadBackend:
 
     def __init__(self, device: str, renderer: str):
         self.num_answered = 0
+        self.job_updates: list = []  # engine.jobs.JobUpdate, collected by poll()
         self._in: queue.Queue = queue.Queue()
         self._out: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, args=(device, renderer), name='sg3viz-render', daemon=True)
         self._thread.start()
 
     def _run(self, device: str, renderer: str) -> None:
-        _serve(_make_renderer(renderer, device), self._recv, self._send)
+        _serve(_make_renderer(renderer, device), self._recv, self._send, send_job=self._send_job)
 
     def _recv(self, timeout: float | None) -> list:
         try:
@@ -379,6 +454,14 @@ class _ThreadBackend:
         self._out.put(res)
         return True
 
+    def _send_job(self, update) -> bool:
+        self._out.put(('job', update))
+        return True
+
+    def send(self, msg: tuple) -> None:
+        """A job message ('job_start' / 'job_cancel')."""
+        self._in.put(msg)
+
     def submit(self, req: RenderRequest) -> None:
         self._in.put(('render', req))
 
@@ -386,7 +469,11 @@ class _ThreadBackend:
         results = []
         with contextlib.suppress(queue.Empty):
             while True:
-                results.append(self._out.get_nowait())
+                item = self._out.get_nowait()
+                if isinstance(item, tuple):  # ('job', JobUpdate)
+                    self.job_updates.append(item[1])
+                else:
+                    results.append(item)
         self.num_answered += len(results)
         return results
 
@@ -421,6 +508,7 @@ class _ProcessBackend:
         req_recv.close()  # The child's ends: closing ours lets a dead child show up as EOF / broken pipe.
         res_send.close()
         self.num_answered = 0
+        self.job_updates: list = []  # engine.jobs.JobUpdate, collected by poll()
         self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._req_send, self._res_recv, self._names)
 
     @property
@@ -435,8 +523,11 @@ class _ProcessBackend:
         return self._proc.is_alive()
 
     def submit(self, req: RenderRequest) -> None:
+        self.send(('render', req))
+
+    def send(self, msg: tuple) -> None:
         with contextlib.suppress(OSError):  # BrokenPipeError: the child is dead; the caller notices.
-            self._req_send.send(('render', req))
+            self._req_send.send(msg)
 
     def prepare(self, req: RenderRequest) -> None:
         """Asks the (idle, spare) worker to load ``req``'s network in the background without rendering."""
@@ -446,7 +537,10 @@ class _ProcessBackend:
     def poll(self) -> list[RenderResult]:
         results = []
         for msg in _drain(self._res_recv):
-            results.append(_unpack(msg, self._names))
+            if msg[0] == 'job':
+                self.job_updates.append(msg[1])
+            else:
+                results.append(_unpack(msg, self._names))
         self.num_answered += len(results)
         return results
 
@@ -473,7 +567,8 @@ def _shutdown(proc, req_send, res_recv, names: _ShmNames) -> None:
         proc.terminate()
         proc.join(timeout=_JOIN_TIMEOUT_SEC)
     for msg in _drain(res_recv):
-        _unpack(msg, names)
+        if msg[0] == 'result':
+            _unpack(msg, names)
     _unlink_leftovers(names)
     for conn in (req_send, res_recv):
         with contextlib.suppress(OSError):

@@ -103,27 +103,49 @@ def parse_vec2(s: str | tuple[float, float]) -> tuple[float, float]:
     return (x, y)
 
 
-def make_transform(translate: tuple[float, float] = (0.0, 0.0), angle_deg: float = 0.0) -> np.ndarray:
-    """The user's rotation + translation as a 3x3 matrix (docs/compatibility.md §3).
+def make_transform(
+    translate: tuple[float, float] = (0.0, 0.0),
+    angle_deg: float = 0.0,
+    *,
+    scale: float = 1.0,
+    shear: float = 0.0,
+    mirror: bool = False,
+) -> np.ndarray:
+    """The user's input transform as a 3x3 matrix (docs/compatibility.md §3), extended by scale, shear and mirror.
 
-    `[[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]]` with a in radians and t in units where the image spans 1.
-    An SG3 generator takes its *inverse*: `G.synthesis.input.transform.copy_(torch.from_numpy(np.linalg.inv(m)))`.
+    `T = [[L, t], [0, 0, 1]]` with linear part `L = R @ Sh @ S @ F`, applied to the content right to left: mirror
+    `F = diag(-1, 1)` (when `mirror`; left and right swap), isotropic scale `S = diag(s, s)` (s > 1 enlarges),
+    horizontal shear `Sh = [[1, k], [0, 1]]`, rotation `R = [[cos a, sin a], [-sin a, cos a]]`, then the
+    translation t in units where the image spans 1. With the defaults this is the reference's rotation +
+    translation. An SG3 generator takes its *inverse*:
+    `G.synthesis.input.transform.copy_(torch.from_numpy(np.linalg.inv(m)))`, so its output is `out(T^-1 p)`.
 
     Args:
         translate: (tx, ty) in image widths.
         angle_deg: Rotation in degrees.
+        scale: Isotropic scale factor (finite, > 0).
+        shear: Horizontal shear k (finite): x += k * y.
+        mirror: Mirror left-right first.
 
     Returns:
         [3, 3] float64 matrix.
+
+    Raises:
+        ValueError: scale not finite and > 0, or shear not finite.
     """
+    if not (math.isfinite(float(scale)) and float(scale) > 0):
+        raise ValueError(f'make_transform(): scale must be a finite number > 0, got {scale!r}')
+    if not math.isfinite(float(shear)):
+        raise ValueError(f'make_transform(): shear must be a finite number, got {shear!r}')
     a = math.radians(float(angle_deg))
     tx, ty = (float(t) for t in translate)
+    rot = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    lin = rot @ np.array([[1.0, float(shear)], [0.0, 1.0]]) * float(scale)
+    if mirror:
+        lin = lin @ np.diag([-1.0, 1.0])
     m = np.eye(3)
-    m[0][0] = math.cos(a)
-    m[0][1] = math.sin(a)
+    m[:2, :2] = lin
     m[0][2] = tx
-    m[1][0] = -math.sin(a)
-    m[1][1] = math.cos(a)
     m[1][2] = ty
     return m
 

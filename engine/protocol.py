@@ -221,6 +221,13 @@ class RenderRequest:
         fft_beta: Kaiser window beta (default 8).
         input_transform: user 3x3 rotation+translation matrix (row-major); the synthesis input gets its inverse.
         untransform: resample the output back so content stays put (undo the input transform).
+        lab_spectrum: also compute the spectral lab's radial profiles of the shown layer (``RenderResult.lab``).
+        lab_beta: Kaiser beta of the lab spectrum (avg_spectra's ``--beta``).
+        lab_interp: zero-padding factor of the lab spectrum (avg_spectra's ``--interp``; the live view lowers it so
+            that size * interp <= 1024).
+        lab_norm: (mean, std) on the 0..255 scale normalising the final image like ``avg_spectra.py calc --mean
+            --std`` (None: the view's own statistics; layers always use their own).
+        lab_eq: also compute the live equivariance readout (PSNR against the identity-transform output).
         ws: an explicit latent, ws [num_ws, w_dim] as nested tuples of floats (e.g. a projector ``.npz`` read by
             ``engine.latent_files``); it replaces the seed blend ``w0_seeds`` (stylemix, truncation and the input
             transform still apply on top). None = use the seeds.
@@ -253,6 +260,11 @@ class RenderRequest:
     fft_beta: float = 8.0
     input_transform: tuple[tuple[float, float, float], ...] | None = None
     untransform: bool = False
+    lab_spectrum: bool = False
+    lab_beta: float = 8.0
+    lab_interp: int = 4
+    lab_norm: tuple[float, float] | None = None
+    lab_eq: bool = False
     ws: tuple[tuple[float, ...], ...] | None = None
     return_ws: bool = False
     stamp: int = field(default=0, compare=False)
@@ -279,6 +291,8 @@ class RenderRequest:
                 v = tuple((int(s), float(w)) for s, w in v)
             elif k in ('input_transform', 'ws') and v is not None:
                 v = tuple(tuple(float(x) for x in row) for row in v)
+            elif k == 'lab_norm' and v is not None:
+                v = tuple(float(x) for x in v)
             elif isinstance(v, list):
                 v = tuple(v)
             kw[k] = v
@@ -342,6 +356,12 @@ class RenderResult:
         load_failed: True when loading ``source`` failed (``error`` says why, ``net`` is None); False when it
             loaded (also when rendering then failed) and for notices that concern no load (a restarted render
             process).
+        lab: the lab's outputs when the request asked (``lab_spectrum`` / ``lab_eq``), else None: one flat dict of
+            plain values (``engine.lab.LabView.compute``): ``layer``; with lab_spectrum ``freq_0, slice_0, freq_45,
+            slice_45, freq_r, radial`` (lists of float, cycles/pixel and dB) and the npz metadata ``image_size, beta,
+            interp, num, mean, std, source``; with lab_eq (StyleGAN3, transform set) ``eq_psnr_db`` (dB; None when no
+            pixel is valid), ``eq_kind`` ('int' | 'frac' | 'affine'), ``eq_valid_frac``; ``error`` when the lab
+            failed (the render did not).
 
     ``net`` (and ``layers``, when known) are set on errors that happen after the network loaded (bad request,
     exception inside synthesis); ``net`` is None when loading failed. A widget that asked for a network knows the
@@ -368,4 +388,5 @@ class RenderResult:
     available_devices: tuple[str, ...] = ()
     source: str | None = None
     load_failed: bool = False
+    lab: dict | None = None
     ws: tuple[tuple[float, ...], ...] | None = None

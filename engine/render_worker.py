@@ -15,6 +15,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from engine.protocol import RenderRequest, RenderResult
 from engine.shm_frames import pack as _pack
@@ -42,7 +43,12 @@ def _render_safely(renderer, req: RenderRequest) -> RenderResult | None:
         )
 
 
-def serve(renderer, recv: Callable[[float | None], list], send: Callable[[RenderResult], bool]) -> None:
+def serve(
+    renderer,
+    recv: Callable[[float | None], list],
+    send: Callable[[RenderResult], bool],
+    send_job: Callable[[Any], Any] | None = None,
+) -> None:
     """The worker loop shared by the render process and the render thread: newest request, poll the cache, render.
 
     ``renderer.try_render`` returns None while the request's network loads (in a thread of its
@@ -55,11 +61,21 @@ def serve(renderer, recv: Callable[[float | None], list], send: Callable[[Render
             parent is gone. Messages: ('render', RenderRequest), ('prepare', RenderRequest) (a spare worker: load
             its network in the background, render nothing) and ('close',).
         send: delivers a result; returns False when the parent is gone.
+        send_job: delivers an ``engine.jobs.JobUpdate`` (None: job messages are ignored). Jobs
+            (``('job_start', JobSpec)``, ``('job_cancel', id)``) advance one step whenever no render is waiting, so
+            a render always goes first; the renderer is the jobs' context (``engine.jobs.JobContext``).
     """
+    from engine.jobs import JobRunner
+
     pending: RenderRequest | None = None
+    jobs = JobRunner(renderer, send_job) if send_job is not None else None
     while True:
         try:
-            msgs = recv(None if pending is None else _LOAD_POLL_SEC)
+            if pending is not None:
+                timeout: float | None = _LOAD_POLL_SEC
+            else:
+                timeout = 0.0 if jobs is not None and jobs.busy else None
+            msgs = recv(timeout)
         except (EOFError, OSError):
             return  # The parent is gone.
         for msg in msgs:
@@ -67,9 +83,13 @@ def serve(renderer, recv: Callable[[float | None], list], send: Callable[[Render
                 return
             if msg[0] == 'render':
                 pending = msg[1]
-            elif msg[0] == 'prepare' and hasattr(renderer, 'prepare'):
-                renderer.prepare(msg[1])
+            elif msg[0] == 'prepare' and hasattr(renderer, 'prefetch'):
+                renderer.prefetch(msg[1])
+            elif jobs is not None:
+                jobs.handle(msg)
         if pending is None:
+            if jobs is not None:
+                jobs.step()  # One unit of the running job between renders.
             continue
         res = _render_safely(renderer, pending)
         if res is not None:
@@ -117,7 +137,14 @@ def child_main(
             return False
         return True
 
-    serve(made, recv, send)
+    def send_job(update) -> bool:
+        try:
+            res_conn.send(('job', update))
+        except (EOFError, OSError):
+            return False
+        return True
+
+    serve(made, recv, send, send_job=send_job)
 
 
 def _usable_cpus() -> int:

@@ -79,6 +79,7 @@ class Renderer:
         self._impl: dict[tuple[str, int], dict] = {}
         self._luts: dict[str, torch.Tensor] = {}
         self._available_devices: tuple[str, ...] | None = None
+        self._lab: Any = None  # engine.lab.LabView, made on first use (the lab imports the metrics lazily).
 
     # ------------------------------------------------------------------------------------------------------------
     # Public API.
@@ -105,7 +106,7 @@ class Renderer:
         goes on in a background thread; call again later). This is what the render loop calls."""
         return self._render(req, wait=False)
 
-    def prepare(self, req: RenderRequest) -> None:
+    def prefetch(self, req: RenderRequest) -> None:
         """Starts loading ``req``'s network onto the CPU in the background (a spare render process warming up)."""
         self.net_cache.prefetch(req.pkl, bool(req.trust))
 
@@ -200,10 +201,13 @@ class Renderer:
                 )
             if layer_name not in captured:  # Layer list was just built and the request names another layer.
                 layer_name = OUTPUT_LAYER
-            x = captured[layer_name][0].to(torch.float32)  # [C, H, W], sample 0
+            x_raw = captured[layer_name][0].to(torch.float32)  # [C, H, W], sample 0
+            extent = _layer_extent(G, layer_name, x_raw.shape[-1])
+            x = x_raw
             if req.untransform and net.info.has_input_transform and req.input_transform is not None:
-                x = _untransform(x, _user_transform(req.input_transform), _layer_extent(G, layer_name, x.shape[-1]))
+                x = _untransform(x, _user_transform(req.input_transform), extent)
             view = self._make_view(x, req, device)
+            lab = self._lab_outputs(net, req, ws, layer_name, x_raw, x, extent)
         render_ms = timer.elapsed_ms()
         return RenderResult(
             stamp=req.stamp,
@@ -218,8 +222,89 @@ class Renderer:
             layer_name=layer_name,
             base_channel=view['base_channel'],
             sel_channels=view['sel_channels'],
+            lab=lab,
             ws=tuple(tuple(float(v) for v in row) for row in ws[0].cpu().tolist()) if req.return_ws else None,
         )
+
+    def _lab_outputs(
+        self, net: LoadedNet, req: RenderRequest, ws: torch.Tensor, layer_name: str, x_raw, x_view, extent: float
+    ) -> dict | None:
+        """The spectral / equivariance lab's part of a result (``engine.lab.LabView``); a failure there is reported
+        in ``lab['error']`` and does not fail the render."""
+        if not (req.lab_spectrum or req.lab_eq):
+            return None
+        from engine import lab
+
+        if self._lab is None:
+            self._lab = lab.LabView()
+
+        def render_identity() -> torch.Tensor:
+            capture = None if layer_name == OUTPUT_LAYER else layer_name
+            captured = self._run_synthesis(net.G, ws, req.replace(input_transform=None), net.info, capture=capture)
+            return captured[layer_name][0].to(torch.float32)
+
+        try:
+            return self._lab.compute(
+                req, net_key=net.key, has_input_transform=net.info.has_input_transform, layer=layer_name,
+                x_raw=x_raw, x_view=x_view, extent=extent, render_identity=render_identity,
+            )  # fmt: skip
+        except (ValueError, lab.JobError) as e:
+            return {'layer': layer_name, 'error': str(e)}
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Job context (engine.jobs): what long jobs in the render process use.
+
+    def _prepared_net(self, req: RenderRequest) -> tuple[LoadedNet, torch.device]:
+        from engine.jobs import JobError
+
+        try:
+            device = self._pick_device(req.device)
+            net, _ = self.net_cache.get(req.pkl, bool(req.trust), device)
+            _check_request(req, net.info)
+        except NetLoadError as e:
+            raise JobError(e.failure.message) from e
+        except _RenderError as e:
+            raise JobError(str(e)) from e
+        return net, device
+
+    def prepare(self, req: RenderRequest) -> tuple[Any, NetInfo, torch.device]:
+        """The request's network on its device, loading it if needed (blocks): (G, NetInfo, device).
+
+        Raises:
+            engine.jobs.JobError: the network cannot be loaded or the request is invalid (one line, the fix).
+        """
+        net, device = self._prepared_net(req)
+        return net.G, net.info, device
+
+    def synthesize(self, G: Any, ws: torch.Tensor, req: RenderRequest, info: NetInfo, layer: str) -> torch.Tensor:
+        """One layer's output [N, C, H, W] for ws [N, num_ws, w_dim], with the request's input transform and noise.
+
+        Raises:
+            engine.jobs.JobError: the network has no layer of that name.
+        """
+        from engine.jobs import JobError
+
+        captured = self._run_synthesis(G, ws, req, info, capture=None if layer == OUTPUT_LAYER else layer)
+        if layer not in captured:
+            raise JobError(f'the network has no layer {layer!r}; pick one from the layer table')
+        return captured[layer]
+
+    def view_tensor(self, req: RenderRequest) -> tuple[torch.Tensor, str]:
+        """What :meth:`render` displays for ``req`` before colour mapping: the shown layer's output [C, H, W]
+        float32 (untransformed when asked) and the layer's name.
+
+        Raises:
+            engine.jobs.JobError: as :meth:`prepare` and :meth:`synthesize`.
+        """
+        net, device = self._prepared_net(req)
+        G, info = net.G, net.info
+        with torch.no_grad():
+            ws = self._make_ws(net, req, device)
+            layer = req.layer_name if req.layer_name not in (None, '') else OUTPUT_LAYER
+            x = self.synthesize(G, ws, req, info, layer)[0].to(torch.float32)
+            if req.untransform and info.has_input_transform and req.input_transform is not None:
+                x = _untransform(x, _user_transform(req.input_transform), _layer_extent(G, layer, x.shape[-1]))
+        return x, layer
 
     def _make_ws(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> torch.Tensor:
         """The latent of a request, [1, num_ws, w_dim] float32 (docs/compatibility.md §6; see the module docstring)."""
@@ -235,6 +320,10 @@ class Renderer:
 
         if explicit:  # A latent from a file replaces the seed blend.
             w = torch.tensor(req.ws, dtype=torch.float32, device=device)  # [num_ws, w_dim]
+        elif len(seeds) == 1 and weights[0] == 1.0:
+            # One seed at weight 1 is its ws exactly, bit for bit as G.mapping gives it, so that the lab's readouts
+            # equal the metrics' per-sample values.
+            w = mapped[seeds[0]]
         else:  # Blend in W relative to w_avg.
             w = w_avg.clone()  # [num_ws, w_dim] after broadcasting
             for seed, weight in zip(seeds, weights):
@@ -411,6 +500,26 @@ def _check_request(req: RenderRequest, info: NetInfo) -> None:
         )
     if problems:
         raise _RenderError('render(): ' + '; '.join(problems))
+    _check_lab_fields(req)
+
+
+def _check_lab_fields(req: RenderRequest) -> None:
+    """The spectral lab's request fields (``lab_beta``, ``lab_interp``, ``lab_norm``) -> _RenderError when bad."""
+    beta = req.lab_beta
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= float(beta) <= 1000:
+        raise _RenderError(f'render(): lab_beta must be a number in 0..1000 (Kaiser beta), got {beta!r}')
+    interp = req.lab_interp
+    if isinstance(interp, bool) or not isinstance(interp, int) or not 1 <= interp <= 16:
+        raise _RenderError(f'render(): lab_interp must be an integer in 1..16, got {interp!r}')
+    norm = req.lab_norm
+    if norm is not None:
+        ok = isinstance(norm, tuple | list) and len(norm) == 2
+        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in norm)
+        if not ok or not float(norm[1]) > 0:
+            raise _RenderError(
+                f'render(): lab_norm must be None or (mean, std) with finite values and std > 0, got {norm!r}; '
+                'use the values of `avg_spectra.py stats`'
+            )
 
 
 def _user_transform(m) -> np.ndarray:

@@ -13,18 +13,24 @@ Conventions used everywhere in this module:
   samples the same spectrum more finely (bin width 1 / (res * interp) cycles/pixel).
 - Powers are linear unless the name says `_db` (10 * log10 of the power).
 
-No GUI imports here (engine/ never imports imgui/glfw/OpenGL); scipy is imported lazily for smoothing only.
+No GUI imports here (engine/ never imports imgui/glfw/OpenGL). The numpy-only parts (npz files, dB maps, slices,
+radial profiles) live in `engine.spectrum_io` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
-DB_FLOOR = 1e-10  # Powers below this are clamped before 10*log10 (i.e. -100 dB).
-
+from engine import spectrum_io as _io
+from engine.spectrum_io import (  # noqa: F401 -- re-exported: the numpy half of this module's API
+    DB_FLOOR,
+    center_spectrum,
+    centered_freqs,
+    radial_average,
+    radial_slices,
+    smooth_db,
+    spectrum_profiles,
+)
 
 # ----------------------------------------------------------------------------
 # Windows.
@@ -139,76 +145,49 @@ def power_spectrum_sum(
     return _expand_half_spectrum(half.to('cpu', torch.float64), w=images.shape[3] * int(interp))
 
 
-def center_spectrum(spectrum: np.ndarray) -> np.ndarray:
-    """fftshift over the last two axes: DC moves from [0, 0] to [S // 2, S // 2]. Any shape [..., S, S]."""
-    return np.fft.fftshift(np.asarray(spectrum), axes=(-2, -1))
-
-
 def to_db(power, floor: float = DB_FLOOR):
     """10 * log10(max(power, floor)) for numpy arrays or torch tensors (same type out). Units: dB."""
     if isinstance(power, torch.Tensor):
         return 10.0 * torch.log10(power.clamp_min(floor))
-    return 10.0 * np.log10(np.maximum(np.asarray(power, dtype=np.float64), floor))
+    return _io.to_db(power, floor)
 
 
-def centered_freqs(size: int) -> np.ndarray:
-    """Frequencies of the centred spectrum axis of length S: (i - S // 2) / S cycles/pixel, float64 [S]."""
-    return (np.arange(size, dtype=np.float64) - size // 2) / size
+def power_spectrum_sum_chunked(
+    x: torch.Tensor, *, mean: float, std: float, beta: float = 8.0, interp: int = 4, max_elems: int = 1 << 24
+) -> torch.Tensor:
+    """`power_spectrum_sum` of wide layer outputs, channels processed in chunks to bound memory.
 
-
-def smooth_db(hmap_db: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing of a (centred) dB map; `sigma` in bins of the padded spectrum (0 = none).
-
-    Smoothing happens in the dB domain so that a few strong peaks do not dominate their neighbourhood.
-
-    Args:
-        hmap_db: float [S, S] in dB.
-        sigma: standard deviation in spectrum bins (1 bin = 1 / S cycles/pixel), >= 0.
-
-    Returns:
-        np.ndarray float64 [S, S] in dB.
-
-    Raises:
-        ValueError: negative sigma.
-    """
-    if not sigma >= 0:
-        raise ValueError(f'smooth_db(): sigma must be >= 0, got {sigma}')
-    hmap_db = np.asarray(hmap_db, dtype=np.float64)
-    if sigma == 0:
-        return hmap_db
-    import scipy.ndimage  # lazy: only the plotting commands need it
-
-    return scipy.ndimage.gaussian_filter(hmap_db, sigma=float(sigma), mode='nearest')
-
-
-def radial_slices(hmap_db: np.ndarray) -> dict[str, np.ndarray]:
-    """0-degree and 45-degree slices of a centred spectrum, from DC outwards (Alias-Free GAN, Fig. 15 right).
-
-    The 0-degree slice is the horizontal-frequency axis (row S // 2, columns S // 2 .. S - 1); the 45-degree slice
-    is the main diagonal from the centre to the corner. Radial frequency r = sqrt(fx^2 + fy^2).
+    The channel mean of the power is the same as `power_spectrum_sum` (the chunks' channel sums divided by C); with
+    C * S * S <= max_elems per image it *is* `power_spectrum_sum`, so the final image gets avg_spectra's numbers
+    bit for bit.
 
     Args:
-        hmap_db: centred spectrum [S, S] (dB or linear; values are passed through).
+        x: [N, C, H, W] real tensor on any device (pixels on the 0..255 scale for images; any scale for layers,
+            given a matching mean and std).
+        mean, std: normalisation (x - mean) / std; std > 0.
+        beta: Kaiser window beta (>= 0).
+        interp: zero-padding factor (>= 1).
+        max_elems: upper bound on complex spectrum elements per chunk (memory knob).
 
     Returns:
-        dict(freq_0 [S - S//2] cycles/pixel (0 .. 0.5), slice_0 [S - S//2], freq_45 [S - S//2] cycles/pixel
-        (0 .. ~0.707), slice_45 [S - S//2]); float64 numpy arrays.
+        torch.Tensor float64 [H * interp, W * interp] on the CPU (unshifted, linear power, summed over N).
 
     Raises:
-        ValueError: not a square 2-D array.
+        ValueError: as `power_spectra`.
     """
-    hmap_db = np.asarray(hmap_db, dtype=np.float64)
-    if hmap_db.ndim != 2 or hmap_db.shape[0] != hmap_db.shape[1]:
-        raise ValueError(f'radial_slices(): hmap_db must be a square 2-D array, got shape {list(hmap_db.shape)}')
-    s = hmap_db.shape[0]
-    c = s // 2
-    k = np.arange(s - c, dtype=np.float64)
-    return dict(
-        freq_0=k / s,
-        slice_0=hmap_db[c, c:].copy(),
-        freq_45=k * math.sqrt(2) / s,
-        slice_45=np.diagonal(hmap_db)[c:].copy(),
-    )
+    _check_power_args('power_spectrum_sum_chunked', x, std, interp)
+    n, c, h, w = x.shape
+    per_channel = n * (h * int(interp)) * (w * int(interp) // 2 + 1)
+    step = max(1, int(max_elems) // max(per_channel, 1))
+    if step >= c:
+        return power_spectrum_sum(x, mean=mean, std=std, beta=beta, interp=interp)
+    half = None
+    for start in range(0, c, step):
+        part = x[:, start : start + step]  # [N, c', H, W]
+        p = _half_power_spectra(part, mean, std, beta, interp).sum(dim=0).to('cpu', torch.float64) * part.shape[1]
+        half = p if half is None else half + p
+    assert half is not None
+    return _expand_half_spectrum(half / c, w=w * int(interp))
 
 
 # ----------------------------------------------------------------------------

@@ -178,6 +178,55 @@ def _render(G, ws: torch.Tensor, matrix: np.ndarray) -> torch.Tensor:
     return G.synthesis(ws, noise_mode='const').to(torch.float32)
 
 
+def batch_squared_errors(
+    G,
+    batch_index: int,
+    n: int,
+    *,
+    seed: int,
+    flags,
+    device,
+    translate_max: float = 0.125,
+    rotate_max: float = 1.0,
+) -> torch.Tensor:
+    """Sums of one batch of :func:`compute_equivariance_metrics` (also the visualizer's "Measure" job, one batch per
+    step): batch ``batch_index`` draws z, labels, a translation and a rotation from
+    ``RandomState([seed, batch_index])``, renders the untransformed and transformed outputs (noise 'const') and adds
+    up :func:`sample_squared_error` per requested test.
+
+    Args:
+        G: StyleGAN3 generator (its ``synthesis.input.transform`` is overwritten; callers restore it).
+        batch_index: index b of the batch.
+        n: samples in this batch.
+        seed: the metric's seed.
+        flags: (eqt_int, eqt_frac, eqr) booleans.
+        device: device of G.
+        translate_max: largest translation per axis, in image widths.
+        rotate_max: largest rotation, in half turns.
+
+    Returns:
+        float64 [3, 2] CPU tensor: (sum of squared errors, count) for EQ-T_int, EQ-T_frac, EQ-R (zeros if off).
+    """
+    res = G.img_resolution
+    sums = torch.zeros([3, 2], dtype=torch.float64)
+    rng = np.random.RandomState([seed, batch_index])
+    z = torch.from_numpy(rng.randn(n, G.z_dim).astype(np.float32)).to(device)
+    c = metric_utils.random_labels(G, None, n, rng).to(device)
+    t = rng.uniform(-translate_max, translate_max, size=2)
+    angle = rng.uniform(-1, 1) * math.pi * rotate_max
+    ws = G.mapping(z, c, truncation_psi=1)
+    orig = _render(G, ws, np.eye(3))
+    tests = [
+        (translation_matrix(*(np.round(t * res) / res)), 'int'),
+        (translation_matrix(*t), 'frac'),
+        (rotation_matrix(angle), 'affine'),
+    ]
+    for i, (m, kind) in enumerate(tests):
+        if flags[i]:
+            sums[i] += torch.tensor(sample_squared_error(orig, _render(G, ws, m), m, kind), dtype=torch.float64)
+    return sums
+
+
 def compute_equivariance_metrics(
     opts: metric_utils.MetricOptions,
     num_samples: int,
@@ -220,29 +269,11 @@ def compute_equivariance_metrics(
         with metric_utils.progress_bar(opts, num_samples, 'equivariance') as bar:
             for b in range(opts.rank, num_batches, opts.num_gpus):
                 n = min(batch_size, num_samples - b * batch_size)
-                rng = np.random.RandomState([seed, b])
-                z = torch.from_numpy(rng.randn(n, G.z_dim).astype(np.float32)).to(opts.device)
-                c = metric_utils.random_labels(G, None, n, rng).to(opts.device)
-                t = rng.uniform(-translate_max, translate_max, size=2)
-                angle = rng.uniform(-1, 1) * math.pi * rotate_max
                 with torch.no_grad():
-                    ws = G.mapping(z, c, truncation_psi=1)
-                    orig = _render(G, ws, np.eye(3))
-                    if compute_eqt_int:
-                        m = translation_matrix(*(np.round(t * res) / res))
-                        sums[0] += torch.tensor(
-                            sample_squared_error(orig, _render(G, ws, m), m, 'int'), dtype=torch.float64
-                        )
-                    if compute_eqt_frac:
-                        m = translation_matrix(*t)
-                        sums[1] += torch.tensor(
-                            sample_squared_error(orig, _render(G, ws, m), m, 'frac'), dtype=torch.float64
-                        )
-                    if compute_eqr:
-                        m = rotation_matrix(angle)
-                        sums[2] += torch.tensor(
-                            sample_squared_error(orig, _render(G, ws, m), m, 'affine'), dtype=torch.float64
-                        )
+                    sums += batch_squared_errors(
+                        G, b, n, seed=seed, flags=flags, device=opts.device, translate_max=translate_max,
+                        rotate_max=rotate_max,
+                    )  # fmt: skip
                 bar.update(n * opts.num_gpus)
     sums = metric_utils.all_reduce_sum(sums.to(opts.device), opts.num_gpus).cpu()
     if opts.rank != 0:

@@ -1,8 +1,17 @@
-"""Equivariance widget: translate / rotate the SG3 input, Anim, whole pixels, untransform (compatibility.md §3, §6)."""
+"""Equivariance widget: translate / rotate / scale / shear / mirror the SG3 input, Anim, round to pixels, untransform
+(compatibility.md §3, §6), the live EQ readout and "Measure" (a short EQ-T / EQ-T frac / EQ-R run in the render process).
+
+The readout is ``metrics.equivariance``'s per-sample computation, made by the render process
+(``RenderRequest.lab_eq`` -> ``RenderResult.lab['eq']``); Measure runs the 'measure_equivariance' job and appends
+its result to a JSON-lines log in the format of ``calc_metrics.py`` (``metrics.metric_main.report_metric``).
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import time
 
 from imgui_bundle import imgui
 
@@ -14,19 +23,43 @@ DRAG_SLOW = 4e-4
 DRAG_ROTATE = 2e-2  # turns per font-size of mouse travel
 XLATE_LIMIT = 1e3  # |translation| (image widths) beyond this is clamped
 ROTATE_LIMIT_TURNS = 1e6
+SCALE_RANGE = (0.125, 8.0)
+SHEAR_RANGE = (-2.0, 2.0)
+MEASURE_NUM_RANGE = (1, 100_000)
+MEASURE_METRICS = ('eqt50k_int', 'eqt50k_frac', 'eqr50k')  # calc_metrics.py's names; N overrides the 50k
+EQ_KIND_NAMES = {
+    'int': 'integer translation (EQ-T)',
+    'frac': 'fractional translation (EQ-T frac)',
+    'affine': 'affine (EQ-R)',
+}
 
 
-def make_input_transform(tx: float, ty: float, rotate_turns: float) -> tuple[tuple[float, float, float], ...]:
-    """The user's 3x3 transform (docs/compatibility.md §3): ``[[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]]``.
+def make_input_transform(
+    tx: float,
+    ty: float,
+    rotate_turns: float,
+    *,
+    scale: float = 1.0,
+    shear: float = 0.0,
+    mirror: bool = False,
+) -> tuple[tuple[float, float, float], ...]:
+    """The user's 3x3 transform (docs/compatibility.md §3, extended by scale, shear and mirror; see
+    ``engine.latents.make_transform``): ``[[L, t], [0, 0, 1]]``, ``L = R(a) @ Shear(shear) @ scale @ Mirror``.
 
     Args:
         tx, ty: translation in units where the image spans 1.
         rotate_turns: rotation in turns (1 turn = 2*pi radians); ``a = 2 * pi * rotate_turns``.
+        scale: isotropic scale (> 0; > 1 enlarges the content).
+        shear: horizontal shear factor (x += shear * y).
+        mirror: mirror left-right.
 
     Returns:
         Row-major 3x3 tuple (RenderRequest.input_transform); the renderer feeds the synthesis input its inverse.
+
+    Raises:
+        ValueError: scale <= 0 or a non-finite scale/shear.
     """
-    m = make_transform((tx, ty), 360.0 * float(rotate_turns))
+    m = make_transform((tx, ty), 360.0 * float(rotate_turns), scale=scale, shear=shear, mirror=mirror)
     return tuple(tuple(float(v) for v in row) for row in m)
 
 
@@ -51,7 +84,9 @@ class EquivarianceWidget(Widget):
     """Translate (drag fast/slow, Anim, Round to pixels, speed), rotate (drag, Anim, speed), Untransform.
 
     Greyed out when the network has no input transform (StyleGAN2). State: ``xlate_x, xlate_y`` (image spans 1),
-    ``xlate_anim, xlate_round, xlate_speed``, ``rotate`` (turns), ``rotate_anim, rotate_speed``, ``untransform``.
+    ``xlate_anim, xlate_round, xlate_speed``, ``rotate`` (turns), ``rotate_anim, rotate_speed``, ``scale`` (> 0),
+    ``shear``, ``mirror``, ``untransform``, ``eq_readout`` (compute the live PSNR), ``measure_num`` (samples),
+    ``measure_log`` (JSON-lines file Measure appends to).
     """
 
     TITLE = 'Equivariance'
@@ -65,7 +100,13 @@ class EquivarianceWidget(Widget):
         'rotate',
         'rotate_anim',
         'rotate_speed',
+        'scale',
+        'shear',
+        'mirror',
         'untransform',
+        'eq_readout',
+        'measure_num',
+        'measure_log',
     )
     DEFAULT_OPEN = False
 
@@ -79,7 +120,19 @@ class EquivarianceWidget(Widget):
         self.rotate = 0.0
         self.rotate_anim = False
         self.rotate_speed = 1e-2
+        self.scale = 1.0
+        self.shear = 0.0
+        self.mirror = False
         self.untransform = False
+        self.eq_readout = True
+        self.measure_num = 100
+        self.measure_log = os.path.join('captures', 'metric-equivariance-lab.jsonl')
+        # Runtime.
+        self.eq: dict | None = None  # {'eq_psnr_db', 'eq_kind', 'eq_valid_frac', 'layer'} of the displayed result
+        self.job_id: int | None = None
+        self.job_progress = (0, 0, '')
+        self.measure_result: dict | None = None
+        self.message = ''
 
     def validate(self) -> None:
         def finite(v: float, lo: float, hi: float) -> float:
@@ -90,6 +143,17 @@ class EquivarianceWidget(Widget):
         self.rotate = finite(self.rotate, -ROTATE_LIMIT_TURNS, ROTATE_LIMIT_TURNS)
         self.xlate_speed = finite(self.xlate_speed, 0.0, 0.5)
         self.rotate_speed = finite(self.rotate_speed, 0.0, 0.5)
+        for name, default in (('shear', 0.0), ('scale', 1.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                setattr(self, name, default)
+        self.scale = float(min(max(self.scale, SCALE_RANGE[0]), SCALE_RANGE[1]))
+        self.shear = float(min(max(self.shear, SHEAR_RANGE[0]), SHEAR_RANGE[1]))
+        try:
+            self.measure_num = int(min(max(int(self.measure_num), MEASURE_NUM_RANGE[0]), MEASURE_NUM_RANGE[1]))
+        except (TypeError, ValueError):
+            self.measure_num = 100
+        self.measure_log = str(self.measure_log or os.path.join('captures', 'metric-equivariance-lab.jsonl'))
 
     def enabled(self) -> bool:
         return self.net is not None and self.net.has_input_transform
@@ -102,9 +166,9 @@ class EquivarianceWidget(Widget):
         if self.xlate_round:
             res = self.net.img_resolution
             tx, ty = round_to_pixels(tx, res), round_to_pixels(ty, res)
-        if tx == 0 and ty == 0 and self.rotate % 1.0 == 0:
+        if tx == 0 and ty == 0 and self.rotate % 1.0 == 0 and self.scale == 1 and self.shear == 0 and not self.mirror:
             return None
-        return make_input_transform(tx, ty, self.rotate)
+        return make_input_transform(tx, ty, self.rotate, scale=self.scale, shear=self.shear, mirror=self.mirror)
 
     def update_request(self, args, dt) -> None:
         if self.enabled():
@@ -114,6 +178,71 @@ class EquivarianceWidget(Widget):
                 self.rotate += dt * self.rotate_speed
         args['input_transform'] = self.transform()
         args['untransform'] = bool(self.untransform and self.enabled())
+        args['lab_eq'] = bool(self.eq_readout and self.enabled())
+
+    def on_result(self, result) -> None:
+        if result.image is None:
+            return
+        lab = getattr(result, 'lab', None) or {}
+        self.eq = (
+            {k: lab.get(k) for k in ('eq_psnr_db', 'eq_kind', 'eq_valid_frac', 'layer')} if 'eq_kind' in lab else None
+        )
+
+    def readout_text(self) -> str:
+        """'EQ 31.42 dB, fractional translation (EQ-T frac), 87% valid' (or why there is none)."""
+        if not self.enabled():
+            return 'EQ: needs an input transform (StyleGAN3)'
+        if not self.eq_readout:
+            return 'EQ: readout off'
+        eq = self.eq
+        if eq is None:
+            return 'EQ: identity transform (translate or rotate to measure)'
+        if eq['eq_psnr_db'] is None or not math.isfinite(eq['eq_psnr_db']):
+            return 'EQ: no valid pixels to compare (transform too large)'
+        kind = EQ_KIND_NAMES.get(eq['eq_kind'], eq['eq_kind'])
+        return f'EQ {eq["eq_psnr_db"]:.2f} dB, {kind}, {eq["eq_valid_frac"] * 100:.0f}% valid ({eq.get("layer", "output")})'
+
+    # ---- Measure ------------------------------------------------------------------------------------------
+    def start_measure(self) -> None:
+        if self.viz is None or self.job_id is not None or not self.enabled():
+            return
+        params = dict(num=int(self.measure_num), metrics=list(MEASURE_METRICS), seed=0)
+        self.job_id = self.viz.start_job('measure_equivariance', params)
+        if self.job_id is None:
+            self.message = 'This renderer cannot run jobs'
+            return
+        self.job_progress = (0, 0, 'queued')
+        self.message = ''
+
+    def cancel_measure(self) -> None:
+        if self.viz is not None and self.job_id is not None:
+            self.viz.cancel_job(self.job_id)
+
+    def on_job_update(self, u) -> None:
+        if u.job_id != self.job_id:
+            return
+        self.job_progress = (u.done, u.total, u.message or u.state)
+        if not u.is_final:
+            return
+        self.job_id = None
+        if u.state == 'error':
+            self.message = u.error or 'Measure failed'
+        elif u.state == 'cancelled':
+            self.message = 'Measure cancelled'
+        else:
+            self.measure_result = dict(u.result)
+            self.append_log(self.measure_result)
+
+    def append_log(self, result: dict) -> None:
+        """Appends one line per metric to ``measure_log`` in calc_metrics.py's JSON-lines format."""
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.measure_log)), exist_ok=True)
+            with open(self.measure_log, 'a', encoding='utf-8') as f:
+                for line in measure_log_lines(result):
+                    f.write(json.dumps(line) + '\n')
+            self.message = f'Appended to {self.measure_log}'
+        except OSError as e:
+            self.message = f'Could not write {self.measure_log}: {e}'
 
     def _drag_button(self, label: str, per_font_px: float, axis2: bool) -> None:
         imgui.button(label)
@@ -162,10 +291,70 @@ class EquivarianceWidget(Widget):
                 '##rotate_speed', self.rotate_speed, 5e-4, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.always_clamp
             ),
         )
+        imgui.set_next_item_width(fs * 6)
+        self.scale = edited(
+            self.scale,
+            imgui.slider_float('Scale', self.scale, *SCALE_RANGE, '%.3f', imgui.SliderFlags_.logarithmic),
+        )
+        imgui.same_line()
+        imgui.set_next_item_width(fs * 6)
+        self.shear = edited(self.shear, imgui.slider_float('Shear', self.shear, *SHEAR_RANGE, '%.3f'))
+        imgui.same_line()
+        _, self.mirror = imgui.checkbox('Mirror', self.mirror)
         _, self.untransform = imgui.checkbox('Untransform', self.untransform)
         imgui.same_line()
         if imgui.button('Reset##eq'):
             self.reset()
+        imgui.same_line()
+        _, self.eq_readout = imgui.checkbox('EQ readout', self.eq_readout)
+        imgui.text(self.readout_text())
+        running = self.job_id is not None
+        imgui.begin_disabled(running)
+        imgui.set_next_item_width(fs * 6)
+        self.measure_num = edited(self.measure_num, imgui.input_int('##measure_num', self.measure_num, 10, 100))
+        self.measure_num = int(min(max(self.measure_num, MEASURE_NUM_RANGE[0]), MEASURE_NUM_RANGE[1]))
+        imgui.same_line()
+        if imgui.button('Measure'):
+            self.start_measure()
+        imgui.end_disabled()
+        if imgui.is_item_hovered():
+            imgui.set_tooltip('EQ-T, EQ-T frac and EQ-R over N samples (seed 0), as calc_metrics.py computes them')
+        if running:
+            done, total, text = self.job_progress
+            imgui.progress_bar(done / total if total else 0.0, imgui.ImVec2(fs * 14, 0), text)
+            imgui.same_line()
+            if imgui.button('Cancel##measure'):
+                self.cancel_measure()
+        if self.measure_result is not None:
+            r = self.measure_result
+            vals = '  '.join(f'{k} {v:.2f} dB' for k, v in r.get('results', {}).items())
+            imgui.text(f'{vals}  ({r.get("num_samples")} samples, {r.get("total_time_str", "")})')
+        if self.message:
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_disabled(self.message)
+            imgui.pop_text_wrap_pos()
         imgui.end_disabled()
         if not self.enabled():
             imgui.text_disabled('The network has no input transform (StyleGAN2).')
+
+
+def measure_log_lines(result: dict) -> list[dict]:
+    """calc_metrics.py's JSON lines for a 'measure_equivariance' job result, one per metric: the registered names
+    (``eqt50k_int``, ``eqt50k_frac``, ``eqr50k``) with ``num_samples`` = N, as ``calc_metrics.py --num=N`` writes
+    them (``metrics.metric_main.calc_metric`` / ``report_metric``): ``{"results": {name: dB}, "metric": name,
+    "total_time", "total_time_str", "num_gpus": 1, "num_samples", "snapshot_pkl", "timestamp"}``."""
+    lines = []
+    for key, value in result.get('results', {}).items():
+        lines.append(
+            {
+                'results': {key: float(value)},
+                'metric': key,
+                'total_time': float(result.get('total_time', 0.0)),
+                'total_time_str': str(result.get('total_time_str', '')),
+                'num_gpus': 1,
+                'num_samples': int(result.get('num_samples', 0)),
+                'snapshot_pkl': str(result.get('snapshot_pkl', '')),
+                'timestamp': float(result.get('timestamp', time.time())),
+            }
+        )
+    return lines

@@ -75,8 +75,11 @@ class ImageArea:
         pad = self.app.font_size * 0.5
         view = self.app.view
         show_fft = view.fft is not None and self._fft_tex is not None and self.app.layers.fft_show
+        lab = getattr(self.app, 'spectrum_lab', None)
+        show_plot = lab is not None and lab.show_plot and view.image is not None
         if self._image_tex is not None and view.image is not None:
-            cw = (aw - pad) / 2 if show_fft else aw
+            columns = 1 + int(show_fft) + int(show_plot)  # image | FFT view | radial plot
+            cw = (aw - pad * (columns - 1)) / columns
             h, w = view.image.shape[:2]
             ps = imgui.get_io().display_framebuffer_scale.x
             x, y, fw, fh = fit_rect(ax + pad, ay + pad, cw - 2 * pad, ah - 2 * pad, w, h, pixel_scale=ps)
@@ -87,6 +90,12 @@ class ImageArea:
             )
             if show_fft:
                 self._draw_spectrum(dl, ax + cw + pad, ay + pad, cw - pad, ah - 2 * pad, dim)
+            if show_plot:
+                px = ax + (columns - 1) * (cw + pad)
+                side = min(cw - pad, ah - 2 * pad)
+                lab.draw_plot(px, ay + pad + max((ah - 2 * pad - side) / 2, 0.0), cw - pad, side)
+            elif lab is not None:
+                lab.plot_rect = (0.0, 0.0, 0.0, 0.0)
         else:
             self.image_rect = (0.0, 0.0, 0.0, 0.0)
         self._handle_drag()

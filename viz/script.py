@@ -19,6 +19,10 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
                                            [x, y], then [x, y, true], then [x, y, false]); the next step runs
                                            after the frame in which the widgets handled the event
     {"kill_renderer": true}                SIGKILL the separate render process (crash-and-restart tests)
+    {"lab": "<action>"}                    spectral / equivariance lab buttons: average, cancel, pin, clear_pins,
+                                           measure, cancel_measure, export_npz, export_csv, export_png (exports go
+                                           to the Spectral lab's export_dir)
+    {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
     {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
@@ -58,9 +62,14 @@ STEP_KEYS = (
     'open',
     'mouse',
     'kill_renderer',
+    'lab',
+    'wait_jobs',
     'wait_file',
     'quit',
 )
+
+LAB_ACTIONS = ('average', 'cancel', 'pin', 'clear_pins', 'measure', 'cancel_measure', 'export_npz', 'export_csv',
+               'export_png')  # fmt: skip
 
 
 def load_script(path: str | pathlib.Path) -> list[dict[str, Any]]:
@@ -83,6 +92,8 @@ def validate_steps(steps) -> list[dict[str, Any]]:
         keys = set(s) - {'timeout_sec'} if isinstance(s, dict) else None
         if not keys or len(keys) != 1 or not keys <= set(STEP_KEYS):
             raise ValueError(f'validate_steps(): step {i} must be an object with one of {STEP_KEYS}, got {s!r}')
+        if 'lab' in keys and s['lab'] not in LAB_ACTIONS:
+            raise ValueError(f'validate_steps(): step {i}: lab action must be one of {LAB_ACTIONS}, got {s["lab"]!r}')
     return steps
 
 
@@ -183,11 +194,49 @@ class ScriptRunner:
                 logger.warning('script: kill_renderer needs the separate render process; nothing to kill')
             else:
                 os.kill(pid, signal.SIGKILL)
+        elif key == 'lab':
+            self._lab_action(viz, str(v))
+        elif key == 'wait_jobs':
+            return self._wait_jobs(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'quit':
             viz.quit(int(v))
             self.pos = len(self.steps)
             return False
         return True
+
+    @staticmethod
+    def _lab_action(viz: Visualizer, action: str) -> None:
+        lab, eq = viz.spectrum_lab, viz.equivariance
+        paths = lab.export_paths()
+        actions = {
+            'average': lab.start_average,
+            'cancel': lab.cancel_job,
+            'pin': lab.pin,
+            'clear_pins': lambda: setattr(lab, 'pins', []),
+            'measure': eq.start_measure,
+            'cancel_measure': eq.cancel_measure,
+            'export_npz': lambda: lab.start_export_npz(paths['npz']),
+            'export_csv': lambda: lab.export_csv(paths['csv']),
+            'export_png': lambda: lab.export_png(paths['png']),
+        }
+        if action not in actions:
+            raise ValueError(f'script: lab action must be one of {LAB_ACTIONS}, got {action!r}')
+        actions[action]()
+
+    def _wait_jobs(self, viz: Visualizer, timeout_sec: float) -> bool:
+        now = time.perf_counter()
+        if self._wait_started is None:
+            self._wait_started = now
+            return False
+        if not viz.jobs_running():
+            self._wait_started = None
+            return True
+        if now - self._wait_started > timeout_sec:
+            logger.error('script: jobs still running after %.0f s', timeout_sec)
+            self.failed = True
+            self._wait_started = None
+            return True
+        return False
 
     def _wait_file(self, path: str, timeout_sec: float) -> bool:
         now = time.perf_counter()

@@ -34,6 +34,7 @@ from viz.performance_widget import PerformanceWidget
 from viz.pickle_widget import PickleWidget
 from viz.script import ScriptRunner
 from viz.session_widget import SessionWidget
+from viz.spectrum_lab_widget import SpectrumLabWidget
 from viz.stylemix_widget import StylemixWidget
 from viz.trunc_noise_widget import TruncNoiseWidget
 from viz.widget import Widget
@@ -111,6 +112,7 @@ class Visualizer:
         self.trunc_noise = TruncNoiseWidget(self)
         self.equivariance = EquivarianceWidget(self)
         self.layers = LayerWidget(self)
+        self.spectrum_lab = SpectrumLabWidget(self)
         self.capture = CaptureWidget(self, capture_dir=capture_dir)
         self.performance = PerformanceWidget(self)
         self.session = SessionWidget(self, session_path=str(pathlib.Path(capture_dir) / 'session.json'))
@@ -125,6 +127,7 @@ class Visualizer:
             self.trunc_noise,
             self.equivariance,
             self.layers,
+            self.spectrum_lab,
             self.capture,
             self.performance,
             self.session,
@@ -136,6 +139,7 @@ class Visualizer:
         self._requests: collections.OrderedDict[int, RenderRequest] = collections.OrderedDict()
         self.image_area = ImageArea(self, PANE_WIDTH_FONTS)
         self._screenshots: list[str] = []
+        self._crop_screenshots: list[tuple[str, tuple[float, float, float, float]]] = []
         self._gui_capture = False
         self._last_logged_error: str | None = None
         self._quit_code: int | None = None
@@ -173,6 +177,27 @@ class Visualizer:
 
     def request_screenshot(self, path: str) -> None:
         self._screenshots.append(path)
+
+    def request_crop_screenshot(self, path: str, rect: tuple[float, float, float, float]) -> None:
+        """Saves the part (x, y, w, h in screen coordinates) of this frame's window to a PNG (e.g. the radial plot)."""
+        self._crop_screenshots.append((path, rect))
+
+    def start_job(self, kind: str, params: dict) -> int | None:
+        """Starts a render-process job (``engine.jobs``) on the current request; None when the renderer has no
+        jobs. Updates arrive through ``Widget.on_job_update``."""
+        start = getattr(self.renderer, 'start_job', None)
+        if start is None:
+            return None
+        return int(start(kind, params, self._last_request))
+
+    def cancel_job(self, job_id: int) -> None:
+        cancel = getattr(self.renderer, 'cancel_job', None)
+        if cancel is not None:
+            cancel(job_id)
+
+    def jobs_running(self) -> bool:
+        """Whether a widget waits for a job (the script hook's ``wait_jobs``)."""
+        return any(getattr(w, 'job_id', None) is not None for w in self.widgets)
 
     def request_gui_capture(self) -> None:
         self._gui_capture = True
@@ -269,6 +294,20 @@ class Visualizer:
             'font_size': self.font_size,
             'window_size': list(self.window.window_size) if self.window else None,
             'renderer_pid': getattr(self.renderer, 'pid', None),
+            **self._lab_state(),
+        }
+
+    def _lab_state(self) -> dict:
+        """The lab's numbers for tests: ``eq_psnr_db`` (None when there is no readout) and ``radial_profile`` (the
+        current view's curves: freq_0, slice_0, freq_45, slice_45, freq_r, radial; None when the plot is off)."""
+        eq = self.equivariance.eq
+        current = self.spectrum_lab.current
+        return {
+            'eq_psnr_db': None if eq is None or eq['eq_psnr_db'] is None else float(eq['eq_psnr_db']),
+            'eq': None if eq is None else dict(eq),
+            'radial_profile': None if current is None else current.to_json()['profiles'],
+            'lab': self.spectrum_lab.dump(),
+            'measure': self.equivariance.measure_result,
         }
 
     # ---- frame loop -------------------------------------------------------------------------------------------
@@ -308,7 +347,7 @@ class Visualizer:
             self.notify(note)
         self._submit(req)
         self.image_area.draw()
-        want = bool(self._screenshots) or self._gui_capture
+        want = bool(self._screenshots) or bool(self._crop_screenshots) or self._gui_capture
         img = win.end_frame(read_back=want)
         if img is not None:
             self._handle_readback(img)
@@ -328,6 +367,10 @@ class Visualizer:
         result = self.renderer.get_result()
         if result is not None:
             self._on_result(result)
+        updates = getattr(self.renderer, 'job_updates', None)
+        for update in updates() if updates is not None else ():
+            for w in self.widgets:
+                w.on_job_update(update)
 
     def _on_result(self, result: RenderResult) -> None:
         self.window.idle.mark_active()
@@ -386,6 +429,16 @@ class Visualizer:
             Image.fromarray(img).save(p)
             logger.info('saved screenshot %s', p)
         self._screenshots = []
+        scale = img.shape[1] / max(imgui.get_io().display_size.x, 1.0)  # framebuffer pixels per screen unit
+        for path, (x, y, w, h) in self._crop_screenshots:
+            x0, y0 = max(int(round(x * scale)), 0), max(int(round(y * scale)), 0)
+            crop = img[y0 : int(round((y + h) * scale)), x0 : int(round((x + w) * scale))]
+            if crop.size:
+                p = pathlib.Path(path)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(crop).save(p)
+                logger.info('saved %s', p)
+        self._crop_screenshots = []
         if self._gui_capture:
             self.capture.capture('gui', img)
             self._gui_capture = False

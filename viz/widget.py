@@ -171,6 +171,9 @@ class Widget:
     def on_result(self, result) -> None:
         """Called once for each new RenderResult (before :meth:`update_request`)."""
 
+    def on_job_update(self, update) -> None:
+        """Called for each ``engine.jobs.JobUpdate`` of the render process's jobs (a widget checks ``job_id``)."""
+
     def update_request(self, args: dict[str, Any], dt: float) -> None:
         """Writes this widget's RenderRequest fields into ``args``; ``dt`` (seconds) advances animations."""
 

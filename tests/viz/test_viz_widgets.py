@@ -154,7 +154,7 @@ def test_viz_equivariance_widget_greyed_without_transform():
     w.set_state({'xlate_x': 0.2, 'untransform': True})
     args = {}
     w.update_request(args, 0.1)
-    assert args == {'input_transform': None, 'untransform': False}
+    assert args == {'input_transform': None, 'untransform': False, 'lab_eq': False}
 
 
 def test_viz_equivariance_widget_request():

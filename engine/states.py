@@ -224,6 +224,16 @@ def load_timeline(path: str | os.PathLike) -> tuple[list[RenderRequest], float, 
     name = pathlib.Path(path).name
     if doc['format'] != TIMELINE_FORMAT:
         return [request_from_doc(doc, name)], 30.0, 'image'
+    if 'keyframes' in doc:
+        kfs = doc['keyframes']
+        if not isinstance(kfs, list) or not all(isinstance(k, dict) for k in kfs):
+            raise ValueError(f'{name}: "keyframes" must be a list of {{"state": request, "duration": seconds}}')
+        fps, view = doc.get('fps', 30.0), doc.get('view', 'image')
+        _check_timeline_args(1, fps, view)
+        loop = bool(doc.get('loop', False))
+        states_kf = [request_from_dict(k.get('state'), f'{name} keyframe {i}') for i, k in enumerate(kfs)]
+        durs = [k.get('duration') for k in (kfs if loop else kfs[:-1])]
+        return expand_keyframes(states_kf, durs, float(fps), loop), float(fps), view
     states = doc.get('states')
     if not isinstance(states, list):
         raise ValueError(f'{name}: "states" must be a list of render requests')
@@ -253,3 +263,90 @@ def compose_view(image: np.ndarray, fft: np.ndarray | None, view: str) -> np.nda
         cols = (np.arange(w) * fft.shape[1] // w).clip(0, fft.shape[1] - 1)
         fft = fft[rows][:, cols]
     return np.concatenate([image, fft[..., :3]], axis=1)
+
+
+def _blend_seeds(a: RenderRequest, b: RenderRequest, t: float) -> tuple[tuple[int, float], ...]:
+    """Seed weights of the W lerp ``(1 - t) * w_a + t * w_b``: the renderer's blend ``w_avg + sum_i weight_i *
+    (ws_i - w_avg)`` is linear in the weights, so lerping the weights over the union of seeds lerps W exactly."""
+    weights: dict[int, float] = {}
+    for seeds, f in ((a.w0_seeds, 1.0 - t), (b.w0_seeds, t)):
+        for s, w in seeds:
+            weights[s] = weights.get(s, 0.0) + f * w
+    return tuple((s, w) for s, w in weights.items() if w != 0.0) or a.w0_seeds
+
+
+def _decompose(m) -> tuple[float, float, float]:
+    """(angle radians, tx, ty) of a rotation + translation matrix ``[[c, s, tx], [-s, c, ty], [0, 0, 1]]`` (the
+    layout of the visualizer's Equivariance widget); None = identity."""
+    if m is None:
+        return 0.0, 0.0, 0.0
+    return float(np.arctan2(m[0][1], m[0][0])), float(m[0][2]), float(m[1][2])
+
+
+def interpolate_states(a: RenderRequest, b: RenderRequest, t: float) -> RenderRequest:
+    """The state a fraction ``t`` in [0, 1] of the way from keyframe ``a`` to keyframe ``b``.
+
+    Interpolated linearly: W (seed weights, or explicit ``ws`` when both keyframes have one), ``trunc_psi``,
+    ``img_scale_db``, the input transform's rotation angle (shortest way round) and translation. Everything else
+    (network, layer, channels, cutoff, stylemix, noise, FFT settings) is ``a``'s until ``t`` reaches 1.
+
+    Raises:
+        ValueError: ``t`` outside [0, 1].
+    """
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f'interpolate_states(): t must be in [0, 1], got {t!r}')
+    if t == 0.0:
+        return a
+    if t == 1.0:
+        return b
+    changes: dict[str, Any] = {
+        'trunc_psi': (1 - t) * a.trunc_psi + t * b.trunc_psi,
+        'img_scale_db': (1 - t) * a.img_scale_db + t * b.img_scale_db,
+    }
+    if a.ws is not None and b.ws is not None and np.shape(a.ws) == np.shape(b.ws):
+        ws = (1 - t) * np.asarray(a.ws, np.float64) + t * np.asarray(b.ws, np.float64)
+        changes['ws'] = tuple(tuple(float(x) for x in row) for row in ws)
+    elif a.ws is None and b.ws is None:
+        changes['w0_seeds'] = _blend_seeds(a, b, t)
+    if a.input_transform is not None or b.input_transform is not None:
+        ra, xa, ya = _decompose(a.input_transform)
+        rb, xb, yb = _decompose(b.input_transform)
+        d = (rb - ra + np.pi) % (2 * np.pi) - np.pi
+        r, x, y = ra + t * d, (1 - t) * xa + t * xb, (1 - t) * ya + t * yb
+        c, s = float(np.cos(r)), float(np.sin(r))
+        changes['input_transform'] = ((c, s, x), (-s, c, y), (0.0, 0.0, 1.0))
+    return a.replace(**changes)
+
+
+def expand_keyframes(
+    keyframes: list[RenderRequest], durations: list[float], fps: float, loop: bool = False
+) -> list[RenderRequest]:
+    """One state per video frame of a keyframe timeline: segment i runs from keyframe i to keyframe i + 1 (with
+    ``loop``, the last segment returns to keyframe 0) for ``durations[i]`` seconds at ``fps`` frames/s; frame k of a
+    segment of n frames is :func:`interpolate_states` at ``t = k / n``. Without ``loop`` the last keyframe is appended
+    as the final frame.
+
+    Raises:
+        ValueError: fewer than 2 keyframes, a wrong number of durations (keyframes - 1, or keyframes with loop), a
+            duration that is not finite and > 0, or too many frames.
+    """
+    need = len(keyframes) if loop else len(keyframes) - 1
+    if len(keyframes) < 2:
+        raise ValueError(f'a keyframe timeline needs at least 2 keyframes, got {len(keyframes)}')
+    if len(durations) != need:
+        raise ValueError(
+            f'{len(keyframes)} keyframes need {need} segment durations (loop={loop}), got {len(durations)}'
+        )
+    _check_timeline_args(1, fps, 'image')
+    out: list[RenderRequest] = []
+    for i, dur in enumerate(durations):
+        if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not 0 < dur < 1e6:
+            raise ValueError(f'segment {i} duration must be seconds > 0, got {dur!r}')
+        n = max(1, round(dur * fps))
+        if len(out) + n > MAX_TIMELINE_FRAMES:
+            raise ValueError(f'the timeline would have more than {MAX_TIMELINE_FRAMES} frames')
+        a, b = keyframes[i], keyframes[(i + 1) % len(keyframes)]
+        out.extend(interpolate_states(a, b, k / n) for k in range(n))
+    if not loop:
+        out.append(keyframes[-1])
+    return out

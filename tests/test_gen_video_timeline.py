@@ -94,3 +94,26 @@ def test_timeline_mp4_frame_count_and_errors(tmp_path, sg3_pkl):
     write_json(tmp_path / 'miss.json', bad)
     res = CliRunner().invoke(gen_video.main, ['--timeline', str(tmp_path / 'miss.json'), '--output', str(out)])
     assert res.exit_code != 0 and 'frame 0' in res.output
+
+
+def test_keyframe_timeline_renders_expanded_states(tmp_path, sg3_pkl):
+    from engine.states import expand_keyframes
+
+    a = RenderRequest(pkl=sg3_pkl, device='cpu', w0_seeds=((1, 1.0),), trunc_psi=1.0)
+    b = RenderRequest(pkl=sg3_pkl, device='cpu', w0_seeds=((5, 1.0),), trunc_psi=0.5)
+    doc = {
+        'format': 'sg3viz-timeline',
+        'fps': 6,
+        'keyframes': [{'state': a.to_dict(), 'duration': 0.5}, {'state': b.to_dict()}],
+    }
+    tl = write_json(tmp_path / 'k.json', doc)
+    res = CliRunner().invoke(gen_video.main, ['--timeline', str(tl), '--output', str(tmp_path / 'f' / '%03d.png')])
+    assert res.exit_code == 0, res.output
+    files = sorted((tmp_path / 'f').glob('*.png'))
+    expected_states = expand_keyframes([a, b], [0.5], fps=6)
+    assert len(files) == len(expected_states) == 4
+    r = Renderer('cpu')
+    for f, s in zip(files, expected_states):
+        assert np.array_equal(np.asarray(PIL.Image.open(f)), r.render(s).image), f.name
+    side = json.loads((tmp_path / 'f' / 'states.json').read_text())
+    assert [RenderRequest.from_dict(s) for s in side['states']] == expected_states

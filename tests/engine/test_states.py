@@ -118,3 +118,59 @@ def test_compose_view():
     assert np.array_equal(both[::2, 8::2], fft)  # nearest-neighbour x2
     with pytest.raises(ValueError, match='fft_show'):
         compose_view(img, None, 'fft')
+
+
+def test_keyframe_interpolation_hand_computed():
+    from engine.states import expand_keyframes, interpolate_states
+
+    rot90 = ((0.0, 1.0, 0.2), (-1.0, 0.0, 0.0), (0.0, 0.0, 1.0))  # 90 degrees, translate (0.2, 0)
+    a = RenderRequest(w0_seeds=((1, 1.0),), trunc_psi=1.0, img_scale_db=0.0, layer_name='L1', sel_channels=1)
+    b = RenderRequest(w0_seeds=((2, 1.0),), trunc_psi=0.5, img_scale_db=6.0, layer_name='L3', input_transform=rot90)
+    m = interpolate_states(a, b, 0.25)
+    assert m.w0_seeds == ((1, 0.75), (2, 0.25))
+    assert m.trunc_psi == pytest.approx(0.875) and m.img_scale_db == pytest.approx(1.5)
+    assert m.layer_name == 'L1' and m.sel_channels == 1  # discrete: a's until the keyframe
+    c, s = np.cos(np.pi / 8), np.sin(np.pi / 8)  # a quarter of 90 degrees
+    np.testing.assert_allclose(np.array(m.input_transform), [[c, s, 0.05], [-s, c, 0.0], [0, 0, 1]], atol=1e-12)
+    assert interpolate_states(a, b, 1.0) == b
+    # Shortest way round: 170 -> -170 degrees passes through 180.
+    r1, r2 = np.deg2rad(170), np.deg2rad(-170)
+    ka = a.replace(input_transform=((np.cos(r1), np.sin(r1), 0), (-np.sin(r1), np.cos(r1), 0), (0, 0, 1)))
+    kb = a.replace(input_transform=((np.cos(r2), np.sin(r2), 0), (-np.sin(r2), np.cos(r2), 0), (0, 0, 1)))
+    mid = np.array(interpolate_states(ka, kb, 0.5).input_transform)
+    np.testing.assert_allclose(mid[:2, :2], [[-1, 0], [0, -1]], atol=1e-12)
+    # Explicit ws lerp.
+    wa = a.replace(ws=((0.0, 2.0),), w0_seeds=((0, 1.0),))
+    wb = a.replace(ws=((4.0, -2.0),))
+    assert interpolate_states(wa, wb, 0.5).ws == ((2.0, 0.0),)
+    with pytest.raises(ValueError, match='t must be'):
+        interpolate_states(a, b, 1.5)
+
+    frames = expand_keyframes([a, b], [0.5], fps=4)  # 2 frames + the last keyframe
+    assert [f.w0_seeds for f in frames] == [((1, 1.0),), ((1, 0.5), (2, 0.5)), ((2, 1.0),)]
+    loop = expand_keyframes([a, b], [0.5, 0.25], fps=4, loop=True)  # 2 + 1 frames, back to a
+    assert len(loop) == 3 and loop[0] == a and loop[2] == b
+    with pytest.raises(ValueError, match='2 keyframes'):
+        expand_keyframes([a], [], fps=4)
+    with pytest.raises(ValueError, match='durations'):
+        expand_keyframes([a, b], [1, 1], fps=4)
+    with pytest.raises(ValueError, match='duration must be'):
+        expand_keyframes([a, b], [-1], fps=4)
+
+
+def test_keyframe_timeline_file(tmp_path):
+    a = RenderRequest(w0_seeds=((1, 1.0),), trunc_psi=1.0)
+    b = RenderRequest(w0_seeds=((2, 1.0),), trunc_psi=0.0)
+    doc = {
+        'format': 'sg3viz-timeline',
+        'version': 1,
+        'fps': 10,
+        'loop': True,
+        'keyframes': [{'state': a.to_dict(), 'duration': 0.4}, {'state': b.to_dict(), 'duration': 0.2}],
+    }
+    states, fps, view = load_timeline(write_json(tmp_path / 'k.json', doc))
+    assert fps == 10 and view == 'image' and len(states) == 6
+    assert [round(s.trunc_psi, 6) for s in states] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.5]
+    doc['keyframes'] = 'x'
+    with pytest.raises(ValueError, match='keyframes'):
+        load_timeline(write_json(tmp_path / 'k.json', doc))

@@ -69,6 +69,7 @@ class ProjectionWidget(Widget):
         self._tex = None
         self._tex_dirty = False
         self._pending_start: str | None = None
+        self._cancel_reason: str | None = None
 
     # ---- state ------------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -124,6 +125,7 @@ class ProjectionWidget(Widget):
             self.status = 'This renderer cannot run projections'
             return False
         self.job_id = job_id
+        self._cancel_reason = None
         self._job_pkl = self.view.request.pkl if self.view.request is not None else None
         self._target_name = p.name
         self.progress = (0, int(self.num_steps))
@@ -136,8 +138,8 @@ class ProjectionWidget(Widget):
         """Cancels a running projection (its final update then reads 'cancelled')."""
         if self.job_id is not None and self.viz is not None:
             self.viz.cancel_job(self.job_id)
-            if reason:
-                self.status = reason
+            self._cancel_reason = reason or 'Cancelled'
+            self.status = self._cancel_reason
 
     def on_job_update(self, u) -> None:
         if u.job_id != self.job_id:
@@ -147,16 +149,16 @@ class ProjectionWidget(Widget):
         if data and data.get('preview') is not None:
             self.preview = np.asarray(data['preview'], dtype=np.uint8)
             self._tex_dirty = True
-        if u.state == 'running':
+        if u.state == 'running' and self._cancel_reason is None:
             self.status = f'Projecting {self._target_name}: {u.message}'
         if not u.is_final:
             return
         self.job_id = None
-        if u.state == 'done':
+        reason, self._cancel_reason = self._cancel_reason, None
+        if u.state == 'cancelled':
+            self.status = reason or f'Cancelled after {self.progress[0]} steps'
+        elif u.state == 'done':
             self._finish(u.result or {}, u.elapsed_sec)
-        elif u.state == 'cancelled':
-            if not self.status.startswith('Cancelled'):
-                self.status = f'Cancelled after {self.progress[0]} steps'
         else:
             self.status = u.error or 'projection failed'
 

@@ -95,9 +95,9 @@ def save_png_atomic(path: pathlib.Path, img_u8: np.ndarray) -> None:
 
 def _to_u8(img) -> np.ndarray:
     """[1, C, H, W] in [-1, 1] -> [H, W, C] uint8 (`x * 127.5 + 128`, clamped, as the reference tools)."""
-    import torch
+    from engine.projector import to_u8_hwc
 
-    return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+    return to_u8_hwc(img)
 
 
 def project_images(
@@ -150,6 +150,7 @@ def project_images(
     from engine import projector as P
     from engine.devices import pick_device
     from engine.loading import load_generator
+    from gen_images import _class_vector
 
     cfg = P.ProjectorConfig(num_steps=num_steps, space=space, seed=seed, loss=loss)
     if video_every < 1:
@@ -200,12 +201,6 @@ def _unique_names(paths: list[pathlib.Path]) -> list[str]:
             name = f'{p.stem}-{k}'
         names.append(name)
     return names
-
-
-def _class_vector(G, class_idx: int | None, dev):
-    from gen_images import _class_vector as class_vector
-
-    return class_vector(G, class_idx, dev)
 
 
 def _vgg16_for(loss: str, vgg16: str | None, trust: bool, dev):

@@ -550,7 +550,7 @@ def projection_job(
     image = render_ws(G, last.ws)
     return {
         'ws': last.ws[0].numpy(),
-        'image': _u8_hwc(image),
+        'image': to_u8_hwc(image),
         'target': target_hwc,
         'losses': losses,
         'steps_run': last.step,
@@ -572,14 +572,14 @@ def _class_of(G: Any, request: Any, device: Any) -> torch.Tensor | None:
     return c
 
 
-def _u8_hwc(img: torch.Tensor) -> np.ndarray:
+def to_u8_hwc(img: torch.Tensor) -> np.ndarray:
     """[1, C, H, W] in [-1, 1] -> [H, W, C] uint8 (x * 127.5 + 128, clamped)."""
     return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _side_by_side(target_hwc: np.ndarray, synth: torch.Tensor) -> np.ndarray:
     """Target | reconstruction as RGB [H, 2W, 3] uint8, area-downsampled to at most MAX_PREVIEW_PX high."""
-    both = np.concatenate([target_hwc, _u8_hwc(synth)], axis=1)
+    both = np.concatenate([target_hwc, to_u8_hwc(synth)], axis=1)
     if both.shape[2] == 1:
         both = np.repeat(both, 3, axis=2)
     h = both.shape[0]

@@ -283,11 +283,18 @@ def _decompose(m) -> tuple[float, float, float]:
     return float(np.arctan2(m[0][1], m[0][0])), float(m[0][2]), float(m[1][2])
 
 
+def _lerp(x: float, y: float, t: float) -> float:
+    """``(1 - t) * x + t * y``, exactly ``x`` when ``x == y`` (in floating point the formula may be 1 ulp off, which
+    would make a held value, e.g. psi between two checkpoint keyframes, differ from the keyframe's own render)."""
+    return x if x == y else (1 - t) * x + t * y
+
+
 def interpolate_states(a: RenderRequest, b: RenderRequest, t: float) -> RenderRequest:
     """The state a fraction ``t`` in [0, 1] of the way from keyframe ``a`` to keyframe ``b``.
 
     Interpolated linearly: W (seed weights, or explicit ``ws`` when both keyframes have one), ``trunc_psi``,
-    ``img_scale_db``, the input transform's rotation angle (shortest way round) and translation. Everything else
+    ``img_scale_db``, the input transform's rotation angle (shortest way round) and translation; a value equal in
+    both keyframes is kept exactly. Everything else
     (network, layer, channels, cutoff, stylemix, noise, FFT settings) is ``a``'s until ``t`` reaches 1.
 
     Raises:
@@ -300,15 +307,16 @@ def interpolate_states(a: RenderRequest, b: RenderRequest, t: float) -> RenderRe
     if t == 1.0:
         return b
     changes: dict[str, Any] = {
-        'trunc_psi': (1 - t) * a.trunc_psi + t * b.trunc_psi,
-        'img_scale_db': (1 - t) * a.img_scale_db + t * b.img_scale_db,
+        'trunc_psi': _lerp(a.trunc_psi, b.trunc_psi, t),
+        'img_scale_db': _lerp(a.img_scale_db, b.img_scale_db, t),
     }
     if a.ws is not None and b.ws is not None and np.shape(a.ws) == np.shape(b.ws):
-        ws = (1 - t) * np.asarray(a.ws, np.float64) + t * np.asarray(b.ws, np.float64)
-        changes['ws'] = tuple(tuple(float(x) for x in row) for row in ws)
-    elif a.ws is None and b.ws is None:
+        if a.ws != b.ws:
+            ws = (1 - t) * np.asarray(a.ws, np.float64) + t * np.asarray(b.ws, np.float64)
+            changes['ws'] = tuple(tuple(float(x) for x in row) for row in ws)
+    elif a.ws is None and b.ws is None and a.w0_seeds != b.w0_seeds:
         changes['w0_seeds'] = _blend_seeds(a, b, t)
-    if a.input_transform is not None or b.input_transform is not None:
+    if a.input_transform != b.input_transform:
         ra, xa, ya = _decompose(a.input_transform)
         rb, xb, yb = _decompose(b.input_transform)
         d = (rb - ra + np.pi) % (2 * np.pi) - np.pi

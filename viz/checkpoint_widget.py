@@ -212,8 +212,10 @@ class CheckpointWidget(Widget):
             self.notify(f'Checkpoints: snapshot {index!r} is not a number; kept the current one')
             return False
         i = int(min(max(round(v), 0), n - 1))
-        if i != v:
+        if not 0 <= v <= n - 1:
             self.notify(f'Checkpoints: snapshot #{v + 1:g} is outside #1..#{n}; showing #{i + 1}')
+        elif i != v:
+            self.notify(f'Checkpoints: snapshot #{v + 1:g} is not a whole number; showing #{i + 1}')
         cur = self.position()
         if cur is not None and i == cur:
             return False

@@ -178,10 +178,9 @@ class KeyframeWidget(Widget):
             if not isinstance(d, dict) or not isinstance(d.get('state'), dict):
                 raise ValueError(f'{where}: keyframe {i} must be an object with a "state" request')
             try:
-                req = RenderRequest.from_dict(d['state'])
+                req, notes = clamp_request(RenderRequest.from_dict(d['state']))
             except (TypeError, ValueError) as e:
                 raise ValueError(f'{where}: keyframe {i} holds a malformed request ({e})') from e
-            req, notes = clamp_request(req)
             for note in notes:
                 self.notify(f'keyframe {i}: {note}')
             errors = request_errors(req)

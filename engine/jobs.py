@@ -55,6 +55,7 @@ JOB_KINDS: dict[str, str] = {
     'measure_equivariance': 'engine.lab:measure_equivariance_job',
     'view_spectrum': 'engine.lab:view_spectrum_job',
     'project': 'engine.projector:projection_job',
+    'preload_networks': 'engine.checkpoints:preload_job',
     'sleep': 'engine.jobs:sleep_job',  # For tests of the mechanism.
 }
 

@@ -25,6 +25,7 @@ from engine.protocol import RenderRequest, RenderResult, clamp_request
 from engine.sources import display_name
 from gui_utils.imgui_window import ImguiWindow
 from viz.capture_widget import CaptureWidget
+from viz.checkpoint_widget import CheckpointWidget
 from viz.equivariance_widget import EquivarianceWidget
 from viz.frame_view import FrameView
 from viz.image_area import ImageArea
@@ -117,6 +118,7 @@ class Visualizer:
         self.spectrum_lab = SpectrumLabWidget(self)
         self.projection = ProjectionWidget(self)
         self.keyframes = KeyframeWidget(self)
+        self.checkpoints = CheckpointWidget(self)
         self.capture = CaptureWidget(self, capture_dir=capture_dir)
         self.performance = PerformanceWidget(self)
         self.session = SessionWidget(self, session_path=str(pathlib.Path(capture_dir) / 'session.json'))
@@ -134,6 +136,7 @@ class Visualizer:
             self.spectrum_lab,
             self.projection,
             self.keyframes,
+            self.checkpoints,
             self.capture,
             self.performance,
             self.session,
@@ -322,6 +325,7 @@ class Visualizer:
             'measure': self.equivariance.measure_result,
             'projection': self.projection.dump(),
             'keyframes': self.keyframes.dump(),
+            'checkpoints': self.checkpoints.dump(),
         }
 
     # ---- frame loop -------------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
     {"project": "<image path>" | {"path": "<image path>", "options": {<projection state>}}}  the Projection pane
     {"cancel_projection": true}            its Cancel button
+    {"keyframes": <action>}                the Keyframes pane: "add", "play", "pause", "live", "save", "load", "render",
+                                           {"select"|"delete"|"left"|"right"|"jump": i}, {"scrub": seconds},
+                                           {"save"|"load": path}, {"duration": [i, s]}, {"interp": [i, "w"|"slerp_z"]}
     {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
     {"scrub": N | "next" | "prev" | "play" | "pause"}  the Checkpoints pane: show snapshot N of the run (0 = oldest),
                                            Next / Prev, Play / Pause
@@ -72,6 +75,7 @@ STEP_KEYS = (
     'wait_jobs',
     'project',
     'cancel_projection',
+    'keyframes',
     'wait_file',
     'scrub',
     'save_scrub',
@@ -212,6 +216,8 @@ class ScriptRunner:
             viz.projection.start(v['path'] if isinstance(v, dict) else str(v))
         elif key == 'cancel_projection':
             viz.projection.cancel('Cancelled by the script')
+        elif key == 'keyframes':
+            viz.keyframes.script_action(v)
         elif key == 'scrub':
             self._scrub(viz, v)
         elif key == 'save_scrub':

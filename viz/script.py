@@ -25,6 +25,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
     {"project": "<image path>" | {"path": "<image path>", "options": {<projection state>}}}  the Projection pane
     {"cancel_projection": true}            its Cancel button
+    {"record": "start" | "stop" | "cancel"}  the Record pane's Start / Stop (stop starts the render job) / Cancel
     {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
@@ -68,12 +69,16 @@ STEP_KEYS = (
     'wait_jobs',
     'project',
     'cancel_projection',
+    'record',
     'wait_file',
     'quit',
 )
 
 LAB_ACTIONS = ('average', 'cancel', 'pin', 'clear_pins', 'measure', 'cancel_measure', 'export_npz', 'export_csv',
                'export_png')  # fmt: skip
+
+
+RECORD_ACTIONS = ('start', 'stop', 'cancel')
 
 
 def load_script(path: str | pathlib.Path) -> list[dict[str, Any]]:
@@ -96,6 +101,8 @@ def validate_steps(steps) -> list[dict[str, Any]]:
         keys = set(s) - {'timeout_sec'} if isinstance(s, dict) else None
         if not keys or len(keys) != 1 or not keys <= set(STEP_KEYS):
             raise ValueError(f'validate_steps(): step {i} must be an object with one of {STEP_KEYS}, got {s!r}')
+        if 'record' in keys and s['record'] not in RECORD_ACTIONS:
+            raise ValueError(f'validate_steps(): step {i}: record must be one of {RECORD_ACTIONS}, got {s["record"]!r}')
         if 'lab' in keys and s['lab'] not in LAB_ACTIONS:
             raise ValueError(f'validate_steps(): step {i}: lab action must be one of {LAB_ACTIONS}, got {s["lab"]!r}')
     return steps
@@ -205,6 +212,8 @@ class ScriptRunner:
             viz.projection.start(v['path'] if isinstance(v, dict) else str(v))
         elif key == 'cancel_projection':
             viz.projection.cancel('Cancelled by the script')
+        elif key == 'record':
+            {'start': viz.record.start, 'stop': viz.record.stop, 'cancel': viz.record.cancel}[str(v)]()
         elif key == 'wait_jobs':
             return self._wait_jobs(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'quit':

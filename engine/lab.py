@@ -423,8 +423,9 @@ LAB_REQUEST_DEFAULTS = dict(lab_spectrum=False, lab_beta=8.0, lab_interp=4, lab_
 def _identity_key(net_key: Any, req: Any, layer: str) -> tuple:
     """Everything but the input transform that decides a layer's output."""
     return (
-        net_key, tuple(req.w0_seeds), req.class_idx, tuple(req.stylemix_idx), req.stylemix_seed, req.trunc_psi,
-        req.trunc_cutoff, req.noise_mode, req.noise_seed, bool(req.force_fp32), layer, getattr(req, 'ws', None),
+        net_key, tuple(req.w0_seeds), getattr(req, 'seed_blend', 'w'), req.class_idx, tuple(req.stylemix_idx),
+        req.stylemix_seed, getattr(req, 'stylemix_weight', 1.0), req.trunc_psi, req.trunc_cutoff, req.noise_mode,
+        req.noise_seed, bool(req.force_fp32), layer, getattr(req, 'ws', None),
     )  # fmt: skip
 
 

@@ -169,3 +169,49 @@ def zc_from_seeds(seeds, z_dim: int, c_dim: int) -> tuple[np.ndarray, np.ndarray
         for i, s in enumerate(seeds):
             c[i, class_from_seed(s, c_dim, z_dim)] = 1
     return z, c
+
+
+SLERP_PARALLEL_SIN = 1e-7  # sin(angle) below this: the vectors are (anti)parallel and slerp falls back to lerp
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical linear interpolation of two latent vectors (Shoemake, "Animating rotation with quaternion curves",
+    SIGGRAPH 1985; for GAN latents White, "Sampling Generative Networks", 2016, Sec. 2.1)::
+
+        omega = arccos(a . b / (|a| |b|))
+        slerp(a, b, t) = sin((1 - t) * omega) / sin(omega) * a + sin(t * omega) / sin(omega) * b
+
+    It follows the great circle through the two directions at constant angular speed, so a path between two
+    Gaussian z keeps their typical norm (a straight line passes closer to the origin, where z is rare). t = 0 and
+    t = 1 give ``a`` and ``b`` exactly. When the vectors are (anti)parallel (``sin(omega)`` < 1e-7; e.g. z_dim 1) the
+    great circle is not unique and the result is the lerp ``(1 - t) * a + t * b``.
+
+    Args:
+        a, b: latents of equal shape [..., D] (usually [z_dim]), any float dtype; not all zero.
+        t: fraction in [0, 1] (values outside extrapolate along the circle).
+
+    Returns:
+        float64 array of the shape of ``a``.
+
+    Raises:
+        ValueError: different shapes, a zero vector, or a non-finite ``t``.
+    """
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a64.shape != b64.shape:
+        raise ValueError(f'slerp(): a and b must have the same shape, got {a64.shape} and {b64.shape}')
+    if not math.isfinite(float(t)):
+        raise ValueError(f'slerp(): t must be finite, got {t!r}')
+    t = float(t)
+    if t == 0.0:
+        return a64.copy()
+    if t == 1.0:
+        return b64.copy()
+    na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
+    if na == 0 or nb == 0:
+        raise ValueError('slerp(): a and b must be non-zero vectors (the angle between them is undefined)')
+    cos = float(np.clip(np.dot(a64.ravel(), b64.ravel()) / (na * nb), -1.0, 1.0))
+    omega = math.acos(cos)
+    s = math.sin(omega)
+    if s < SLERP_PARALLEL_SIN:
+        return (1.0 - t) * a64 + t * b64
+    return (math.sin((1.0 - t) * omega) / s) * a64 + (math.sin(t * omega) / s) * b64

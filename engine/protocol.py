@@ -18,6 +18,12 @@ import numpy as np
 
 NOISE_MODES = ('const', 'random', 'none')
 
+# How ``RenderRequest.w0_seeds`` are blended: 'w' = weighted sum in W relative to w_avg (the reference visualizer);
+# 'slerp_z' = spherical linear interpolation of the two seeds' z vectors, mapped once (Shoemake 1985; White,
+# "Sampling Generative Networks", 2016, Sec. 2.1); one seed, or two with weights >= 0 summing to 1.
+SEED_BLENDS = ('w', 'slerp_z')
+SLERP_WEIGHT_TOL = 1e-6  # |w_a + w_b - 1| allowed for 'slerp_z'
+
 # Name of the final image in ``RenderResult.layers`` and a valid ``RenderRequest.layer_name`` (like None).
 OUTPUT_LAYER = 'output'
 
@@ -67,6 +73,7 @@ REQUEST_LIMITS: dict[str, tuple[float, float]] = {
     'stylemix_seed': (0, SEED_MAX),
     'noise_seed': (0, SEED_MAX),
     'trunc_psi': (-1.0, 2.0),
+    'stylemix_weight': (0.0, 1.0),
     'img_scale_db': (-40.0, 40.0),
     'fft_range_db': (0.1, 100.0),
     'fft_beta': (0.0, 50.0),
@@ -133,21 +140,29 @@ def clamp_request(req: RenderRequest) -> tuple[RenderRequest, tuple[str, ...]]:
     seeds = tuple((fix('seed', s), float(w)) for s, w in req.w0_seeds)
     if seeds != req.w0_seeds:
         changes['w0_seeds'] = seeds
-    for name in ('stylemix_seed', 'noise_seed', 'trunc_psi', 'img_scale_db', 'fft_range_db', 'fft_beta'):
+    for name in ('stylemix_seed', 'noise_seed', 'trunc_psi', 'stylemix_weight', 'img_scale_db', 'fft_range_db',
+                 'fft_beta'):  # fmt: skip
         v = fix(name, getattr(req, name))
         if v != getattr(req, name):
             changes[name] = v
-    for name in ('base_channel', 'trunc_cutoff', 'class_idx'):
+    for name in ('base_channel', 'class_idx'):
         old = getattr(req, name)
         if old is not None and fix(name, old) != old:
             changes[name] = clamp_value(name, old)[0]
+    cutoff = req.trunc_cutoff  # An int, or a fractional cutoff (a keyframe blend): clamped, kept fractional.
+    if cutoff is not None:
+        v, note = clamp_value('trunc_cutoff', cutoff, integer=isinstance(cutoff, int | np.integer))
+        if note:
+            notes.append(note)
+        if v != cutoff:
+            changes['trunc_cutoff'] = v
     if req.sel_channels not in (1, 3):
         changes['sel_channels'] = 3 if req.sel_channels >= 3 else 1
         notes.append(f'sel_channels {req.sel_channels!r} must be 1 or 3; using {changes["sel_channels"]}')
     return (req.replace(**changes) if changes else req), tuple(notes)
 
 
-_FLOAT_FIELDS = ('trunc_psi', 'img_scale_db', 'fft_range_db', 'fft_beta')
+_FLOAT_FIELDS = ('trunc_psi', 'stylemix_weight', 'img_scale_db', 'fft_range_db', 'fft_beta')
 
 
 def _is_finite(value) -> bool:
@@ -176,8 +191,11 @@ def request_errors(req: RenderRequest) -> tuple[str, ...]:
             finite = False
         if not finite:
             errors.append('ws must hold finite numbers only (NaN or infinity found)')
+    if req.trunc_cutoff is not None and (isinstance(req.trunc_cutoff, bool) or not _is_finite(req.trunc_cutoff)):
+        errors.append(f'trunc_cutoff must be None or a finite number of ws, got {req.trunc_cutoff!r}')
     if req.noise_mode not in NOISE_MODES:
         errors.append(f'noise_mode must be one of {NOISE_MODES}, got {req.noise_mode!r}')
+    errors.extend(_seed_blend_errors(req))
     if req.input_transform is not None:
         try:
             m = np.asarray(req.input_transform, dtype=np.float64)
@@ -189,6 +207,24 @@ def request_errors(req: RenderRequest) -> tuple[str, ...]:
     return tuple(errors)
 
 
+def _seed_blend_errors(req: RenderRequest) -> list[str]:
+    blend = getattr(req, 'seed_blend', 'w')
+    if blend not in SEED_BLENDS:
+        return [f'seed_blend must be one of {SEED_BLENDS}, got {blend!r}']
+    if blend != 'slerp_z' or getattr(req, 'ws', None) is not None:
+        return []
+    weights = [float(w) for _, w in req.w0_seeds]
+    ok = len(weights) in (1, 2) and all(w >= 0 for w in weights) and abs(sum(weights) - 1) <= SLERP_WEIGHT_TOL
+    if ok and len(weights) == 1:
+        ok = weights[0] == 1.0
+    if not ok:
+        return [
+            f"seed_blend 'slerp_z' needs one seed, or two seeds with weights >= 0 summing to 1, got w0_seeds="
+            f"{req.w0_seeds}; use seed_blend 'w' (the W blend) for other mixtures"
+        ]
+    return []
+
+
 @dataclass(frozen=True)
 class RenderRequest:
     """What to render. Every field has the reference GUI's default.
@@ -198,11 +234,17 @@ class RenderRequest:
         trust: load with ``trust=True`` (executes the pickle's embedded code); default safe mode.
         device: 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps'.
         w0_seeds: ((seed, weight), ...) blended in W after subtracting ``w_avg`` (weights sum to 1).
+        seed_blend: how ``w0_seeds`` blend: 'w' (default, the reference: ``w_avg + sum_i weight_i * (w_i -
+            w_avg)``) or 'slerp_z': z = slerp(z_a, z_b, weight_b) of two seeds (weights >= 0 summing to 1; one seed
+            is its own z), mapped to W once; see docs/state_files.md.
         class_idx: class for conditional networks (None: drawn per seed like the reference GUI).
         stylemix_idx: indices of ws (0..num_ws-1) replaced by those of ``stylemix_seed``.
         stylemix_seed: the second seed.
+        stylemix_weight: 0..1; the chosen ws become ``(1 - a) * w + a * w_mix`` (1 = replaced, the reference).
         trunc_psi: truncation psi, -1..2 (1 = off).
-        trunc_cutoff: number of leading ws that are truncated (None = all), 0..num_ws.
+        trunc_cutoff: number of leading ws that are truncated (None = all), 0..num_ws. A fractional cutoff c (a
+            keyframe blend) truncates ws ``i < floor(c)`` fully and w ``floor(c)`` by the fraction ``c - floor(c)``
+            (its psi becomes ``1 + (psi - 1) * frac``), so the image changes continuously with c.
         noise_mode: 'const' | 'random' | 'none' (SG2 noise inputs; SG3 ignores it).
         noise_seed: seed of ``torch.manual_seed`` before synthesis when ``noise_mode == 'random'``.
         force_fp32: disable fp16 layers (they are only used on CUDA anyway).
@@ -240,11 +282,13 @@ class RenderRequest:
     trust: bool = False
     device: str = 'auto'
     w0_seeds: tuple[tuple[int, float], ...] = ((0, 1.0),)
+    seed_blend: str = 'w'
     class_idx: int | None = None
     stylemix_idx: tuple[int, ...] = ()
     stylemix_seed: int = 0
+    stylemix_weight: float = 1.0
     trunc_psi: float = 1.0
-    trunc_cutoff: int | None = None
+    trunc_cutoff: int | float | None = None
     noise_mode: str = 'const'
     noise_seed: int = 0
     force_fp32: bool = False

@@ -5,9 +5,11 @@ from ``engine.net_cache`` (loading, caching, failures); the render process aroun
 The maths follows the reference visualizer (docs/compatibility.md §3, §6):
 
 - latent: every seed's z (``engine.latents.z_from_seed``) is mapped with ``truncation_psi=1``; the ws are blended
-  in W after subtracting ``w_avg``: ``w = w_avg + sum_i weight_i * (ws_i - w_avg)``; style mixing replaces the
-  chosen ws by those of ``stylemix_seed``; truncation (StyleGAN, Karras et al. 2019, Sec. 3; StyleGAN2 Appendix B)
-  lerps the first ``cutoff`` ws toward ``w_avg`` by ``psi``.
+  in W after subtracting ``w_avg``: ``w = w_avg + sum_i weight_i * (ws_i - w_avg)`` (or, with ``seed_blend``
+  'slerp_z', the two seeds' z are slerped and mapped once); style mixing replaces the chosen ws by those of
+  ``stylemix_seed`` (or lerps toward them by ``stylemix_weight``); truncation (StyleGAN, Karras et al. 2019, Sec. 3;
+  StyleGAN2 Appendix B) lerps the first ``cutoff`` ws toward ``w_avg`` by ``psi`` (a fractional cutoff truncates
+  the next w by the fraction).
 - SG3 input transform (Alias-Free GAN, Sec. 3.2 / Appendix): ``G.synthesis.input.transform`` holds the inverse of
   the user's rotation + translation for the duration of one render.
 - layer view: forward hooks on the children of ``G.synthesis`` capture every 4-D output; rendering stops right
@@ -311,15 +313,21 @@ class Renderer:
         G = net.G
         info = net.info
         explicit = req.ws is not None
-        seeds = [] if explicit else [int(s) for s, _ in req.w0_seeds]
+        slerp_pair = not explicit and req.seed_blend == 'slerp_z' and len(req.w0_seeds) == 2
+        seeds = [] if explicit or slerp_pair else [int(s) for s, _ in req.w0_seeds]
         weights = [float(w) for _, w in req.w0_seeds]
         mix = [i for i in req.stylemix_idx if 0 <= int(i) < info.num_ws]
+        mix_weight = float(req.stylemix_weight)
+        if mix_weight == 0.0:
+            mix = []
         all_seeds = seeds + ([int(req.stylemix_seed)] if mix else [])
         mapped = self._map_seeds(net, all_seeds, req.class_idx, device)  # seed -> [num_ws, w_dim]
         w_avg = G.mapping.w_avg.to(device=device, dtype=torch.float32)  # [w_dim]
 
         if explicit:  # A latent from a file replaces the seed blend.
             w = torch.tensor(req.ws, dtype=torch.float32, device=device)  # [num_ws, w_dim]
+        elif slerp_pair:  # One z on the great circle between the two seeds' z, mapped once.
+            w = self._map_slerp(net, req, device)
         elif len(seeds) == 1 and weights[0] == 1.0:
             # One seed at weight 1 is its ws exactly, bit for bit as G.mapping gives it, so that the lab's readouts
             # equal the metrics' per-sample values.
@@ -328,16 +336,48 @@ class Renderer:
             w = w_avg.clone()  # [num_ws, w_dim] after broadcasting
             for seed, weight in zip(seeds, weights):
                 w = w + weight * (mapped[seed] - w_avg)
-        # Style mixing: chosen ws come from the second seed.
+        # Style mixing: chosen ws come from the second seed (weight 1), or move toward them (0 < weight < 1).
         if mix:
             w = w.clone()
-            w[mix] = mapped[int(req.stylemix_seed)][mix]
-        # Truncation trick: lerp the first `cutoff` ws toward w_avg.
-        cutoff = info.num_ws if req.trunc_cutoff is None else max(0, min(int(req.trunc_cutoff), info.num_ws))
-        if req.trunc_psi != 1 and cutoff > 0:
+            w_mix = mapped[int(req.stylemix_seed)][mix]
+            w[mix] = w_mix if mix_weight == 1.0 else w[mix] + mix_weight * (w_mix - w[mix])
+        # Truncation trick: lerp the first `cutoff` ws toward w_avg; a fractional cutoff truncates the next w partly.
+        cutoff = float(info.num_ws) if req.trunc_cutoff is None else max(0.0, min(float(req.trunc_cutoff), info.num_ws))
+        full = int(np.floor(cutoff))
+        frac = cutoff - full
+        psi = float(req.trunc_psi)
+        if psi != 1 and cutoff > 0:
             w = w.clone()
-            w[:cutoff] = w_avg + (w[:cutoff] - w_avg) * float(req.trunc_psi)
+            w[:full] = w_avg + (w[:full] - w_avg) * psi
+            if frac > 0 and full < info.num_ws:
+                w[full] = w_avg + (w[full] - w_avg) * (1.0 + (psi - 1.0) * frac)
         return w.unsqueeze(0)
+
+    def _map_slerp(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> torch.Tensor:
+        """ws [num_ws, w_dim] of ``z = slerp(z_a, z_b, t)`` for w0_seeds ((a, 1 - t), (b, t)) (``seed_blend``
+        'slerp_z'; ``engine.latents.slerp``). A conditional network's class vector is ``(1 - t) * c_a + t * c_b``
+        (each seed's one-hot: ``class_idx`` when set, else the class drawn from the seed)."""
+        from engine import latents
+
+        info = net.info
+        (seed_a, w_a), (seed_b, w_b) = ((int(s), float(w)) for s, w in req.w0_seeds)
+        t = w_b / (w_a + w_b)
+        try:
+            z_a, z_b = latents.z_from_seed(seed_a, info.z_dim)[0], latents.z_from_seed(seed_b, info.z_dim)[0]
+            z = latents.slerp(z_a, z_b, t).astype(np.float32)[None]  # [1, z_dim]
+            c = np.zeros([1, info.c_dim], np.float32)  # [1, c_dim]
+            for seed, f in ((seed_a, 1.0 - t), (seed_b, t)):
+                if info.c_dim > 0:
+                    cls = (
+                        req.class_idx
+                        if req.class_idx is not None
+                        else latents.class_from_seed(seed, info.c_dim, info.z_dim)
+                    )
+                    c[0, int(cls)] += f
+        except ValueError as e:
+            raise _RenderError(str(e)) from e
+        zt, ct = torch.from_numpy(z).to(device), torch.from_numpy(c).to(device)
+        return net.G.mapping(zt, ct, truncation_psi=1).to(torch.float32)[0]
 
     def _map_seeds(
         self, net: LoadedNet, seeds: list[int], class_idx: int | None, device: torch.device

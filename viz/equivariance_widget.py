@@ -16,6 +16,7 @@ import time
 from imgui_bundle import imgui
 
 from engine.latents import make_transform
+from viz.job_client import JobClient, draw_progress, job_id_property
 from viz.widget import Widget, edited
 
 DRAG_FAST = 1e-2  # translation per font-size of mouse travel (image spans 1)
@@ -129,10 +130,16 @@ class EquivarianceWidget(Widget):
         self.measure_log = os.path.join('captures', 'metric-equivariance-lab.jsonl')
         # Runtime.
         self.eq: dict | None = None  # {'eq_psnr_db', 'eq_kind', 'eq_valid_frac', 'layer'} of the displayed result
-        self.job_id: int | None = None
-        self.job_progress = (0, 0, '')
+        self.job = JobClient(self)  # The 'measure_equivariance' job.
         self.measure_result: dict | None = None
         self.message = ''
+
+    job_id = job_id_property()
+
+    @property
+    def job_progress(self) -> tuple[int, int, str]:
+        """(done, total, text) of the Measure job."""
+        return self.job.progress
 
     def validate(self) -> None:
         def finite(v: float, lo: float, hi: float) -> float:
@@ -204,33 +211,26 @@ class EquivarianceWidget(Widget):
 
     # ---- Measure ------------------------------------------------------------------------------------------
     def start_measure(self) -> None:
-        if self.viz is None or self.job_id is not None or not self.enabled():
+        if self.viz is None or self.job.running or not self.enabled():
             return
         params = dict(num=int(self.measure_num), metrics=list(MEASURE_METRICS), seed=0)
-        self.job_id = self.viz.start_job('measure_equivariance', params)
-        if self.job_id is None:
+        if not self.job.start('measure_equivariance', params):
             self.message = 'This renderer cannot run jobs'
             return
-        self.job_progress = (0, 0, 'queued')
         self.message = ''
 
     def cancel_measure(self) -> None:
-        if self.viz is not None and self.job_id is not None:
-            self.viz.cancel_job(self.job_id)
+        self.job.cancel()
 
     def on_job_update(self, u) -> None:
-        if u.job_id != self.job_id:
+        if not self.job.update(u) or self.job.running:
             return
-        self.job_progress = (u.done, u.total, u.message or u.state)
-        if not u.is_final:
-            return
-        self.job_id = None
-        if u.state == 'error':
-            self.message = u.error or 'Measure failed'
-        elif u.state == 'cancelled':
+        if self.job.state == 'error':
+            self.message = self.job.error or 'Measure failed'
+        elif self.job.state == 'cancelled':
             self.message = 'Measure cancelled'
         else:
-            self.measure_result = dict(u.result)
+            self.measure_result = dict(self.job.result or {})
             self.append_log(self.measure_result)
 
     def append_log(self, result: dict) -> None:
@@ -319,12 +319,8 @@ class EquivarianceWidget(Widget):
         imgui.end_disabled()
         if imgui.is_item_hovered():
             imgui.set_tooltip('EQ-T, EQ-T frac and EQ-R over N samples (seed 0), as calc_metrics.py computes them')
-        if running:
-            done, total, text = self.job_progress
-            imgui.progress_bar(done / total if total else 0.0, imgui.ImVec2(fs * 14, 0), text)
-            imgui.same_line()
-            if imgui.button('Cancel##measure'):
-                self.cancel_measure()
+        if draw_progress(self.job, fs * 14, 'measure'):
+            self.cancel_measure()
         if self.measure_result is not None:
             r = self.measure_result
             vals = '  '.join(f'{k} {v:.2f} dB' for k, v in r.get('results', {}).items())

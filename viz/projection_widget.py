@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from imgui_bundle import imgui
 
+from viz.job_client import JobClient, job_id_property
 from viz.widget import Widget, edited
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,8 @@ class ProjectionWidget(Widget):
         self.vgg16_path = ''
         self.trust_vgg16 = False
         self.preview_every = 10
-        self.job_id: int | None = None
+        self.job = JobClient(self)  # The 'project' job.
         self.status = ''
-        self.progress = (0, 0)
         self.preview: np.ndarray | None = None
         self.last_result: dict | None = None
         self._job_pkl: Any = None
@@ -69,7 +69,13 @@ class ProjectionWidget(Widget):
         self._tex = None
         self._tex_dirty = False
         self._pending_start: str | None = None
-        self._cancel_reason: str | None = None
+
+    job_id = job_id_property()
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(steps done, steps in all) of the current / last projection."""
+        return self.job.done, self.job.total
 
     # ---- state ------------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -120,15 +126,11 @@ class ProjectionWidget(Widget):
             return False
         self._pending_start = None
         self.cancel()
-        job_id = self.viz.start_job('project', self.job_params(data))
-        if job_id is None:
+        if not self.job.start('project', self.job_params(data), total=int(self.num_steps)):
             self.status = 'This renderer cannot run projections'
             return False
-        self.job_id = job_id
-        self._cancel_reason = None
         self._job_pkl = self.view.request.pkl if self.view.request is not None else None
         self._target_name = p.name
-        self.progress = (0, int(self.num_steps))
         self.preview = None
         self.last_result = None
         self.status = f'Projecting {p.name}...'
@@ -136,31 +138,27 @@ class ProjectionWidget(Widget):
 
     def cancel(self, reason: str = '') -> None:
         """Cancels a running projection (its final update then reads 'cancelled')."""
-        if self.job_id is not None and self.viz is not None:
-            self.viz.cancel_job(self.job_id)
-            self._cancel_reason = reason or 'Cancelled'
-            self.status = self._cancel_reason
+        if self.job.cancel(reason or 'Cancelled'):
+            self.status = self.job.cancel_reason or 'Cancelled'
 
     def on_job_update(self, u) -> None:
-        if u.job_id != self.job_id:
+        job = self.job
+        if not job.update(u):
             return
-        self.progress = (int(u.done), int(u.total))
-        data = getattr(u, 'data', None)
+        data = job.data
         if data and data.get('preview') is not None:
             self.preview = np.asarray(data['preview'], dtype=np.uint8)
             self._tex_dirty = True
-        if u.state == 'running' and self._cancel_reason is None:
-            self.status = f'Projecting {self._target_name}: {u.message}'
-        if not u.is_final:
+        if job.state == 'running' and not job.cancelling:
+            self.status = f'Projecting {self._target_name}: {job.message}'
+        if job.running:
             return
-        self.job_id = None
-        reason, self._cancel_reason = self._cancel_reason, None
-        if u.state == 'cancelled':
-            self.status = reason or f'Cancelled after {self.progress[0]} steps'
-        elif u.state == 'done':
-            self._finish(u.result or {}, u.elapsed_sec)
+        if job.state == 'cancelled':
+            self.status = job.cancel_reason or f'Cancelled after {job.done} steps'
+        elif job.state == 'done':
+            self._finish(job.result or {}, job.elapsed_sec)
         else:
-            self.status = u.error or 'projection failed'
+            self.status = job.error or 'projection failed'
 
     def _finish(self, result: dict, elapsed_sec: float) -> None:
         self.last_result = result
@@ -232,8 +230,7 @@ class ProjectionWidget(Widget):
             )
         self.validate()
         done, total = self.progress
-        frac = done / total if total > 0 else 0.0
-        imgui.progress_bar(frac, imgui.ImVec2(-1, 0), f'{done}/{total}' if running or done else '')
+        imgui.progress_bar(self.job.fraction, imgui.ImVec2(-1, 0), f'{done}/{total}' if running or done else '')
         imgui.push_text_wrap_pos(0.0)
         imgui.text(self.status or ' ')
         imgui.pop_text_wrap_pos()

@@ -19,6 +19,7 @@ import numpy as np
 from imgui_bundle import imgui, implot
 
 from engine import spectrum_io
+from viz.job_client import JobClient, draw_progress, job_id_property
 from viz.widget import Widget, edited
 
 logger = logging.getLogger(__name__)
@@ -155,14 +156,24 @@ class SpectrumLabWidget(Widget):
         self.average: Curves | None = None
         self.pins: list[Curves] = []
         self.message = ''
-        self.job_id: int | None = None
-        self.job_kind = ''
-        self.job_progress = (0, 0, '')
+        self.job = JobClient(self)  # 'average_spectrum' or 'view_spectrum' (npz export of the current view).
         self._loaded_ref_path: str | None = None
         self._pending_export: str | None = None
         self._num_pinned = 0
         self._ref_path_edit = ''
         self.plot_rect = (0.0, 0.0, 0.0, 0.0)  # Screen rect of the last drawn plot (PNG export crops it).
+
+    job_id = job_id_property()
+
+    @property
+    def job_kind(self) -> str:
+        """Kind of the last job started ('' before the first)."""
+        return self.job.kind
+
+    @property
+    def job_progress(self) -> tuple[int, int, str]:
+        """(done, total, text) of the last job."""
+        return self.job.progress
 
     # ---- state --------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -273,56 +284,43 @@ class SpectrumLabWidget(Widget):
         )  # fmt: skip
 
     def start_average(self) -> None:
-        if self.viz is None or self.job_id is not None:
+        if self.viz is None or self.job.running:
             return
-        self.job_id = self.viz.start_job('average_spectrum', self.job_params())
-        if self.job_id is None:
+        if not self.job.start('average_spectrum', self.job_params()):
             self.message = 'This renderer cannot run jobs'
-            return
-        self.job_kind = 'average_spectrum'
-        self.job_progress = (0, 0, 'queued')
 
     def start_export_npz(self, path: str) -> None:
         """Writes the average when one is shown, else the exact current view (computed by a 'view_spectrum' job)."""
         if self.average is not None and self.average.spectrum is not None:
             self._write_npz(path, self.average)
             return
-        if self.viz is None or self.job_id is not None:
+        if self.viz is None or self.job.running:
             return
-        self._pending_export = path
-        self.job_id = self.viz.start_job(
-            'view_spectrum', dict(beta=float(self.beta), interp=int(self.interp), norm=self.norm())
-        )
-        if self.job_id is None:
-            self._pending_export = None
+        params = dict(beta=float(self.beta), interp=int(self.interp), norm=self.norm())
+        if not self.job.start('view_spectrum', params):
             self.message = 'This renderer cannot run jobs'
             return
-        self.job_kind = 'view_spectrum'
-        self.job_progress = (0, 0, 'queued')
+        self._pending_export = path
 
     def cancel_job(self) -> None:
-        if self.viz is not None and self.job_id is not None:
-            self.viz.cancel_job(self.job_id)
+        self.job.cancel()
 
     def on_job_update(self, u) -> None:
-        if u.job_id != self.job_id:
+        job = self.job
+        if not job.update(u) or job.running:
             return
-        self.job_progress = (u.done, u.total, u.message or u.state)
-        if not u.is_final:
-            return
-        self.job_id = None
-        if u.state == 'error':
-            self.message = u.error or 'job failed'
-        elif u.state == 'cancelled':
+        if job.state == 'error':
+            self.message = job.error or 'job failed'
+        elif job.state == 'cancelled':
             self.message = 'Cancelled'
             self._pending_export = None
-        elif u.kind == 'average_spectrum':
-            r = u.result
+        elif job.kind == 'average_spectrum':
+            r = job.result or {}
             label = f'avg {r["num"]} seeds from {r["first_seed"]} ({r["layer"]})'
             self.average = Curves.from_spectrum(label, r)
-            self.message = f'Averaged {r["num"]} seeds in {u.elapsed_sec:.1f} s'
-        elif u.kind == 'view_spectrum' and self._pending_export:
-            self._write_npz(self._pending_export, Curves.from_spectrum('current', u.result))
+            self.message = f'Averaged {r["num"]} seeds in {job.elapsed_sec:.1f} s'
+        elif job.kind == 'view_spectrum' and self._pending_export:
+            self._write_npz(self._pending_export, Curves.from_spectrum('current', job.result or {}))
             self._pending_export = None
 
     def _write_npz(self, path: str, c: Curves) -> None:
@@ -430,12 +428,8 @@ class SpectrumLabWidget(Widget):
         if imgui.button('Clear avg'):
             self.average = None
         imgui.end_disabled()
-        if running:
-            done, total, text = self.job_progress
-            imgui.progress_bar(done / total if total else 0.0, imgui.ImVec2(fs * 14, 0), text)
-            imgui.same_line()
-            if imgui.button('Cancel##lab'):
-                self.cancel_job()
+        if draw_progress(self.job, fs * 14, 'lab'):
+            self.cancel_job()
         # Export.
         paths = self.export_paths()
         imgui.begin_disabled(running)

@@ -58,8 +58,13 @@ def test_record_layer_animation_to_mp4_and_drop_it_back(run_viz, tmp_path):
     script = [
         {'wait_result': True, 'timeout_sec': 300},
         {'open': {**COLLAPSE, 'record': True}},
-        {'set': {'layers': {'layer_name': LAYER, 'img_scale_db': 3.0}, 'latent': {'x': 2.0, 'speed': 3.0},
-                 'record': {'fps': 30, 'video_view': 'image'}}},  # fmt: skip
+        {
+            'set': {
+                'layers': {'layer_name': LAYER, 'img_scale_db': 3.0},
+                'latent': {'x': 2.0, 'speed': 3.0},
+                'record': {'fps': 30, 'video_view': 'image'},
+            }
+        },  # fmt: skip
         {'wait_result': True, 'timeout_sec': 120},
         {'set': {'latent': {'anim': True}}},
         {'record': 'start'},
@@ -122,8 +127,12 @@ def test_record_with_real_clicks_png_sequence_rotate_anim(live_viz, tmp_path):
     script = [
         {'wait_result': True, 'timeout_sec': 300},
         {'open': {**COLLAPSE, 'record': True}},
-        {'set': {'equivariance': {'rotate_anim': True, 'rotate_speed': 0.5},
-                 'record': {'fps': 15, 'format': 'png', 'native_size': False, 'height_px': 128}}},  # fmt: skip
+        {
+            'set': {
+                'equivariance': {'rotate_anim': True, 'rotate_speed': 0.5},
+                'record': {'fps': 15, 'format': 'png', 'native_size': False, 'height_px': 128},
+            }
+        },  # fmt: skip
         {'wait_frames': 5},
         {'dump_state': str(ready)},
         {'wait_file': str(tmp_path / 'go'), 'timeout_sec': 300},

@@ -109,9 +109,14 @@ def test_record_layer_animation_to_mp4_and_drop_it_back(run_viz, tmp_path):
 
     # Dropping the mp4 restores the first recorded state (animation off) and nothing else changes.
     assert drop['error_text'] is None, drop['error_text']
-    assert drop['widgets']['latent']['anim'] is False and drop['widgets']['latent']['x'] == pytest.approx(2.0)
+    assert doc['widgets']['latent']['anim'] is True and doc['widgets']['latent']['x'] > 2.0  # it moved before frame 0
+    assert (
+        drop['widgets']['latent']['anim'] is False and drop['widgets']['latent']['x'] == doc['widgets']['latent']['x']
+    )
+    from engine.recording import video_state
+
     shown = RenderRequest.from_dict(drop['displayed_request'])
-    assert shown == states[0], (shown, states[0])
+    assert video_state(shown, 'image') == states[0], (shown, states[0])  # (live-only lab readouts are not recorded)
 
 
 def test_record_with_real_clicks_png_sequence_rotate_anim(live_viz, tmp_path):

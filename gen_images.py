@@ -33,7 +33,8 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from engine import latents  # noqa: E402
-from engine.cli_types import FiniteFloatRange  # noqa: E402
+from engine.cli_types import FiniteFloatRange, SeedList  # noqa: E402
+from engine.image_files import save_png, tile_grid  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def generate_images(
             img_u8 = _to_u8(G.synthesis(ws, noise_mode=noise_mode))
             if not grid_only:
                 suffix = f'-psi{psis[p]:g}' if len(psis) > 1 else ''
-                paths.append(_save_png(img_u8, outdir / f'{name}{suffix}.png'))
+                paths.append(save_png(outdir / f'{name}{suffix}.png', img_u8))
             if layout is not None:
                 cells[layout(p, i)] = img_u8
         if layout is not None:
@@ -137,7 +138,7 @@ def generate_images(
                 rows = len(psis) if len(psis) > 1 else grid[0]  # type: ignore[index]
                 for r in range(rows):
                     cells[(r, 0)] = avg_u8
-            paths.append(_save_png(_assemble_grid(cells), outdir / 'grid.png'))
+            paths.append(save_png(outdir / 'grid.png', tile_grid(cells)))
     return paths
 
 
@@ -231,18 +232,6 @@ def _grid_layout(grid, num_items: int, psis: list[float], show_avg: bool):
     return lambda p, i: (i // cols, first + i % cols)
 
 
-def _assemble_grid(cells: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
-    """Tiles [H, W, C] uint8 images at (row, col) into one image; empty cells are black."""
-    any_img = next(iter(cells.values()))
-    h, w, ch = any_img.shape
-    rows = 1 + max(r for r, _ in cells)
-    cols = 1 + max(c for _, c in cells)
-    canvas = np.zeros([rows * h, cols * w, ch], np.uint8)
-    for (r, c), img in cells.items():
-        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = img
-    return canvas
-
-
 def _class_vector(G, class_idx: int | None, device):
     """One-hot class label [1, c_dim] for a conditional network (all zeros, c_dim = 0, for an unconditional one)."""
     import torch
@@ -275,33 +264,6 @@ def _to_u8(img) -> np.ndarray:
     import torch
 
     return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
-
-
-def _save_png(img_u8: np.ndarray, path: pathlib.Path) -> pathlib.Path:
-    """Saves uint8 [H, W, C] (C = 1 or 3) as an 8-bit PNG."""
-    import PIL.Image
-
-    if img_u8.shape[2] == 1:
-        PIL.Image.fromarray(img_u8[:, :, 0], 'L').save(path)
-    else:
-        PIL.Image.fromarray(img_u8, 'RGB').save(path)
-    return path
-
-
-class _RangeType(click.ParamType):
-    name = 'range'
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        try:
-            seeds = latents.parse_range(value)
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
-        bad = [s for s in seeds if not 0 <= s < 2**32]
-        if bad:
-            self.fail(f'seeds must be in [0, 2**32), got {bad[0]}', param, ctx)
-        return seeds
 
 
 class _Vec2Type(click.ParamType):
@@ -356,7 +318,7 @@ class _GridType(click.ParamType):
 )
 @click.option(
     '--seeds',
-    type=_RangeType(),
+    type=SeedList(),
     default=None,
     metavar='LIST',
     help="Seeds, e.g. '0,3,5-9'  [default: 0-3; ignored with --projected-w]",

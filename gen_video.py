@@ -14,6 +14,7 @@ Examples:
     python gen_video.py --seeds 0-2 --layer L2_36_256 --output out/layer.mp4
     python gen_video.py --timeline states.json --output out/timeline.mp4  # recorded visualizer states
     python gen_video.py --timeline captures/00000-record.mp4 --output out/again.mp4  # the states inside a recording
+    python gen_video.py --scrub training-runs/00000-run --seeds 0 --fps 8 --output out/scrub.mp4  # one seed over training
 """
 
 from __future__ import annotations
@@ -421,6 +422,79 @@ def render_timeline(
     return int(result['frames'])
 
 
+def scrub_json_path(output: str) -> pathlib.Path:
+    """Where ``--scrub`` writes its keyframe timeline next to ``output``: ``out.mp4`` -> ``out.keyframes.json``; a PNG
+    sequence -> ``keyframes.json`` in its folder."""
+    kind, target = _output_kind(output)
+    if kind == 'video':
+        return pathlib.Path(target).with_suffix('.keyframes.json')
+    return pathlib.Path(os.path.dirname(target) or '.') / 'keyframes.json'
+
+
+def render_scrub(
+    run_dir: str | os.PathLike,
+    output: str,
+    *,
+    seed: int = 0,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    layer: str | None = None,
+    seconds_per_snapshot: float = 0.5,
+    fps: float = 8.0,
+    device: str = 'auto',
+    trust: bool = False,
+    progress: bool = True,
+    renderer=None,
+) -> tuple[int, pathlib.Path]:
+    """Checkpoint scrub video: one latent (``seed``) rendered by every ``network-snapshot-*.pkl`` of a training run,
+    oldest first, each for ``seconds_per_snapshot``. Builds the keyframe timeline
+    (``engine.checkpoints.make_scrub_timeline``: the snapshot is the keyframed setting), writes it beside the output
+    (:func:`scrub_json_path`) and renders it with :func:`render_timeline`, so ``gen_video.py --timeline`` on that
+    file reproduces the video.
+
+    Args:
+        run_dir: the training-run directory.
+        output: .mp4/.mov/.mkv, a directory or a ``%04d.png`` pattern.
+        seed: the latent's seed (0 .. 2**32 - 1).
+        truncation_psi, truncation_cutoff: truncation of every frame.
+        layer: show three channels of this synthesis layer instead of the image (None: the image).
+        seconds_per_snapshot: how long each snapshot is shown (0.05 .. 600 s; at least one frame).
+        fps: frames per second.
+        device: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.
+        trust: load the snapshots executing their embedded code.
+        progress: tqdm bar.
+        renderer: an ``engine.renderer.Renderer`` to reuse.
+
+    Returns:
+        (frames written, path of the keyframe timeline JSON).
+
+    Raises:
+        ValueError: no snapshots in ``run_dir``, a value out of range, a snapshot that fails to render.
+    """
+    from engine.checkpoints import load_run, make_scrub_timeline
+    from engine.protocol import RenderRequest, clamp_value
+    from engine.states import write_json
+
+    if not 0 <= int(seed) <= 2**32 - 1:
+        raise ValueError(f'render_scrub(): seed must be in 0..4294967295, got {seed}')
+    run = load_run(run_dir, with_metrics=False)
+    if not run.snapshots:
+        raise ValueError(
+            f'render_scrub(): run_dir must hold network-snapshot-*.pkl files, got {str(run_dir)!r} ({"; ".join(run.notes)})'
+        )
+    psi, note = clamp_value('trunc_psi', truncation_psi)
+    if note:
+        raise ValueError(f'render_scrub(): {note.replace("clamped to", "use at most")}')
+    base = RenderRequest(
+        w0_seeds=((int(seed), 1.0),), trunc_psi=float(psi), trunc_cutoff=truncation_cutoff, layer_name=layer,
+        device=device,
+    )  # fmt: skip
+    doc = make_scrub_timeline(run.snapshots, base, seconds_per_snapshot=seconds_per_snapshot, fps=fps)
+    side = write_json(scrub_json_path(output), doc)
+    count = render_timeline(side, output, device=device, trust=trust, progress=progress, renderer=renderer)
+    return count, side
+
+
 def _parse_grid(_ctx, _param, value: str) -> tuple[int, int]:
     m = re.fullmatch(r'\s*(\d+)\s*[xX]\s*(\d+)\s*', value or '')
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
@@ -524,6 +598,21 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
     default=None,
     help="With --timeline: frame height in pixels, the width keeps the aspect (default: the timeline's, else native)",
 )
+@click.option(
+    '--scrub',
+    metavar='RUN_DIR',
+    default=None,
+    help='Checkpoint scrub: one seed (--seeds N) over every network-snapshot-*.pkl of this training run, oldest '
+    'first; writes the keyframe timeline beside the output (OUTPUT.keyframes.json)',
+)
+@click.option(
+    '--seconds-per-snapshot',
+    metavar='SEC',
+    type=click.FloatRange(0.05, 600.0),
+    default=0.5,
+    show_default=True,
+    help='With --scrub: how long each snapshot is shown',
+)
 @click.option('--device', metavar='NAME', default='auto', show_default=True, help='auto, cpu, cuda, cuda:N or mps')
 @click.option(
     '--trust',
@@ -533,8 +622,31 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
 )
 @click.pass_context
 def main(ctx, network, seeds, shuffle_seed, grid, num_keyframes, w_frames, truncation_psi, truncation_cutoff, fps,
-         output, ws_file, layer, timeline, height_px, device, trust):  # fmt: skip
+         output, ws_file, layer, timeline, height_px, scrub, seconds_per_snapshot, device, trust):  # fmt: skip
     from engine.loading import LoadError, load_generator
+
+    src = click.core.ParameterSource
+    explicit = {p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) not in (src.DEFAULT, None)}
+    if 'seconds_per_snapshot' in explicit and scrub is None:
+        raise click.UsageError('--seconds-per-snapshot needs --scrub RUN_DIR')
+    if scrub is not None:
+        allowed = {'scrub', 'seconds_per_snapshot', 'seeds', 'truncation_psi', 'truncation_cutoff', 'layer', 'fps',
+                   'output', 'device', 'trust'}  # fmt: skip
+        clash = [p.opts[0] for p in ctx.command.params if p.name in explicit - allowed]
+        if clash:
+            raise click.UsageError(f"--scrub renders one seed over the run's snapshots; drop {', '.join(clash)}")
+        seeds = seeds if 'seeds' in explicit else [0]
+        if len(seeds) != 1:
+            raise click.UsageError(f'--scrub renders one seed; pass --seeds N, got {len(seeds)} seeds')
+        try:
+            count, side = render_scrub(
+                scrub, output, seed=seeds[0], truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                layer=layer, seconds_per_snapshot=seconds_per_snapshot, fps=fps, device=device, trust=trust,
+            )  # fmt: skip
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f'Wrote {count} frames to {output}; the scrub timeline to {side} (gen_video.py --timeline {side})')
+        return
 
     if timeline is not None:
         src = click.core.ParameterSource

@@ -24,7 +24,6 @@ import logging
 import os
 import pathlib
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -76,21 +75,6 @@ def parse_start(value: str) -> tuple[str, Any]:
     if not os.path.isfile(value):
         raise ValueError(f"--start must be 'w_avg', 'seed:N' or an existing .npy/.npz latent file, got {value!r}")
     return 'file', value
-
-
-def save_png_atomic(path: pathlib.Path, img_u8: np.ndarray) -> None:
-    """[H, W, 3] or [H, W, 1] uint8 -> PNG, written to a temporary file and renamed."""
-    import PIL.Image
-
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp.png', dir=path.parent)
-    os.close(fd)
-    try:
-        PIL.Image.fromarray(img_u8[:, :, 0] if img_u8.shape[2] == 1 else img_u8).save(tmp, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _to_u8(img) -> np.ndarray:
@@ -236,6 +220,7 @@ def _start_ws(G, kind: str, value: Any, c):
 
 
 def _write_outputs(out: pathlib.Path, res, cfg, network, target_path: pathlib.Path, seconds: float) -> None:
+    from engine.image_files import save_png
     from engine.latent_files import write_ws
 
     meta = {
@@ -250,8 +235,8 @@ def _write_outputs(out: pathlib.Path, res, cfg, network, target_path: pathlib.Pa
         'seconds': round(seconds, 3),
         'config': dataclasses.asdict(cfg),
     }
-    save_png_atomic(out / 'target.png', res.target.permute(1, 2, 0).numpy())
-    save_png_atomic(out / 'proj.png', _to_u8(res.image))
+    save_png(out / 'target.png', res.target.permute(1, 2, 0).numpy())
+    save_png(out / 'proj.png', _to_u8(res.image))
     write_ws(out / 'projected_w.npz', res.ws.numpy(), state={'projection': meta})
     logger.info('Wrote %s (final loss %.4g, %d steps, %.1f s)', out, res.losses[-1], res.steps_run, seconds)
 

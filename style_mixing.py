@@ -24,6 +24,8 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from engine import latents  # noqa: E402
+from engine.cli_types import SeedList  # noqa: E402
+from engine.image_files import save_png, tile_grid  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -98,19 +100,9 @@ def style_mixing_images(
                 w = w_of[r].clone()
                 w[styles] = w_of[col][styles]
                 cells[(r, col)] = render(w)
-    h, w_px, ch = next(iter(cells.values())).shape
-    grid = np.zeros([(len(row_seeds) + 1) * h, (len(col_seeds) + 1) * w_px, ch], np.uint8)
-    for i, r in enumerate([None, *row_seeds]):
-        for j, col in enumerate([None, *col_seeds]):
-            if (r, col) in cells:
-                grid[i * h : (i + 1) * h, j * w_px : (j + 1) * w_px] = cells[(r, col)]
+    rows, cols = [None, *row_seeds], [None, *col_seeds]
+    grid = tile_grid({(rows.index(r), cols.index(col)): img for (r, col), img in cells.items()})
     return grid, cells
-
-
-def _save(img_u8: np.ndarray, path: pathlib.Path) -> None:
-    import PIL.Image
-
-    PIL.Image.fromarray(img_u8[:, :, 0] if img_u8.shape[2] == 1 else img_u8).save(path)
 
 
 def style_mixing(
@@ -145,39 +137,18 @@ def style_mixing(
     paths = []
     for (r, col), img in cells.items():
         name = f'{r if r is not None else col}-{col if col is not None else r}.png'
-        _save(img, outdir / name)
-        paths.append(outdir / name)
-    _save(grid, outdir / 'grid.png')
-    paths.append(outdir / 'grid.png')
+        paths.append(save_png(outdir / name, img))
+    paths.append(save_png(outdir / 'grid.png', grid))
     return paths
-
-
-class _RangeType(click.ParamType):
-    name = 'range'
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        try:
-            values = latents.parse_range(value)
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
-        if any(not 0 <= v < 2**32 for v in values):
-            self.fail(f'values must be in [0, 2**32), got {value!r}', param, ctx)
-        return values
 
 
 @click.command()
 @click.option('--network', default=None, metavar='PATH|URL|DIR', help='Network pickle  [default: bundled network]')
-@click.option(
-    '--rows', 'row_seeds', type=_RangeType(), required=True, metavar='LIST', help="Row seeds, e.g. '85,100,75'"
-)
-@click.option(
-    '--cols', 'col_seeds', type=_RangeType(), required=True, metavar='LIST', help="Column seeds, e.g. '55,821'"
-)
+@click.option('--rows', 'row_seeds', type=SeedList(), required=True, metavar='LIST', help="Row seeds, e.g. '85,100,75'")
+@click.option('--cols', 'col_seeds', type=SeedList(), required=True, metavar='LIST', help="Column seeds, e.g. '55,821'")
 @click.option(
     '--styles',
-    type=_RangeType(),
+    type=SeedList('style indices'),
     default='0-6',
     show_default=True,
     metavar='LIST',

@@ -13,7 +13,9 @@ from typing import Any
 
 import click
 
-__all__ = ['FINITE_FLOAT', 'FLOAT32_MAX', 'FiniteFloat', 'FiniteFloatRange', 'check_finite']
+from engine import latents
+
+__all__ = ['FINITE_FLOAT', 'FLOAT32_MAX', 'FiniteFloat', 'FiniteFloatRange', 'SeedList', 'check_finite']
 
 FLOAT32_MAX = 3.4028234663852886e38  # the networks compute in float32: larger values become inf there
 
@@ -59,3 +61,29 @@ class FiniteFloat(FiniteFloatRange):
 
 
 FINITE_FLOAT = FiniteFloat()
+
+
+class SeedList(click.ParamType):
+    """A list of uint32 values typed as ranges and lists, ``'0-3,7'`` -> ``[0, 1, 2, 3, 7]``
+    (``engine.latents.parse_range``), each in [0, 2**32): seeds, or small indices such as style layers.
+
+    Args:
+        noun: what the values are, for the error message (``'<noun> must be in [0, 2**32), got <value>'``).
+    """
+
+    name = 'range'
+
+    def __init__(self, noun: str = 'seeds') -> None:
+        self.noun = noun
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, list):
+            return value
+        try:
+            values = latents.parse_range(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        bad = [v for v in values if not 0 <= v < 2**32]
+        if bad:
+            self.fail(f'{self.noun} must be in [0, 2**32), got {bad[0]}', param, ctx)
+        return values

@@ -57,6 +57,7 @@ JOB_KINDS: dict[str, str] = {
     'view_spectrum': 'engine.lab:view_spectrum_job',
     'project': 'engine.projector:projection_job',
     'render_video': 'engine.recording:render_video_job',
+    'preload_networks': 'engine.checkpoints:preload_job',
     'sleep': 'engine.jobs:sleep_job',  # For tests of the mechanism.
 }
 

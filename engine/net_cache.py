@@ -273,6 +273,29 @@ class NetCache:
         if len(self._loads) < self._max_loads:
             self._loads[key] = _LoadThread(self._loader, source, bool(trust))
 
+    @property
+    def max_pkls(self) -> int:
+        """How many loaded generators the CPU cache keeps (a preload beyond this would evict what it loaded)."""
+        return self._max_pkls
+
+    def state(self, source: str | None, trust: bool) -> str:
+        """Where (source, trust) stands, without starting anything: 'ready' (loaded, on the CPU cache or a device),
+        'loading', 'failed' (a remembered failure; :meth:`peek_failure` says why) or 'absent'."""
+        self._adopt_finished()
+        key = (source, bool(trust))
+        if key in self._pkls or any(k[:2] == key for k in self._nets):
+            return 'ready'
+        if key in self._loads:
+            return 'loading'
+        if key in self._failures:
+            return 'failed'
+        return 'absent'
+
+    def peek_failure(self, source: str | None, trust: bool) -> LoadFailure | None:
+        """The remembered failure of (source, trust), if any (unlike :meth:`lookup`, does not consume it)."""
+        entry = self._failures.get((source, bool(trust)))
+        return entry[1] if entry is not None else None
+
     def is_loading(self, source: str | None, trust: bool) -> bool:
         """Whether a load thread for (source, trust) is running (an abandoned one included)."""
         load = self._loads.get((source, bool(trust)))

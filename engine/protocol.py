@@ -80,6 +80,8 @@ REQUEST_LIMITS: dict[str, tuple[float, float]] = {
     'base_channel': (0, 2**31 - 1),
     'trunc_cutoff': (0, 2**31 - 1),
     'class_idx': (0, 2**31 - 1),
+    'lab_beta': (0.0, 1000.0),  # Kaiser beta of the spectral lab (avg_spectra's --beta)
+    'lab_interp': (1, 16),  # zero-padding factor of the spectral lab (avg_spectra's --interp)
 }
 
 
@@ -156,6 +158,10 @@ def clamp_request(req: RenderRequest) -> tuple[RenderRequest, tuple[str, ...]]:
             notes.append(note)
         if v != cutoff:
             changes['trunc_cutoff'] = v
+    for name in ('lab_beta', 'lab_interp'):  # A wrong type is not clamped: request_errors names it.
+        old = getattr(req, name)
+        if not _lab_field_errors(name, old) and fix(name, old) != old:
+            changes[name] = clamp_value(name, old)[0]
     if req.sel_channels not in (1, 3):
         changes['sel_channels'] = 3 if req.sel_channels >= 3 else 1
         notes.append(f'sel_channels {req.sel_channels!r} must be 1 or 3; using {changes["sel_channels"]}')
@@ -196,6 +202,8 @@ def request_errors(req: RenderRequest) -> tuple[str, ...]:
     if req.noise_mode not in NOISE_MODES:
         errors.append(f'noise_mode must be one of {NOISE_MODES}, got {req.noise_mode!r}')
     errors.extend(_seed_blend_errors(req))
+    for name in ('lab_beta', 'lab_interp', 'lab_norm'):
+        errors.extend(_lab_field_errors(name, getattr(req, name)))
     if req.input_transform is not None:
         try:
             m = np.asarray(req.input_transform, dtype=np.float64)
@@ -205,6 +213,24 @@ def request_errors(req: RenderRequest) -> tuple[str, ...]:
         if not ok:
             errors.append(f'input_transform must be an invertible 3x3 matrix, got {req.input_transform}')
     return tuple(errors)
+
+
+def _lab_field_errors(name: str, value) -> list[str]:
+    """Type errors of the spectral lab's fields (their ranges are ``REQUEST_LIMITS``'s, clamped like the others)."""
+    is_number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+    if name == 'lab_beta' and not (is_number and _is_finite(value)):
+        return [f'lab_beta must be a finite number (Kaiser beta), got {value!r}']
+    if name == 'lab_interp' and not (is_number and isinstance(value, int | np.integer)):
+        return [f'lab_interp must be an integer (the zero-padding factor), got {value!r}']
+    if name == 'lab_norm' and value is not None:
+        ok = isinstance(value, tuple | list) and len(value) == 2
+        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and _is_finite(v) for v in value)
+        if not ok or not float(value[1]) > 0:
+            return [
+                f'lab_norm must be None or (mean, std) with finite values and std > 0, got {value!r}; '
+                'use the values of `avg_spectra.py stats`'
+            ]
+    return []
 
 
 def _seed_blend_errors(req: RenderRequest) -> list[str]:

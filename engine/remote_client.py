@@ -26,7 +26,6 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import pathlib
 import re
 import select
 import socket
@@ -37,6 +36,7 @@ from typing import Any
 
 from engine import wire
 from engine.protocol import RenderRequest, RenderResult
+from engine.token_files import read_token_file
 from engine.wire import WireError
 
 logger = logging.getLogger(__name__)
@@ -58,22 +58,6 @@ def parse_address(address: str, default_port: int = wire.DEFAULT_PORT) -> tuple[
     if not 1 <= port <= 65535:
         raise ValueError(f'--connect port must be in 1..65535, got {port}')
     return m.group(1), port
-
-
-def read_token_file(path: str) -> str:
-    """The token in ``path`` (first line, stripped).
-
-    Raises:
-        ValueError: unreadable or empty file.
-    """
-    try:
-        text = pathlib.Path(path).expanduser().read_text(encoding='utf-8', errors='replace')
-    except OSError as e:
-        raise ValueError(f'--token-file {path!r} cannot be read: {e}') from e
-    token = text.strip().splitlines()[0].strip() if text.strip() else ''
-    if not token:
-        raise ValueError(f'--token-file {path!r} is empty; it must hold the token the server printed')
-    return token
 
 
 class RemoteRenderer:

@@ -540,26 +540,6 @@ def _check_request(req: RenderRequest, info: NetInfo) -> None:
         )
     if problems:
         raise _RenderError('render(): ' + '; '.join(problems))
-    _check_lab_fields(req)
-
-
-def _check_lab_fields(req: RenderRequest) -> None:
-    """The spectral lab's request fields (``lab_beta``, ``lab_interp``, ``lab_norm``) -> _RenderError when bad."""
-    beta = req.lab_beta
-    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= float(beta) <= 1000:
-        raise _RenderError(f'render(): lab_beta must be a number in 0..1000 (Kaiser beta), got {beta!r}')
-    interp = req.lab_interp
-    if isinstance(interp, bool) or not isinstance(interp, int) or not 1 <= interp <= 16:
-        raise _RenderError(f'render(): lab_interp must be an integer in 1..16, got {interp!r}')
-    norm = req.lab_norm
-    if norm is not None:
-        ok = isinstance(norm, tuple | list) and len(norm) == 2
-        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in norm)
-        if not ok or not float(norm[1]) > 0:
-            raise _RenderError(
-                f'render(): lab_norm must be None or (mean, std) with finite values and std > 0, got {norm!r}; '
-                'use the values of `avg_spectra.py stats`'
-            )
 
 
 def _user_transform(m) -> np.ndarray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import pathlib
 import signal
 import sys
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from engine.render_server import (
     validate_request,
 )
 from engine.server_files import confine_source, list_server_files
+from engine.token_files import read_token_file, write_token_file
 
 __all__ = [
     'RenderServer',
@@ -62,24 +62,12 @@ __all__ = [
 ]
 
 
-def write_token_file(path: str, token: str) -> None:
-    """Writes ``token`` to ``path`` atomically, readable by the owner only (0600)."""
-    p = pathlib.Path(path).expanduser()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f'.{p.name}.{os.getpid()}.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as f:
-        f.write(token + '\n')
-    os.replace(tmp, p)
-
-
 def read_token(path: str) -> str | None:
-    """The token in an existing token file (None when the file is missing or empty)."""
+    """The token in an existing token file (None when the file is missing, unreadable or empty)."""
     try:
-        text = pathlib.Path(path).expanduser().read_text(encoding='utf-8', errors='replace').strip()
-    except OSError:
+        return read_token_file(path)
+    except ValueError:
         return None
-    return text.splitlines()[0].strip() if text else None
 
 
 def run_server(

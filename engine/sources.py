@@ -45,6 +45,7 @@ __all__ = [
     'newest_snapshot',
     'parse_source',
     'same_source',
+    'snapshot_nimg',
 ]
 
 SNAPSHOT_GLOB = 'network-snapshot-*.pkl'
@@ -136,6 +137,13 @@ def is_network_source(text: str) -> bool:
     except SourceError:
         return False
     return src.kind in ('url', 'file_url', 'run_dir') or text.strip().lower().endswith('.pkl')
+
+
+def snapshot_nimg(name: str | os.PathLike) -> int | None:
+    """The training progress a snapshot file name encodes, in images: ``network-snapshot-000040.pkl`` -> 40000,
+    ``network-snapshot-000000.500.pkl`` -> 500 (kimg with thousandths); None for other names (directories ignored)."""
+    m = _SNAPSHOT_RE.match(pathlib.PurePath(os.fspath(name)).name)
+    return int(m.group(1)) * 1000 + int(m.group(2) or 0) if m else None
 
 
 def _snapshot_sort_key(path: pathlib.Path) -> tuple:

@@ -357,6 +357,8 @@ def _latent_changes(a: RenderRequest, b: RenderRequest, t: float, interp: str) -
         if sa == sb:
             return {'w0_seeds': ((sa, 1.0),), 'seed_blend': 'w'}
         return {'w0_seeds': ((sa, 1.0 - t), (sb, t)), 'seed_blend': 'slerp_z'}
+    if (a.ws, a.w0_seeds, a.seed_blend) == (b.ws, b.w0_seeds, b.seed_blend):
+        return {}  # The same latent in both keyframes is held exactly (e.g. a checkpoint scrub).
     for r in (a, b):
         if r.ws is None and r.seed_blend != 'w' and len(r.w0_seeds) > 1:
             raise ValueError(
@@ -438,7 +440,7 @@ def interpolate_states(
         **_latent_changes(a, b, t, interp),
         **_stylemix(a, b, t),
     }
-    if a.input_transform is not None or b.input_transform is not None:
+    if a.input_transform != b.input_transform:  # Equal transforms are held exactly.
         ra, xa, ya = _decompose(a.input_transform)
         rb, xb, yb = _decompose(b.input_transform)
         d = (rb - ra + np.pi) % (2 * np.pi) - np.pi

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import pathlib
+from typing import Any
 
 import numpy as np
 from imgui_bundle import imgui
@@ -65,7 +66,8 @@ class LatentWidget(Widget):
     """Seed, fractional offset, Drag, Anim + speed, Snap, Reset; class picker for conditional networks.
 
     State: ``x, y`` grid position; ``anim`` / ``speed`` (seeds per second along x); ``class_idx`` (-1 = drawn per
-    seed like the reference GUI, else the class index); ``w_file`` the latent file of Load W / Save W.
+    seed like the reference GUI, else the class index); ``w_file`` the latent file of Load W / Save W; ``w_loaded``
+    whether the latent shown is ``w_file``'s (a session saved with it reloads the file once its network is shown).
 
     A loaded latent (``loaded_ws``, [num_ws, w_dim]) replaces the seed blend in the request until the grid position
     changes (a new seed, drag, animation, Reset) or Clear W; truncation, stylemix and transforms still apply.
@@ -74,7 +76,7 @@ class LatentWidget(Widget):
 
     TITLE = 'Latent'
     KEY = 'latent'
-    STATE_KEYS = ('x', 'y', 'anim', 'speed', 'class_idx', 'w_file')
+    STATE_KEYS = ('x', 'y', 'anim', 'speed', 'class_idx', 'w_file', 'w_loaded')
 
     def __init__(self, viz=None) -> None:
         super().__init__(viz)
@@ -90,6 +92,35 @@ class LatentWidget(Widget):
         self._pending_load: str | None = None
         self._pending_save: str | None = None
         self.w_status = ''
+
+    # ---- state ------------------------------------------------------------------------------------------------
+    @property
+    def w_loaded(self) -> bool:
+        """Whether the latent shown (or waiting for its network) is the file ``w_file`` (not seeds, not a
+        projection's result)."""
+        if self._pending_load is not None:
+            return self._pending_load == self.w_file
+        return self.loaded_ws is not None and self.loaded_from == self.w_file
+
+    @w_loaded.setter
+    def w_loaded(self, value: bool) -> None:
+        """True: (re)loads ``w_file`` once the network being loaded is shown (a session is applied before its
+        network loads); False: back to seeds."""
+        self.clear_w()
+        if self._pending_load is not None:
+            self.w_status = ''  # No longer waiting.
+        self._pending_load = None
+        if value:
+            self._pending_load = self.w_file
+            self.w_status = f'{pathlib.Path(self.w_file).name}: waiting for the network'
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Widget.set_state, with ``w_loaded`` applied last (after ``w_file``); absent, the latent stays as it is."""
+        state = dict(state)
+        restore = state.pop('w_loaded', None)
+        super().set_state(state)
+        if restore is not None:
+            self.w_loaded = bool(restore)
 
     # ---- latent files -----------------------------------------------------------------------------------------
     def load_w(self, path: str | os.PathLike) -> bool:
@@ -141,8 +172,18 @@ class LatentWidget(Widget):
         self._pending_save = os.fspath(path if path is not None else self.w_file)
         self.w_status = 'Saving...'
 
+    def _network_ready(self, result) -> bool:
+        """Whether a waiting latent can be read for the shown network: one is shown and no other network load is in
+        flight (or ``result`` is that load's answer)."""
+        if self.net is None:
+            return False
+        pickle = getattr(self.viz, 'pickle', None)
+        if pickle is None or not pickle.is_loading():
+            return True
+        return getattr(result, 'source', None) == pickle.pending and not getattr(result, 'load_failed', False)
+
     def on_result(self, result) -> None:
-        if self._pending_load is not None and self.net is not None:
+        if self._pending_load is not None and self._network_ready(result):
             self.load_w(self._pending_load)
         if self._pending_save is None or result.ws is None or result.error is not None:
             return

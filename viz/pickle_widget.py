@@ -66,6 +66,7 @@ class PickleWidget(Widget):
         self.trust_all = trust_all
         self.trusted: set[str | None] = set()
         self.pending: object = UNSET  # the source of a load in flight
+        self._remember_pending = True  # whether the pending source goes to Recent once it loads
         self.loaded_pkl: object = UNSET
         self.load_error: str | None = None
         self.failed_source: object = UNSET
@@ -81,14 +82,17 @@ class PickleWidget(Widget):
             self.load(pkl)
 
     # ---- actions ----------------------------------------------------------------------------------------------
-    def load(self, source: str | None, *, trust: bool = False) -> None:
-        """Requests ``source`` (None = bundled default); a newer load supersedes one still in flight."""
+    def load(self, source: str | None, *, trust: bool = False, remember: bool = True) -> None:
+        """Requests ``source`` (None = bundled default); a newer load supersedes one still in flight.
+
+        ``remember=False`` keeps it out of Recent (the Checkpoints pane scrubbing through a run's snapshots)."""
         source = source.strip() if isinstance(source, str) else None
         source = source or None
         if trust:
             self.trusted.add(source)
         self.pkl = source
         self.pending = source
+        self._remember_pending = bool(remember)
         self.dismiss_error()
         self.text = source or ''
         logger.info('loading %s', display_name(source))
@@ -142,7 +146,7 @@ class PickleWidget(Widget):
         if loaded:
             self.pending = UNSET
             self.loaded_pkl = source
-            if source is not None:
+            if source is not None and self._remember_pending:
                 self.recent = push_recent(self.recent, source)
 
     def update_request(self, args, dt) -> None:

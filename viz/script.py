@@ -27,6 +27,9 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"cancel_projection": true}            its Cancel button
     {"record": "start" | "stop" | "cancel"}  the Record pane's Start / Stop (stop starts the render job) / Cancel
     {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
+    {"scrub": N | "next" | "prev" | "play" | "pause"}  the Checkpoints pane: show snapshot N of the run (0 = oldest),
+                                           Next / Prev, Play / Pause
+    {"save_scrub": "<json path>"}          the Checkpoints pane's Save timeline
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -71,6 +74,8 @@ STEP_KEYS = (
     'cancel_projection',
     'record',
     'wait_file',
+    'scrub',
+    'save_scrub',
     'quit',
 )
 
@@ -214,6 +219,10 @@ class ScriptRunner:
             viz.projection.cancel('Cancelled by the script')
         elif key == 'record':
             {'start': viz.record.start, 'stop': viz.record.stop, 'cancel': viz.record.cancel}[str(v)]()
+        elif key == 'scrub':
+            self._scrub(viz, v)
+        elif key == 'save_scrub':
+            viz.checkpoints.save_timeline(str(v))
         elif key == 'wait_jobs':
             return self._wait_jobs(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'quit':
@@ -240,6 +249,16 @@ class ScriptRunner:
         if action not in actions:
             raise ValueError(f'script: lab action must be one of {LAB_ACTIONS}, got {action!r}')
         actions[action]()
+
+    @staticmethod
+    def _scrub(viz: Visualizer, v: Any) -> None:
+        pane = viz.checkpoints
+        if v in ('next', 'prev'):
+            pane.step(1 if v == 'next' else -1)
+        elif v in ('play', 'pause'):
+            pane.play(v == 'play')
+        else:
+            pane.go_to(v)
 
     def _wait_jobs(self, viz: Visualizer, timeout_sec: float) -> bool:
         now = time.perf_counter()

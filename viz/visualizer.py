@@ -25,6 +25,7 @@ from engine.protocol import RenderRequest, RenderResult, clamp_request
 from engine.sources import display_name
 from gui_utils.imgui_window import ImguiWindow
 from viz.capture_widget import CaptureWidget
+from viz.checkpoint_widget import CheckpointWidget
 from viz.equivariance_widget import EquivarianceWidget
 from viz.frame_view import FrameView
 from viz.image_area import ImageArea
@@ -116,6 +117,7 @@ class Visualizer:
         self.layers = LayerWidget(self)
         self.spectrum_lab = SpectrumLabWidget(self)
         self.projection = ProjectionWidget(self)
+        self.checkpoints = CheckpointWidget(self)
         self.capture = CaptureWidget(self, capture_dir=capture_dir)
         self.record = RecordWidget(self)
         self.performance = PerformanceWidget(self)
@@ -133,6 +135,7 @@ class Visualizer:
             self.layers,
             self.spectrum_lab,
             self.projection,
+            self.checkpoints,
             self.capture,
             self.record,
             self.performance,
@@ -322,6 +325,7 @@ class Visualizer:
             'measure': self.equivariance.measure_result,
             'projection': self.projection.dump(),
             'record': self.record.dump(),
+            'checkpoints': self.checkpoints.dump(),
         }
 
     # ---- frame loop -------------------------------------------------------------------------------------------

@@ -92,3 +92,52 @@ def test_hostile_state_values():
     assert w.w_file == 'latent.npz' and w.x == 0.0
     w.set_state({'w_file': 'x' * 10000})
     assert not w.load_w(w.w_file)
+
+
+def test_session_with_a_loaded_latent_reloads_it_once_its_network_is_shown(tmp_path):
+    """A session saved while a Load W latent was shown restores it (it used to keep only the path)."""
+    ws = np.random.RandomState(1).randn(4, 8).astype(np.float32)
+    np.save(tmp_path / 'w.npy', ws)
+    saver = LatentWidget(_app(_net()))
+    saver.set_state({'x': 3.0})
+    assert saver.load_w(tmp_path / 'w.npy')
+    state = saver.get_state()
+    assert state['w_loaded'] is True and state['w_file'] == str(tmp_path / 'w.npy')
+    saver.x = 4.0  # another seed: the file is no longer what is shown
+    assert saver.get_state()['w_loaded'] is True and 'ws' not in _request(saver)
+    assert saver.get_state()['w_loaded'] is False
+
+    # The session is applied while its network loads (another one is on screen): the latent waits for it.
+    pickle = types.SimpleNamespace(pending='net.pkl', is_loading=lambda: True)
+    app = types.SimpleNamespace(view=FrameView(net=_net(num_ws=6)), font_size=14.0, pickle=pickle)
+    w = LatentWidget(app)
+    w.set_state(dict(reversed(list(state.items()))))  # the order of the keys does not matter
+    assert w.loaded_ws is None and 'waiting' in w.w_status and w.get_state()['w_loaded'] is True
+    w.on_result(RenderResult(stamp=1, net=_net(num_ws=6), source='old.pkl'))  # a frame of the old network
+    assert w.loaded_ws is None and 'waiting' in w.w_status
+    app.view = FrameView(net=_net())
+    w.on_result(RenderResult(stamp=2, net=_net(), source='net.pkl'))  # the session's network is shown
+    args = _request(w)
+    np.testing.assert_array_equal(np.asarray(args['ws'], np.float32), ws)
+    assert w.x == 3.0 and w.get_state()['w_loaded'] is True
+
+    # A session without a loaded latent goes back to seeds; one without the key leaves the latent alone.
+    w.set_state({'x': 3.0})
+    assert 'ws' in _request(w)
+    w.set_state({'x': 3.0, 'w_loaded': False})
+    assert w.loaded_ws is None and 'ws' not in _request(w)
+    # A missing file is reported, not raised.
+    w.set_state({'w_file': str(tmp_path / 'gone.npz'), 'w_loaded': True})
+    pickle.is_loading = lambda: False
+    w.on_result(RenderResult(stamp=3, net=_net()))
+    assert w.loaded_ws is None and 'not found' in w.w_status
+
+
+def test_reset_and_old_sessions_without_w_loaded():
+    w = LatentWidget(_app(_net()))
+    w.set_state({'w_file': 'a.npz', 'w_loaded': 'yes'})  # typed values: truthy
+    assert w.get_state()['w_loaded'] is True
+    w.reset()
+    assert w.get_state() == LatentWidget(None).get_state() and w.get_state()['w_loaded'] is False
+    w.set_state({'x': 1.0, 'y': 2.0, 'anim': False, 'speed': 0.25, 'class_idx': -1, 'w_file': 'b.npz'})  # old file
+    assert w.get_state()['w_loaded'] is False and w.w_status == ''

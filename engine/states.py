@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.protocol import RenderRequest
+from engine.protocol import RenderRequest, clamp_request, request_errors
 
 PNG_STATE_KEY = 'sg3viz-state'
 CAPTURE_FORMAT = 'sg3viz-capture'
@@ -590,8 +590,8 @@ def keyframes_from_doc(doc: dict, name: str = 'timeline') -> KeyframeDoc:
     """Reads the keyframes form of an ``sg3viz-timeline`` document (docs/state_files.md).
 
     Raises:
-        ValueError: a malformed ``keyframes`` list, a bad request, duration, interp, fps or view (the message
-            names the keyframe).
+        ValueError: a malformed ``keyframes`` list, a request that is malformed or out of range (what the renderer
+            would refuse), a bad duration, interp, fps or view (the message names the keyframe).
     """
     kfs = doc.get('keyframes')
     if not isinstance(kfs, list) or not all(isinstance(k, dict) for k in kfs):
@@ -608,6 +608,13 @@ def keyframes_from_doc(doc: dict, name: str = 'timeline') -> KeyframeDoc:
     num_ws = network.get('num_ws') if network is not None else None
     num_ws = num_ws if isinstance(num_ws, int) and not isinstance(num_ws, bool) and num_ws > 0 else None
     states = tuple(request_from_dict(k.get('state'), f'{name} keyframe {i}') for i, k in enumerate(kfs))
+    for i, st in enumerate(states):  # Interpolation needs numbers in range: the renderer's checks, up front.
+        try:
+            problems = list(request_errors(st)) + list(clamp_request(st)[1])
+        except (TypeError, ValueError) as e:
+            problems = [str(e)]
+        if problems:
+            raise ValueError(f'{name} keyframe {i}: {"; ".join(problems)}')
     segs = kfs if loop else kfs[:-1]
     interps = tuple(k.get('interp', default_interp) for k in segs)
     for i, v in enumerate(interps):

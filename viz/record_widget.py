@@ -235,7 +235,13 @@ class RecordWidget(Widget):
 
     # ---- rendering --------------------------------------------------------------------------------------------
     def render_states(
-        self, states: list[RenderRequest], *, fps: float, view: str | None = None, name: str | None = None
+        self,
+        states: list[RenderRequest],
+        *,
+        fps: float,
+        view: str | None = None,
+        name: str | None = None,
+        widgets: dict | None = None,
     ) -> int | None:
         """Renders ``states`` (one per frame) to a video with this pane's output settings (format, size, directory),
         like a recording: the same job, progress and Cancel here, the same files. For other widgets (keyframe editor,
@@ -246,7 +252,10 @@ class RecordWidget(Widget):
             fps: frames per second (clamped into 1..120 with a note).
             view: 'image' | 'fft' | 'image+fft' (None: this pane's view).
             name: output name without suffix, e.g. 'keyframes' (None: numbered ``NNNNN-record``); an existing name
-                gets the next free number appended.
+                gets the next free number prepended (``NNNNN-keyframes``).
+            widgets: the GUI widget state of the first frame (``Visualizer.get_session()['widgets']`` form), stored in
+                the timeline so that dropping the video restores it (None: the video re-renders headless but a drop
+                says it holds no GUI state).
 
         Returns:
             The job id, or None when nothing started (no states, no renderer jobs; ``status`` says why).
@@ -255,7 +264,7 @@ class RecordWidget(Widget):
         if view is not None and view not in VIEWS:
             self.notify(f'Record view must be one of {", ".join(VIEWS)}, got {view!r}; using {self.video_view}')
             view = None
-        return self._start_job(list(states), fps=fps_c, view=view or self.video_view, name=name, widgets=None)
+        return self._start_job(list(states), fps=fps_c, view=view or self.video_view, name=name, widgets=widgets)
 
     def output_path(self, name: str | None = None) -> pathlib.Path:
         """Where the next video goes: ``<dir>/NNNNN-<name or 'record'>.mp4`` (a folder for PNG sequences), numbered

@@ -26,6 +26,9 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"project": "<image path>" | {"path": "<image path>", "options": {<projection state>}}}  the Projection pane
     {"cancel_projection": true}            its Cancel button
     {"record": "start" | "stop" | "cancel"}  the Record pane's Start / Stop (stop starts the render job) / Cancel
+    {"keyframes": <action>}                the Keyframes pane: "add", "play", "pause", "live", "save", "load", "render",
+                                           {"select"|"delete"|"left"|"right"|"jump": i}, {"scrub": seconds},
+                                           {"save"|"load": path}, {"duration": [i, s]}, {"interp": [i, "w"|"slerp_z"]}
     {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
     {"scrub": N | "next" | "prev" | "play" | "pause"}  the Checkpoints pane: show snapshot N of the run (0 = oldest),
                                            Next / Prev, Play / Pause
@@ -73,6 +76,7 @@ STEP_KEYS = (
     'project',
     'cancel_projection',
     'record',
+    'keyframes',
     'wait_file',
     'scrub',
     'save_scrub',
@@ -219,6 +223,8 @@ class ScriptRunner:
             viz.projection.cancel('Cancelled by the script')
         elif key == 'record':
             {'start': viz.record.start, 'stop': viz.record.stop, 'cancel': viz.record.cancel}[str(v)]()
+        elif key == 'keyframes':
+            viz.keyframes.script_action(v)
         elif key == 'scrub':
             self._scrub(viz, v)
         elif key == 'save_scrub':

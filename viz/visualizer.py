@@ -29,6 +29,7 @@ from viz.checkpoint_widget import CheckpointWidget
 from viz.equivariance_widget import EquivarianceWidget
 from viz.frame_view import FrameView
 from viz.image_area import ImageArea
+from viz.keyframe_widget import KeyframeWidget
 from viz.latent_widget import LatentWidget
 from viz.layer_widget import LayerWidget
 from viz.performance_widget import PerformanceWidget
@@ -117,6 +118,7 @@ class Visualizer:
         self.layers = LayerWidget(self)
         self.spectrum_lab = SpectrumLabWidget(self)
         self.projection = ProjectionWidget(self)
+        self.keyframes = KeyframeWidget(self)
         self.checkpoints = CheckpointWidget(self)
         self.capture = CaptureWidget(self, capture_dir=capture_dir)
         self.record = RecordWidget(self)
@@ -135,6 +137,7 @@ class Visualizer:
             self.layers,
             self.spectrum_lab,
             self.projection,
+            self.keyframes,
             self.checkpoints,
             self.capture,
             self.record,
@@ -325,6 +328,7 @@ class Visualizer:
             'measure': self.equivariance.measure_result,
             'projection': self.projection.dump(),
             'record': self.record.dump(),
+            'keyframes': self.keyframes.dump(),
             'checkpoints': self.checkpoints.dump(),
         }
 
@@ -361,6 +365,7 @@ class Visualizer:
             w.validate()
             w.update_request(args, dt)
         req, notes = clamp_request(RenderRequest(**args))  # The same ranges the renderer checks.
+        req = self.keyframes.override(req)  # The timeline's state while previewing a keyframe timeline.
         for note in notes:
             self.notify(note)
         self.record.sample(req)

@@ -287,6 +287,8 @@ def test_keyframe_doc_round_trip_and_bad_files(tmp_path):
     assert 'loop' in broken(loop='yes')
     assert 'one seed each' in broken(kf0_state={'w0_seeds': [[1, 0.5], [2, 0.5]]})
     assert 'keyframes' in broken(keyframes={})
+    assert 'kf.json keyframe 0: clamp_value(): trunc_psi must be a number' in broken(kf0_state={'trunc_psi': 'high'})
+    assert 'keyframe 0: trunc_psi 3' in broken(kf0_state={'trunc_psi': 3})
     (tmp_path / 'states.json').write_text(json.dumps({'format': 'sg3viz-timeline', 'states': [a.to_dict()]}))
     with pytest.raises(ValueError, match='not a keyframe timeline'):
         load_keyframes(tmp_path / 'states.json')

@@ -33,6 +33,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"scrub": N | "next" | "prev" | "play" | "pause"}  the Checkpoints pane: show snapshot N of the run (0 = oldest),
                                            Next / Prev, Play / Pause
     {"save_scrub": "<json path>"}          the Checkpoints pane's Save timeline
+    {"wait_preload": true, "timeout_sec": S}  until the Checkpoints pane's neighbours are loaded ahead (or failed)
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -80,6 +81,7 @@ STEP_KEYS = (
     'wait_file',
     'scrub',
     'save_scrub',
+    'wait_preload',
     'quit',
 )
 
@@ -229,6 +231,10 @@ class ScriptRunner:
             self._scrub(viz, v)
         elif key == 'save_scrub':
             viz.checkpoints.save_timeline(str(v))
+        elif key == 'wait_preload':
+            return self._wait_until(
+                viz.checkpoints.preload_settled, float(s.get('timeout_sec', self.default_timeout_sec))
+            )
         elif key == 'wait_jobs':
             return self._wait_jobs(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'quit':
@@ -276,6 +282,22 @@ class ScriptRunner:
             return True
         if now - self._wait_started > timeout_sec:
             logger.error('script: jobs still running after %.0f s', timeout_sec)
+            self.failed = True
+            self._wait_started = None
+            return True
+        return False
+
+    def _wait_until(self, done, timeout_sec: float) -> bool:
+        """Waits (at least one frame) until ``done()``; a timeout fails the script."""
+        now = time.perf_counter()
+        if self._wait_started is None:
+            self._wait_started = now
+            return False
+        if done():
+            self._wait_started = None
+            return True
+        if now - self._wait_started > timeout_sec:
+            logger.error('script: still waiting after %.0f s', timeout_sec)
             self.failed = True
             self._wait_started = None
             return True

@@ -25,6 +25,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
     {"project": "<image path>" | {"path": "<image path>", "options": {<projection state>}}}  the Projection pane
     {"cancel_projection": true}            its Cancel button
+    {"record": "start" | "stop" | "cancel"}  the Record pane's Start / Stop (stop starts the render job) / Cancel
     {"keyframes": <action>}                the Keyframes pane: "add", "play", "pause", "live", "save", "load", "render",
                                            {"select"|"delete"|"left"|"right"|"jump": i}, {"scrub": seconds},
                                            {"save"|"load": path}, {"duration": [i, s]}, {"interp": [i, "w"|"slerp_z"]}
@@ -75,6 +76,7 @@ STEP_KEYS = (
     'wait_jobs',
     'project',
     'cancel_projection',
+    'record',
     'keyframes',
     'wait_file',
     'scrub',
@@ -85,6 +87,9 @@ STEP_KEYS = (
 
 LAB_ACTIONS = ('average', 'cancel', 'pin', 'clear_pins', 'measure', 'cancel_measure', 'export_npz', 'export_csv',
                'export_png')  # fmt: skip
+
+
+RECORD_ACTIONS = ('start', 'stop', 'cancel')
 
 
 def load_script(path: str | pathlib.Path) -> list[dict[str, Any]]:
@@ -107,6 +112,8 @@ def validate_steps(steps) -> list[dict[str, Any]]:
         keys = set(s) - {'timeout_sec'} if isinstance(s, dict) else None
         if not keys or len(keys) != 1 or not keys <= set(STEP_KEYS):
             raise ValueError(f'validate_steps(): step {i} must be an object with one of {STEP_KEYS}, got {s!r}')
+        if 'record' in keys and s['record'] not in RECORD_ACTIONS:
+            raise ValueError(f'validate_steps(): step {i}: record must be one of {RECORD_ACTIONS}, got {s["record"]!r}')
         if 'lab' in keys and s['lab'] not in LAB_ACTIONS:
             raise ValueError(f'validate_steps(): step {i}: lab action must be one of {LAB_ACTIONS}, got {s["lab"]!r}')
     return steps
@@ -216,6 +223,8 @@ class ScriptRunner:
             viz.projection.start(v['path'] if isinstance(v, dict) else str(v))
         elif key == 'cancel_projection':
             viz.projection.cancel('Cancelled by the script')
+        elif key == 'record':
+            {'start': viz.record.start, 'stop': viz.record.stop, 'cancel': viz.record.cancel}[str(v)]()
         elif key == 'keyframes':
             viz.keyframes.script_action(v)
         elif key == 'scrub':

@@ -552,10 +552,13 @@ class KeyframeWidget(Widget):
 
         if not self.keyframes:
             return
-        size = fs * 3.2
+        size = fs * 4.2
         style = imgui.get_style()
         height = (size + 2 * style.frame_padding.y + style.item_spacing.y + imgui.get_text_line_height()
-                  + 2 * style.window_padding.y + style.scrollbar_size + 2)  # fmt: skip
+                  + 2 * style.window_padding.y + 2)  # fmt: skip
+        width = len(self.keyframes) * (size + 2 * style.frame_padding.x + style.item_spacing.x)
+        if width + 2 * style.window_padding.x > imgui.get_content_region_avail().x:
+            height += style.scrollbar_size  # the horizontal scrollbar
         flags = imgui.WindowFlags_.horizontal_scrollbar | imgui.WindowFlags_.no_scroll_with_mouse
         imgui.begin_child('##kfstrip', imgui.ImVec2(0, height), imgui.ChildFlags_.borders, flags)
         for i, kf in enumerate(self.keyframes):

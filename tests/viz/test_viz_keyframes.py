@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -197,3 +200,65 @@ def test_keyframes_real_clicks_add_play_pause(live_viz, tmp_path):
     assert not s4['widgets']['keyframes']['play_anim'] and s4['widgets']['keyframes']['preview']
     r = app.finish()
     _ok(r)
+
+
+_IDLE_CHILD = textwrap.dedent(
+    """
+    import json, time
+    from tests.viz.fake_visualizer import fake_renderer_factory
+    from viz.visualizer import Visualizer
+
+    app = Visualizer(window_size=(640, 480), separate_process=False, renderer_factory=fake_renderer_factory)
+    out = {}
+
+    def settle():
+        deadline = time.monotonic() + 60
+        while (app.displayed_stamp < app.submitted_stamp or app.view.image is None) and time.monotonic() < deadline:
+            app.frame()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:  # past the grace period
+            app.frame()
+
+    try:
+        gate = app.window.idle
+        gate.grace_sec, gate.max_wait_sec = 0.2, 0.05
+        settle()
+        app.keyframes.add_keyframe()
+        app.latent.set_state({'x': 4.0})
+        app.window.idle.mark_active()
+        settle()
+        app.keyframes.add_keyframe()
+        settle()
+        drawn = app.window.frames_drawn
+        for _ in range(10):
+            app.frame()
+        out['idle_drawn'] = app.window.frames_drawn - drawn
+        app.keyframes.play()  # from outside the frame loop, like a click
+        drawn, stamp = app.window.frames_drawn, app.submitted_stamp
+        for _ in range(10):
+            app.frame()
+        out['play_drawn'] = app.window.frames_drawn - drawn
+        out['play_requests'] = app.submitted_stamp - stamp
+        app.keyframes.pause()
+        settle()
+        drawn = app.window.frames_drawn
+        for _ in range(10):
+            app.frame()
+        out['paused_drawn'] = app.window.frames_drawn - drawn
+    finally:
+        app.close()
+    print('RESULT ' + json.dumps(out))
+    """
+)
+
+
+def test_playing_keeps_the_window_drawing_and_pause_lets_it_idle(gui_env, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, '-c', _IDLE_CHILD], env=gui_env, cwd=tmp_path, capture_output=True, text=True, timeout=180
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    r = json.loads(lines[-1][len('RESULT ') :])
+    assert r['idle_drawn'] == 0, r  # two keyframes, not playing: idle
+    assert r['play_drawn'] == 10 and r['play_requests'] >= 5, r  # playing: every frame drawn, new states submitted
+    assert r['paused_drawn'] == 0, r

@@ -13,6 +13,7 @@ Examples:
     python gen_video.py --ws path.npy --output out/frames/              # PNG sequence out/frames/0000.png ...
     python gen_video.py --seeds 0-2 --layer L2_36_256 --output out/layer.mp4
     python gen_video.py --timeline states.json --output out/timeline.mp4  # recorded visualizer states
+    python gen_video.py --timeline captures/00000-record.mp4 --output out/again.mp4  # the states inside a recording
     python gen_video.py --scrub training-runs/00000-run --seeds 0 --fps 8 --output out/scrub.mp4  # one seed over training
 """
 
@@ -246,44 +247,11 @@ def render_frames(
 # Output.
 
 
-def _check_parent(path: str) -> None:
-    """Raises ValueError when a folder on the way to `path` is an existing file (checked before any work)."""
-    parent = pathlib.Path(path).parent
-    for folder in [parent, *parent.parents]:
-        if folder.exists():
-            if not folder.is_dir():
-                raise ValueError(f'output {path!r} cannot be written: {str(folder)!r} is a file, not a directory')
-            return
-
-
 def _output_kind(output: str) -> tuple[str, str]:
-    """('video', path) | ('png', pattern with %d)."""
-    if '%' in output:
-        try:
-            output % 0
-        except (TypeError, ValueError):
-            raise ValueError(f"output must contain one integer field like 'frames/%04d.png', got {output!r}") from None
-        if not output.lower().endswith('.png'):
-            raise ValueError(f'output pattern must end with .png, got {output!r}')
-        _check_parent(output)
-        return 'png', output
-    suffix = pathlib.Path(output).suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        if os.path.isdir(output):
-            raise ValueError(f'output {output!r} is an existing directory, not a video file; pass a file name')
-        _check_parent(output)
-        return 'video', output
-    if suffix == '' or os.path.isdir(output):
-        if os.path.exists(output) and not os.path.isdir(output):
-            raise ValueError(
-                f'output {output!r} is an existing file, not a directory for PNG frames; pass a directory, a video '
-                f'name ({", ".join(VIDEO_SUFFIXES)}) or a %04d.png pattern'
-            )
-        _check_parent(os.path.join(output, 'x'))
-        return 'png', os.path.join(output, '%04d.png')
-    raise ValueError(
-        f'output must be a video ({", ".join(VIDEO_SUFFIXES)}), a directory or a %04d.png pattern, got {output!r}'
-    )
+    """('video', path) | ('png', pattern with %d); ``engine.recording.output_kind``."""
+    from engine.recording import output_kind
+
+    return output_kind(output)
 
 
 def write_frames(frames: Iterator[np.ndarray], output: str, *, fps: int = 60, num_frames: int | None = None,
@@ -391,37 +359,11 @@ def generate_video(
 
 
 def timeline_json_path(output: str) -> pathlib.Path:
-    """Where the states JSON goes next to ``output``: ``out.mp4`` -> ``out.json``; a PNG sequence (directory or
-    ``%04d.png`` pattern) -> ``states.json`` in its folder."""
-    kind, target = _output_kind(output)
-    if kind == 'video':
-        return pathlib.Path(target).with_suffix('.json')
-    return pathlib.Path(os.path.dirname(target) or '.') / 'states.json'
+    """Where the states JSON goes next to ``output`` (``engine.recording.timeline_json_path``): ``out.mp4`` ->
+    ``out.json``; a PNG sequence (directory or ``%04d.png`` pattern) -> ``states.json`` in its folder."""
+    from engine.recording import timeline_json_path as path_of
 
-
-def timeline_frames(states, view: str, renderer) -> Iterator[np.ndarray]:
-    """Renders each state with ``renderer`` (an ``engine.renderer.Renderer``: the GUI's engine path) and yields
-    the frame of ``view`` (``engine.states.compose_view``), uint8 [H, W, 3]. Frames whose size differs from the first
-    (a layer switch) are resized to it with nearest-neighbour sampling, so a video keeps one size.
-
-    Raises:
-        ValueError: a state fails to render (the message names the frame and the reason).
-    """
-    import PIL.Image
-
-    from engine.states import compose_view
-
-    size = None
-    for i, req in enumerate(states):
-        res = renderer.render(req)
-        if res.error or res.image is None:
-            raise ValueError(f'timeline frame {i}: render failed: {res.error or "no image"}')
-        frame = np.ascontiguousarray(compose_view(res.image, res.fft, view)[..., :3])
-        if size is None:
-            size = frame.shape[:2]
-        elif frame.shape[:2] != size:
-            frame = np.asarray(PIL.Image.fromarray(frame).resize((size[1], size[0]), PIL.Image.NEAREST))
-        yield frame
+    return path_of(output)
 
 
 def render_timeline(
@@ -430,19 +372,23 @@ def render_timeline(
     *,
     fps: float | None = None,
     device: str | None = None,
+    height_px: int | None = None,
     trust: bool = False,
     progress: bool = True,
     renderer=None,
 ) -> int:
-    """Renders a timeline JSON (``engine.states``: ``sg3viz-timeline``, or a capture/session as one frame) frame for
-    frame through ``engine.renderer.Renderer``, the engine path of the visualizer, and writes an mp4 (H.264 yuv420p)
-    or PNG sequence plus the states JSON beside it (:func:`timeline_json_path`).
+    """Renders a timeline (``engine.states``: an ``sg3viz-timeline`` JSON, a recorded mp4 carrying one, or a
+    capture/session as one frame) through ``engine.recording.render_video_job``, the job the visualizer's Record
+    pane runs, so the output equals the GUI's recording frame for frame (same states, fps, view and size, same
+    device). Writes an mp4 (H.264 yuv420p, the timeline inside) or a PNG sequence plus the states JSON beside it
+    (:func:`timeline_json_path`).
 
     Args:
-        timeline: the JSON file.
+        timeline: the JSON file (or recorded .mp4 / capture PNG).
         output: .mp4/.mov/.mkv, a directory or a ``%04d.png`` pattern.
         fps: overrides the timeline's fps.
         device: overrides every state's device (None keeps them).
+        height_px: overrides the timeline's frame height (None: the file's ``height_px``, else native).
         trust: load pickles executing their embedded code (a state file never grants this itself).
         progress: tqdm bar.
         renderer: an ``engine.renderer.Renderer`` to reuse (its loaded networks stay cached); None: a new one.
@@ -453,19 +399,27 @@ def render_timeline(
     Raises:
         ValueError: unreadable timeline, bad output name, a frame that fails to render.
     """
+    from tqdm import tqdm
+
+    from engine.recording import run_video_job
     from engine.renderer import Renderer
-    from engine.states import load_timeline, make_timeline, write_json
+    from engine.states import load_timeline, read_state_doc
 
     states, file_fps, view = load_timeline(timeline)
+    doc = read_state_doc(timeline)
     states = [s.replace(trust=bool(trust), **({'device': device} if device is not None else {})) for s in states]
-    if view != 'image':
-        states = [s.replace(fft_show=True) for s in states]
     fps = float(fps if fps is not None else file_fps)
-    side = timeline_json_path(output)
+    if height_px is None and isinstance(doc.get('height_px'), int) and not isinstance(doc.get('height_px'), bool):
+        height_px = doc['height_px']
+    widgets = doc.get('widgets') if isinstance(doc.get('widgets'), dict) else None
+    network = doc.get('network') if isinstance(doc.get('network'), dict) else None
     renderer = renderer if renderer is not None else Renderer(states[0].device)
-    count = write_frames(timeline_frames(states, view, renderer), output, fps=fps, num_frames=len(states), progress=progress)  # fmt: skip
-    write_json(side, make_timeline(states, fps=fps, view=view))
-    return count
+    with tqdm(total=len(states), unit='frame', disable=not progress) as bar:
+        result = run_video_job(
+            renderer, states, output, fps=fps, view=view, height_px=height_px, widgets=widgets, network=network,
+            on_progress=lambda p: bar.update(p.done - bar.n),
+        )  # fmt: skip
+    return int(result['frames'])
 
 
 def scrub_json_path(output: str) -> pathlib.Path:
@@ -637,6 +591,14 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
     'writes the states JSON beside the output',
 )
 @click.option(
+    '--height',
+    'height_px',
+    metavar='PX',
+    type=click.IntRange(min=16, max=4320),
+    default=None,
+    help="With --timeline: frame height in pixels, the width keeps the aspect (default: the timeline's, else native)",
+)
+@click.option(
     '--scrub',
     metavar='RUN_DIR',
     default=None,
@@ -660,7 +622,7 @@ def _parse_seeds(_ctx, _param, value: str) -> list[int]:
 )
 @click.pass_context
 def main(ctx, network, seeds, shuffle_seed, grid, num_keyframes, w_frames, truncation_psi, truncation_cutoff, fps,
-         output, ws_file, layer, timeline, scrub, seconds_per_snapshot, device, trust):  # fmt: skip
+         output, ws_file, layer, timeline, height_px, scrub, seconds_per_snapshot, device, trust):  # fmt: skip
     from engine.loading import LoadError, load_generator
 
     src = click.core.ParameterSource
@@ -690,7 +652,8 @@ def main(ctx, network, seeds, shuffle_seed, grid, num_keyframes, w_frames, trunc
         src = click.core.ParameterSource
         given = [p for p in ctx.command.params if ctx.get_parameter_source(p.name) not in (src.DEFAULT, None)]
         explicit = {p.name for p in given}
-        clash = [p.opts[0] for p in given if p.name not in ('timeline', 'output', 'fps', 'device', 'trust')]
+        allowed = ('timeline', 'output', 'fps', 'height_px', 'device', 'trust')
+        clash = [p.opts[0] for p in given if p.name not in allowed]
         if clash:
             raise click.UsageError(f'--timeline renders the saved states as they are; drop {", ".join(clash)}')
         try:
@@ -699,6 +662,7 @@ def main(ctx, network, seeds, shuffle_seed, grid, num_keyframes, w_frames, trunc
                 output,
                 fps=fps if 'fps' in explicit else None,
                 device=device if 'device' in explicit else None,
+                height_px=height_px,
                 trust=trust,
             )
         except ValueError as e:
@@ -706,6 +670,8 @@ def main(ctx, network, seeds, shuffle_seed, grid, num_keyframes, w_frames, trunc
         click.echo(f'Wrote {count} frames to {output} and the states to {timeline_json_path(output)}')
         return
 
+    if height_px is not None:
+        raise click.UsageError('--height applies to --timeline only')
     try:
         G = load_generator(network, trust=trust, device=device)
         count = generate_video(

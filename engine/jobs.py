@@ -21,7 +21,8 @@ How a job is written
 
 How it runs
     The worker loop (``engine.async_renderer._serve``) calls :meth:`JobRunner.step` whenever no render request is
-    waiting: a render always goes first, so the view stays live, and a job advances one unit between renders. Jobs
+    waiting and after every render: a waiting render goes first, so the view stays live, and a job advances one unit
+    between renders (also while an animation sends a new request every frame). Jobs
     run one at a time in start order; a job started while another runs waits (state 'queued'). Cancelling closes
     the generator (``GeneratorExit`` at its current ``yield``, so its ``finally`` blocks run: a job that changes
     shared state such as ``G.synthesis.input.transform`` must restore it before every ``yield``).
@@ -55,6 +56,7 @@ JOB_KINDS: dict[str, str] = {
     'measure_equivariance': 'engine.lab:measure_equivariance_job',
     'view_spectrum': 'engine.lab:view_spectrum_job',
     'project': 'engine.projector:projection_job',
+    'render_video': 'engine.recording:render_video_job',
     'preload_networks': 'engine.checkpoints:preload_job',
     'sleep': 'engine.jobs:sleep_job',  # For tests of the mechanism.
 }

@@ -62,8 +62,9 @@ def serve(
             its network in the background, render nothing) and ('close',).
         send: delivers a result; returns False when the parent is gone.
         send_job: delivers an ``engine.jobs.JobUpdate`` (None: job messages are ignored). Jobs
-            (``('job_start', JobSpec)``, ``('job_cancel', id)``) advance one step whenever no render is waiting, so
-            a render always goes first; the renderer is the jobs' context (``engine.jobs.JobContext``).
+            (``('job_start', JobSpec)``, ``('job_cancel', id)``) advance one step whenever no render is waiting and
+            one step after every render, so a waiting render goes first but a job never starves while the view
+            animates; the renderer is the jobs' context (``engine.jobs.JobContext``).
     """
     from engine.jobs import JobRunner
 
@@ -96,6 +97,10 @@ def serve(
             pending = None
             if not send(res):
                 return
+            if jobs is not None and jobs.busy:
+                # One job unit after every render, so a job advances even while an animation keeps the GUI sending
+                # a new request each frame (the live view then updates at about half its rate).
+                jobs.step()
 
 
 def make_renderer(spec: str, device: str):

@@ -9,7 +9,8 @@ Three JSON documents share one ``format``/``version`` header (the layout is desc
   what a frame shows (:data:`TIMELINE_VIEWS`).
 
 A capture PNG carries its document in an ``iTXt`` chunk with the keyword :data:`PNG_STATE_KEY` (PNG 1.2 spec,
-section 4.2.3.3), so the picture alone reopens the state; the JSON sidecar next to it holds the same document.
+section 4.2.3.3), so the picture alone reopens the state; the JSON sidecar next to it holds the same document. A
+recorded mp4 carries its timeline as QuickTime metadata under the same key (``engine.mp4_state``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ STATE_VERSION = 1
 TIMELINE_VIEWS = ('image', 'fft', 'image+fft')
 MAX_STATE_BYTES = 64 << 20  # A timeline of 10k explicit-ws states stays well below this.
 MAX_TIMELINE_FRAMES = 1_000_000
+MP4_SUFFIXES = ('.mp4', '.mov', '.m4v')  # engine.mp4_state.MP4_SUFFIXES
 
 
 def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
@@ -103,13 +105,14 @@ def png_state(path: str | os.PathLike) -> dict | None:
 
 
 def is_state_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a state document: a .json with an sg3viz format, or a PNG with a state chunk."""
+    """Whether ``path`` is a state document: a .json with an sg3viz format, a PNG with a state chunk, or a recorded
+    .mp4/.mov carrying a timeline (``engine.mp4_state``)."""
     p = pathlib.Path(path)
     if not p.is_file():
         return False
     if p.suffix.lower() == '.png':
         return png_state(p) is not None
-    if p.suffix.lower() == '.json':
+    if p.suffix.lower() in ('.json', *MP4_SUFFIXES):
         try:
             read_state_doc(p)
         except ValueError:
@@ -119,7 +122,7 @@ def is_state_file(path: str | os.PathLike) -> bool:
 
 
 def read_state_doc(path: str | os.PathLike, formats: tuple[str, ...] = STATE_FORMATS) -> dict:
-    """Reads a state document from a .json file or from a capture PNG's chunk.
+    """Reads a state document from a .json file, a capture PNG's chunk or a recorded mp4's metadata.
 
     Args:
         path: the file.
@@ -129,19 +132,32 @@ def read_state_doc(path: str | os.PathLike, formats: tuple[str, ...] = STATE_FOR
         The document (a dict with ``format`` in ``formats`` and ``version`` <= :data:`STATE_VERSION`).
 
     Raises:
-        ValueError: missing or unreadable file, too large, a PNG without a state chunk, not JSON, a format outside
-            ``formats`` or a newer version.
+        ValueError: missing or unreadable file, too large, a PNG or mp4 without a state, a corrupt mp4, not JSON, a
+            format outside ``formats`` or a newer version.
     """
     p = pathlib.Path(path)
     if not p.is_file():
-        raise ValueError(f'{str(p)!r} must be an existing file (a capture .png/.json, a session or a timeline)')
-    if p.suffix.lower() == '.png':
-        doc = png_state(p)
-        if doc is None:
+        raise ValueError(
+            f'{str(p)!r} must be an existing file (a capture .png/.json, a session, a timeline or a recorded .mp4)'
+        )
+    if p.suffix.lower() in MP4_SUFFIXES:
+        from engine.mp4_state import read_mp4_state
+
+        found = read_mp4_state(p)
+        if found is None:
+            raise ValueError(
+                f'{p.name!r} carries no sg3viz state; only videos recorded by the Record pane or written by '
+                f"gen_video.py --timeline reopen, or pass the recording's .json sidecar"
+            )
+        doc = found
+    elif p.suffix.lower() == '.png':
+        from_png = png_state(p)
+        if from_png is None:
             raise ValueError(
                 f'{p.name!r} carries no sg3viz state; only PNGs saved by the Capture widget (or gen_images.py '
                 f"--session) reopen, or pass the capture's .json sidecar"
             )
+        doc = from_png
     else:
         if p.stat().st_size > MAX_STATE_BYTES:
             raise ValueError(f'{str(p)!r} is larger than {MAX_STATE_BYTES >> 20} MiB; not a state file')
@@ -158,6 +174,34 @@ def read_state_doc(path: str | os.PathLike, formats: tuple[str, ...] = STATE_FOR
             f'{str(p)!r}: version must be <= {STATE_VERSION}, got {version!r}; the file comes from a newer release'
         )
     return doc
+
+
+def widgets_from_doc(doc: dict, where: str = 'state file') -> dict:
+    """The GUI widget state a dropped document restores: a capture's or session's ``widgets``; for a timeline (a
+    recording) the ``widgets`` of its first frame, with every animation switched off (state keys ending in ``anim``)
+    so the first recorded state stays on screen as a still.
+
+    Raises:
+        ValueError: the document holds no widget state (e.g. a hand-written timeline: render it with
+            ``gen_video.py --timeline``), or ``widgets`` is not an object.
+    """
+    widgets = doc.get('widgets')
+    if doc.get('format') == TIMELINE_FORMAT and widgets is None:
+        kfs = doc.get('keyframes')
+        if isinstance(kfs, list) and kfs and isinstance(kfs[0], dict):
+            widgets = kfs[0].get('widgets')
+        if widgets is None:
+            raise ValueError(
+                f'{where} is a timeline without GUI state (only recordings of the Record pane store the first '
+                f"frame's widgets); render it with gen_video.py --timeline"
+            )
+    if widgets is None:
+        widgets = {}
+    if not isinstance(widgets, dict) or not all(isinstance(v, dict) for v in widgets.values()):
+        raise ValueError(f'{where}: "widgets" must be an object of {{widget key: state}}, got {type(widgets).__name__}')
+    if doc.get('format') == TIMELINE_FORMAT:
+        widgets = {k: {s: (False if s.endswith('anim') else v) for s, v in st.items()} for k, st in widgets.items()}
+    return widgets
 
 
 def request_from_doc(doc: dict, where: str = 'state file') -> RenderRequest:

@@ -64,8 +64,8 @@ def test_timeline_png_frames_equal_individual_renders(tmp_path, sg3_pkl):
         rr = ref.render(s)
         expected = compose_view(rr.image, rr.fft, 'image+fft')
         got = np.asarray(PIL.Image.open(f))
-        if expected.shape != got.shape:  # the layer frame is resized to the first frame's size
-            expected = np.asarray(PIL.Image.fromarray(expected).resize(got.shape[1::-1], PIL.Image.NEAREST))
+        if expected.shape != got.shape:  # the layer frame is resized to the first frame's size (downscale: Lanczos)
+            expected = np.asarray(PIL.Image.fromarray(expected).resize(got.shape[1::-1], PIL.Image.Resampling.LANCZOS))
         assert np.array_equal(got, expected), f.name
     side = json.loads((out / 'states.json').read_text())
     assert side['format'] == 'sg3viz-timeline' and side['fps'] == 12 and len(side['states']) == 4

@@ -394,6 +394,12 @@ class CheckpointWidget(Widget):
         if update.is_final:
             self.preload_job_id = None
 
+    def preload_settled(self) -> bool:
+        """Whether the neighbours wanted now are loaded ahead (or failed) and no preload job runs."""
+        if self.preload_job_id is not None or not self._preload_want:
+            return False
+        return all(self.preload_state.get(s) in ('ready', 'failed') for s in self._preload_want)
+
     def preload_text(self) -> str:
         """One line: what is loaded ahead ('kimg 0.500 ready, kimg 1 loading'), or why nothing is."""
         if self.preload_note:
@@ -538,7 +544,7 @@ class CheckpointWidget(Widget):
 
     def _draw_output(self) -> None:
         fs = self.font_size
-        imgui.set_next_item_width(fs * 5)
+        imgui.set_next_item_width(fs * 6.5)
         changed, v = imgui.input_float('s/snapshot', self.seconds_per_snapshot, 0.1, 1.0, '%.2f')
         if changed:
             self.set_seconds(v)

@@ -25,6 +25,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"wait_jobs": true, "timeout_sec": S}  until no render-process job (average, measure, export) is running
     {"project": "<image path>" | {"path": "<image path>", "options": {<projection state>}}}  the Projection pane
     {"cancel_projection": true}            its Cancel button
+    {"record": "start" | "stop" | "cancel"}  the Record pane's Start / Stop (stop starts the render job) / Cancel
     {"keyframes": <action>}                the Keyframes pane: "add", "play", "pause", "live", "save", "load", "render",
                                            {"select"|"delete"|"left"|"right"|"jump": i}, {"scrub": seconds},
                                            {"save"|"load": path}, {"duration": [i, s]}, {"interp": [i, "w"|"slerp_z"]}
@@ -32,6 +33,7 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
     {"scrub": N | "next" | "prev" | "play" | "pause"}  the Checkpoints pane: show snapshot N of the run (0 = oldest),
                                            Next / Prev, Play / Pause
     {"save_scrub": "<json path>"}          the Checkpoints pane's Save timeline
+    {"wait_preload": true, "timeout_sec": S}  until the Checkpoints pane's neighbours are loaded ahead (or failed)
     {"quit": <exit code>}
 The app exits with code 0 at the end of the script (1 if a wait timed out).
 """
@@ -74,15 +76,20 @@ STEP_KEYS = (
     'wait_jobs',
     'project',
     'cancel_projection',
+    'record',
     'keyframes',
     'wait_file',
     'scrub',
     'save_scrub',
+    'wait_preload',
     'quit',
 )
 
 LAB_ACTIONS = ('average', 'cancel', 'pin', 'clear_pins', 'measure', 'cancel_measure', 'export_npz', 'export_csv',
                'export_png')  # fmt: skip
+
+
+RECORD_ACTIONS = ('start', 'stop', 'cancel')
 
 
 def load_script(path: str | pathlib.Path) -> list[dict[str, Any]]:
@@ -105,6 +112,8 @@ def validate_steps(steps) -> list[dict[str, Any]]:
         keys = set(s) - {'timeout_sec'} if isinstance(s, dict) else None
         if not keys or len(keys) != 1 or not keys <= set(STEP_KEYS):
             raise ValueError(f'validate_steps(): step {i} must be an object with one of {STEP_KEYS}, got {s!r}')
+        if 'record' in keys and s['record'] not in RECORD_ACTIONS:
+            raise ValueError(f'validate_steps(): step {i}: record must be one of {RECORD_ACTIONS}, got {s["record"]!r}')
         if 'lab' in keys and s['lab'] not in LAB_ACTIONS:
             raise ValueError(f'validate_steps(): step {i}: lab action must be one of {LAB_ACTIONS}, got {s["lab"]!r}')
     return steps
@@ -214,12 +223,18 @@ class ScriptRunner:
             viz.projection.start(v['path'] if isinstance(v, dict) else str(v))
         elif key == 'cancel_projection':
             viz.projection.cancel('Cancelled by the script')
+        elif key == 'record':
+            {'start': viz.record.start, 'stop': viz.record.stop, 'cancel': viz.record.cancel}[str(v)]()
         elif key == 'keyframes':
             viz.keyframes.script_action(v)
         elif key == 'scrub':
             self._scrub(viz, v)
         elif key == 'save_scrub':
             viz.checkpoints.save_timeline(str(v))
+        elif key == 'wait_preload':
+            return self._wait_until(
+                viz.checkpoints.preload_settled, float(s.get('timeout_sec', self.default_timeout_sec))
+            )
         elif key == 'wait_jobs':
             return self._wait_jobs(viz, float(s.get('timeout_sec', self.default_timeout_sec)))
         elif key == 'quit':
@@ -267,6 +282,22 @@ class ScriptRunner:
             return True
         if now - self._wait_started > timeout_sec:
             logger.error('script: jobs still running after %.0f s', timeout_sec)
+            self.failed = True
+            self._wait_started = None
+            return True
+        return False
+
+    def _wait_until(self, done, timeout_sec: float) -> bool:
+        """Waits (at least one frame) until ``done()``; a timeout fails the script."""
+        now = time.perf_counter()
+        if self._wait_started is None:
+            self._wait_started = now
+            return False
+        if done():
+            self._wait_started = None
+            return True
+        if now - self._wait_started > timeout_sec:
+            logger.error('script: still waiting after %.0f s', timeout_sec)
             self.failed = True
             self._wait_started = None
             return True

@@ -8,7 +8,7 @@ import pathlib
 
 from imgui_bundle import imgui
 
-from engine.states import CAPTURE_FORMAT, read_state_doc, write_json
+from engine.states import CAPTURE_FORMAT, MP4_SUFFIXES, TIMELINE_FORMAT, read_state_doc, widgets_from_doc, write_json
 from viz.widget import Widget
 
 logger = logging.getLogger(__name__)
@@ -27,38 +27,33 @@ def save_session(path: str | pathlib.Path, widgets: dict[str, dict], request: di
 
 
 def load_session(path: str | pathlib.Path) -> dict[str, dict]:
-    """Reads a session, a capture sidecar or a capture PNG (its state chunk) and returns ``{widget key: state}``.
+    """Reads a session, a capture (its sidecar or PNG) or a recording (its timeline JSON or the .mp4 carrying it) and
+    returns ``{widget key: state}`` (a recording: its first frame's, animations off; ``engine.states.widgets_from_doc``).
 
     Raises:
-        ValueError: the file is missing, not JSON, a PNG without state, or not a session / capture.
+        ValueError: the file is missing, not JSON, a PNG/mp4 without state, a timeline without GUI state, or not a
+            session / capture / recording.
     """
     p = pathlib.Path(path)
-    if p.suffix.lower() == '.png':
-        doc = read_state_doc(p, (SESSION_FORMAT, CAPTURE_FORMAT))
-        return _widgets(doc)
+    if p.suffix.lower() in ('.png', *MP4_SUFFIXES):
+        return widgets_from_doc(read_state_doc(p), p.name)
     try:
         doc = json.loads(p.read_text())
     except FileNotFoundError as e:
         raise ValueError(f'load_session(): path must be an existing file, got {str(p)!r}') from e
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f'load_session(): {str(p)!r} is not a readable JSON session ({e})') from e
-    if not isinstance(doc, dict) or doc.get('format') not in (SESSION_FORMAT, 'sg3viz-capture'):
+    if not isinstance(doc, dict) or doc.get('format') not in (SESSION_FORMAT, CAPTURE_FORMAT, TIMELINE_FORMAT):
         raise ValueError(
-            f'load_session(): {str(p)!r} is not an sg3viz session or capture sidecar; save one with the Session widget'
+            f'load_session(): {str(p)!r} is not an sg3viz session, capture sidecar or recording; save one with the '
+            f'Session widget'
         )
     if doc.get('version', 1) > SESSION_VERSION:
         raise ValueError(
             f'load_session(): version must be <= {SESSION_VERSION}, got {doc.get("version")}; '
             f'the file comes from a newer release'
         )
-    return _widgets(doc)
-
-
-def _widgets(doc: dict) -> dict[str, dict]:
-    widgets = doc.get('widgets') or {}
-    if not isinstance(widgets, dict):
-        raise ValueError(f'load_session(): "widgets" must be an object, got {type(widgets).__name__}')
-    return widgets
+    return widgets_from_doc(doc, p.name)
 
 
 class SessionWidget(Widget):

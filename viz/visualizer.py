@@ -35,6 +35,7 @@ from viz.layer_widget import LayerWidget
 from viz.performance_widget import PerformanceWidget
 from viz.pickle_widget import PickleWidget
 from viz.projection_widget import ProjectionWidget, is_image_path
+from viz.record_widget import RecordWidget
 from viz.script import ScriptRunner
 from viz.session_widget import SessionWidget
 from viz.spectrum_lab_widget import SpectrumLabWidget
@@ -120,6 +121,7 @@ class Visualizer:
         self.keyframes = KeyframeWidget(self)
         self.checkpoints = CheckpointWidget(self)
         self.capture = CaptureWidget(self, capture_dir=capture_dir)
+        self.record = RecordWidget(self)
         self.performance = PerformanceWidget(self)
         self.session = SessionWidget(self, session_path=str(pathlib.Path(capture_dir) / 'session.json'))
         self.performance.set_state(
@@ -138,6 +140,7 @@ class Visualizer:
             self.keyframes,
             self.checkpoints,
             self.capture,
+            self.record,
             self.performance,
             self.session,
         ]
@@ -230,8 +233,8 @@ class Visualizer:
         self._quit_code = int(code)
 
     def handle_drop(self, paths: list[str]) -> None:
-        """Dropped files: a capture (a PNG carrying our state chunk, or its .json sidecar) or a saved session restores
-        that state (``engine.states``); W / W+ latents (.npz, .npy) go to the Latent pane; other images start a
+        """Dropped files: a capture (a PNG carrying our state chunk, or its .json sidecar), a saved session or a
+        recording (its .mp4 or timeline .json: the first recorded state) restores that state (``engine.states``); W / W+ latents (.npz, .npy) go to the Latent pane; other images start a
         projection (the Projection pane opens); everything else goes to the Network pane (pickles, URLs, run
         directories)."""
         from engine.states import CAPTURE_FORMAT, SESSION_FORMAT, png_state
@@ -239,7 +242,7 @@ class Visualizer:
         for p in paths:
             low = str(p).lower()
             doc = png_state(p) if low.endswith('.png') else None
-            if doc is not None or low.endswith('.json'):
+            if doc is not None or low.endswith(('.json', '.mp4', '.mov', '.m4v')):
                 if doc is not None and doc.get('format') not in (CAPTURE_FORMAT, SESSION_FORMAT):
                     continue
                 self.session.load(p)
@@ -324,6 +327,7 @@ class Visualizer:
             'lab': self.spectrum_lab.dump(),
             'measure': self.equivariance.measure_result,
             'projection': self.projection.dump(),
+            'record': self.record.dump(),
             'keyframes': self.keyframes.dump(),
             'checkpoints': self.checkpoints.dump(),
         }
@@ -364,6 +368,7 @@ class Visualizer:
         req = self.keyframes.override(req)  # The timeline's state while previewing a keyframe timeline.
         for note in notes:
             self.notify(note)
+        self.record.sample(req)
         self._submit(req)
         self.image_area.draw()
         want = bool(self._screenshots) or bool(self._crop_screenshots) or self._gui_capture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -37,22 +36,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(num_threads)
-
-
-@pytest.fixture(scope='module')
-def net_pkl(tmp_path_factory) -> str:
-    from training import networks_stylegan3 as sg3
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        G = sg3.Generator(
-            z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=128, channel_max=8,
-            num_layers=3, mapping_kwargs=dict(num_layers=1),
-        ).eval()  # fmt: skip
-    path = tmp_path_factory.mktemp('async_nets') / 'sg3.pkl'
-    with open(path, 'wb') as f:
-        pickle.dump(dict(G_ema=G), f)
-    return str(path)
 
 
 def _wait_result(r: AsyncRenderer) -> RenderResult:
@@ -89,7 +72,7 @@ def shm_prefixes() -> list[str]:
 
 
 @pytest.fixture(scope='module')
-def async_r(net_pkl, tmp_path_factory, shm_prefixes):
+def async_r(tiny_sg3_pkl, tmp_path_factory, shm_prefixes):
     """A separate-process renderer (arrays always via shared memory), started while ``__main__`` is a script that
     must not run in the render process (it would leave a marker file)."""
     d = tmp_path_factory.mktemp('fake_main')
@@ -106,7 +89,7 @@ def async_r(net_pkl, tmp_path_factory, shm_prefixes):
     try:
         with pytest.MonkeyPatch.context() as main_mp:
             main_mp.setitem(sys.modules, '__main__', fake_main)
-            r.set_request(RenderRequest(pkl=net_pkl))
+            r.set_request(RenderRequest(pkl=tiny_sg3_pkl))
         shm_prefixes.append(r._backend._names.prefix)
         first = _wait_result(r)
         assert first.error is None, first.error
@@ -119,10 +102,10 @@ def async_r(net_pkl, tmp_path_factory, shm_prefixes):
         assert _shm_files(shm_prefixes) == [], 'leaked shared memory'
 
 
-def test_round_trip_matches_renderer(async_r, net_pkl):
+def test_round_trip_matches_renderer(async_r, tiny_sg3_pkl):
     from engine.renderer import Renderer
 
-    req = RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),), fft_show=True)
+    req = RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((3, 1.0),), fft_show=True)
     async_r.set_request(req)
     res = _wait_result(async_r)
     assert res.error is None and res.stamp == async_r._last_req.stamp
@@ -143,8 +126,8 @@ def test_child_imports_no_gui(async_r):
     assert gui == []
 
 
-def test_unchanged_request_not_rendered_again(async_r, net_pkl):
-    req = RenderRequest(pkl=net_pkl, w0_seeds=((5, 1.0),))
+def test_unchanged_request_not_rendered_again(async_r, tiny_sg3_pkl):
+    req = RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((5, 1.0),))
     async_r.set_request(req)
     _wait_idle(async_r)
     stamp = async_r._last_req.stamp
@@ -153,9 +136,9 @@ def test_unchanged_request_not_rendered_again(async_r, net_pkl):
     assert async_r.get_result() is None
 
 
-def test_newest_result_wins(async_r, net_pkl):
+def test_newest_result_wins(async_r, tiny_sg3_pkl):
     for seed in range(10, 16):
-        async_r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((seed, 1.0),)))
+        async_r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((seed, 1.0),)))
     results = _wait_idle(async_r)
     stamps = [res.stamp for res in results]
     assert stamps and stamps == sorted(set(stamps)) and stamps[-1] == async_r._last_req.stamp
@@ -175,19 +158,19 @@ def test_stale_results_dropped():
     r.close()
 
 
-def test_in_process_mode(net_pkl):
+def test_in_process_mode(tiny_sg3_pkl):
     with AsyncRenderer('cpu', separate_process=False) as r:
-        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((7, 1.0),)))
+        r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((7, 1.0),)))
         res = _wait_result(r)
         assert res.error is None and res.image.shape == (16, 16, 3) and r.pid is None and not r.separate_process
     with pytest.raises(RuntimeError):
         r.set_request(RenderRequest())
 
 
-def test_switch_modes_and_crash(async_r, net_pkl, shm_prefixes):
+def test_switch_modes_and_crash(async_r, tiny_sg3_pkl, shm_prefixes):
     """separate -> in-process -> separate; the new render process is killed while it has a request in flight: the
     next result reports the crash, the restarted process renders the request that was in flight, and later ones."""
-    req = RenderRequest(pkl=net_pkl, w0_seeds=((8, 1.0),))
+    req = RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((8, 1.0),))
     async_r.set_request(req)
     in_process = _wait_idle(async_r)[-1]
     resend_stamp = async_r.set_separate_process(False)  # the current request is rendered again by the new worker
@@ -211,7 +194,7 @@ def test_switch_modes_and_crash(async_r, net_pkl, shm_prefixes):
     resent = _wait_result(async_r)
     assert resent.error is None and resent.stamp == notice.stamp and not async_r.is_restarting
     np.testing.assert_array_equal(resent.image, in_process.image)
-    async_r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((22, 1.0),)))
+    async_r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((22, 1.0),)))
     again = _wait_result(async_r)
     assert again.error is None and again.stamp > resent.stamp and again.image.shape == (16, 16, 3)
 
@@ -264,24 +247,24 @@ def test_tune_render_process(monkeypatch):
             AsyncRenderer(num_threads=bad)
 
 
-def test_caller_stamps(net_pkl):
+def test_caller_stamps(tiny_sg3_pkl):
     """A nonzero stamp newer than the last one is kept (the GUI numbers its requests); others are renumbered."""
     with AsyncRenderer('cpu', separate_process=False) as r:
         assert r.last_stamp == 0
-        assert r.set_request(RenderRequest(pkl=net_pkl, stamp=10)) == 10
+        assert r.set_request(RenderRequest(pkl=tiny_sg3_pkl, stamp=10)) == 10
         assert r.last_stamp == 10 and _wait_result(r).stamp == 10
-        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((1, 1.0),), stamp=11)) == 11
+        assert r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((1, 1.0),), stamp=11)) == 11
         assert r.last_stamp == 11 and _wait_result(r).stamp == 11
-        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((2, 1.0),), stamp=4)) == 12  # not newer
+        assert r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((2, 1.0),), stamp=4)) == 12  # not newer
         assert r.last_stamp == 12 and _wait_result(r).stamp == 12
-        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),))) == 13  # 0: numbered here
+        assert r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((3, 1.0),))) == 13  # 0: numbered here
         assert r.last_stamp == 13 and _wait_result(r).stamp == 13
-        assert r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),), stamp=99)) == 13  # equal: filtered
+        assert r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((3, 1.0),), stamp=99)) == 13  # equal: filtered
         assert r.get_result() is None and not r.is_busy
         assert r.set_separate_process(False) is None  # no switch, nothing re-sent
 
 
-def test_newer_network_does_not_wait_for_older_load(net_pkl, tmp_path, monkeypatch):
+def test_newer_network_does_not_wait_for_older_load(tiny_sg3_pkl, tmp_path, monkeypatch):
     """While a slow network loads, a request for another network is answered at once; the abandoned load finishes
     in the background and is cached; close() does not wait for a load."""
     import engine.net_cache as renderer_mod
@@ -289,7 +272,7 @@ def test_newer_network_does_not_wait_for_older_load(net_pkl, tmp_path, monkeypat
     slow = str(tmp_path / 'slow.pkl')
     stuck = str(tmp_path / 'stuck.pkl')
     for path in (slow, stuck):
-        shutil.copy(net_pkl, path)
+        shutil.copy(tiny_sg3_pkl, path)
     started = {slow: threading.Event(), stuck: threading.Event()}
     release = {slow: threading.Event(), stuck: threading.Event()}
     calls: list = []
@@ -308,9 +291,9 @@ def test_newer_network_does_not_wait_for_older_load(net_pkl, tmp_path, monkeypat
             r.set_request(RenderRequest(pkl=slow))
             assert started[slow].wait(TIMEOUT_SEC)
             r.set_request(RenderRequest(pkl=slow, w0_seeds=((1, 1.0),)))  # same network: keeps waiting
-            r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((2, 1.0),)))
+            r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((2, 1.0),)))
             res = _wait_result(r)  # while the slow load is still blocked
-            assert res.error is None and res.net.pkl == net_pkl and res.stamp == r.last_stamp == 3
+            assert res.error is None and res.net.pkl == tiny_sg3_pkl and res.stamp == r.last_stamp == 3
             assert not release[slow].is_set() and r.get_result() is None
             release[slow].set()
             r.set_request(RenderRequest(pkl=slow, w0_seeds=((2, 1.0),)))
@@ -328,11 +311,11 @@ def test_newer_network_does_not_wait_for_older_load(net_pkl, tmp_path, monkeypat
             event.set()
 
 
-def test_warm_spare_takes_over_after_a_crash(net_pkl, shm_prefixes):
+def test_warm_spare_takes_over_after_a_crash(tiny_sg3_pkl, shm_prefixes):
     """Once the render process has answered, a spare process is kept warm (its network loaded); when the active one
     is killed, the spare renders the current request, and a new spare is prepared."""
     with AsyncRenderer('cpu', separate_process=True, shm_min_bytes=0) as r:
-        r.set_request(RenderRequest(pkl=net_pkl, w0_seeds=((3, 1.0),)))
+        r.set_request(RenderRequest(pkl=tiny_sg3_pkl, w0_seeds=((3, 1.0),)))
         first = _wait_result(r)
         shm_prefixes.append(r._backend._names.prefix)
         assert first.error is None and r._spare is not None and r._spare.is_alive()

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import os
-import pickle
 import threading
 import time
 
 import pytest
-import torch
 
 from engine.net_cache import NetCache, NetLoadError, net_info
 
 TIMEOUT_SEC = 120.0
-
-
-@pytest.fixture(scope='module')
-def sg3_pkl(tmp_path_factory) -> str:
-    from training import networks_stylegan3 as sg3
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        G = sg3.Generator(
-            z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=128, channel_max=8,
-            num_layers=3, mapping_kwargs=dict(num_layers=1),
-        ).eval()  # fmt: skip
-    path = tmp_path_factory.mktemp('cache_nets') / 'sg3.pkl'
-    with open(path, 'wb') as f:
-        pickle.dump(dict(G_ema=G), f)
-    return str(path)
 
 
 def _wait(cache: NetCache, source, device='cpu'):
@@ -41,7 +23,7 @@ def _wait(cache: NetCache, source, device='cpu'):
     raise AssertionError('the load never finished')
 
 
-def test_lookup_is_non_blocking_and_reports_load_time_once(sg3_pkl):
+def test_lookup_is_non_blocking_and_reports_load_time_once(tiny_sg3_pkl):
     release = threading.Event()
     calls: list = []
 
@@ -54,19 +36,19 @@ def test_lookup_is_non_blocking_and_reports_load_time_once(sg3_pkl):
         return G, str(path)
 
     cache = NetCache(loader=loader)
-    first = cache.lookup(sg3_pkl, False, 'cpu')
-    assert first.is_loading and cache.is_loading(sg3_pkl, False)
-    assert cache.lookup(sg3_pkl, False, 'cpu').is_loading  # still loading; no second thread
+    first = cache.lookup(tiny_sg3_pkl, False, 'cpu')
+    assert first.is_loading and cache.is_loading(tiny_sg3_pkl, False)
+    assert cache.lookup(tiny_sg3_pkl, False, 'cpu').is_loading  # still loading; no second thread
     release.set()
-    ready = _wait(cache, sg3_pkl)
+    ready = _wait(cache, tiny_sg3_pkl)
     assert ready.net is not None and ready.load_ms > 0 and ready.net.info.config == 'stylegan3-t'
-    again = cache.lookup(sg3_pkl, False, 'cpu')
-    assert again.net is ready.net and again.load_ms == 0 and calls == [sg3_pkl]
-    net, load_ms = cache.get(sg3_pkl, False, 'cpu')
+    again = cache.lookup(tiny_sg3_pkl, False, 'cpu')
+    assert again.net is ready.net and again.load_ms == 0 and calls == [tiny_sg3_pkl]
+    net, load_ms = cache.get(tiny_sg3_pkl, False, 'cpu')
     assert net is ready.net and load_ms == 0
 
 
-def test_failures_remembered_until_the_file_changes(tmp_path, sg3_pkl):
+def test_failures_remembered_until_the_file_changes(tmp_path, tiny_sg3_pkl):
     bad = tmp_path / 'bad.pkl'
     bad.write_bytes(b'not a pickle\n' * 4)
     calls: list = []
@@ -85,7 +67,7 @@ def test_failures_remembered_until_the_file_changes(tmp_path, sg3_pkl):
     for _ in range(3):
         assert cache.lookup(str(bad), False, 'cpu').failure is not None
     assert calls == [str(bad)]  # remembered: not loaded again
-    bad.write_bytes(open(sg3_pkl, 'rb').read())  # the user fixed the file
+    bad.write_bytes(open(tiny_sg3_pkl, 'rb').read())  # the user fixed the file
     os.utime(bad, ns=(time.time_ns(), time.time_ns() + 10**9))
     status = _wait(cache, str(bad))
     assert status.net is not None and calls == [str(bad), str(bad)]
@@ -103,12 +85,12 @@ def test_unexpected_loader_error_becomes_failure_with_traceback():
     assert cache.lookup('https://example.org/x.pkl', False, 'cpu').is_loading  # URL failures are retried
 
 
-def test_eviction_and_on_evict(sg3_pkl, tmp_path):
+def test_eviction_and_on_evict(tiny_sg3_pkl, tmp_path):
     evicted: list = []
     paths = []
     for i in range(3):
         p = tmp_path / f'n{i}.pkl'
-        p.write_bytes(open(sg3_pkl, 'rb').read())
+        p.write_bytes(open(tiny_sg3_pkl, 'rb').read())
         paths.append(str(p))
     cache = NetCache(max_pkls=2, max_nets=2, on_evict=evicted.append)
     for p in paths:

@@ -85,7 +85,7 @@ def test_viz_capture_reopens_by_drop_and_renders_headless(run_viz, png, tmp_path
 
 
 def test_viz_drop_routing_fake(run_viz, tmp_path):
-    """A plain PNG (no state chunk) starts a projection, not a network load, a timeline JSON is refused with a clear message and
+    """A plain PNG (no state chunk) starts a projection, not a network load, a timeline JSON without GUI state is refused with a clear message and
     the app keeps running, a capture sidecar restores its state."""
     from PIL import Image
 
@@ -118,7 +118,7 @@ def test_viz_drop_routing_fake(run_viz, tmp_path):
     st = [json.loads(p.read_text()) for p in s[:3]]
     assert st[0]['widgets']['projection']['target_path'] == str(plain)  # a photo to project
     assert st[0]['error_text'] is None or 'Drop a network pickle' not in st[0]['error_text']
-    assert 'not an sg3viz session' in st[1]['error_text']
+    assert 'timeline without GUI state' in st[1]['error_text']
     assert st[1]['displayed_request']['w0_seeds'] == [[8, 1.0]]
     assert st[2]['error_text'] is None
     assert st[2]['displayed_request']['w0_seeds'] == [[5, 1.0]] and st[2]['displayed_request']['trunc_psi'] == 0.3

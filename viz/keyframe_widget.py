@@ -34,7 +34,7 @@ from viz.widget import Widget
 
 logger = logging.getLogger(__name__)
 
-FPS_RANGE = (1, 240)  # timeline frames per second
+FPS_RANGE = (1, 120)  # timeline frames per second (the Record pane's range)
 DURATION_RANGE_SEC = (0.05, 3600.0)  # one segment
 DEFAULT_DURATION_SEC = 2.0
 THUMB_PX = 64  # longest side of a stored thumbnail
@@ -458,7 +458,10 @@ class KeyframeWidget(Widget):
             self.status = 'Render video needs the Record pane; save the timeline and run gen_video.py --timeline FILE'
             return False
         name = pathlib.Path(self.path).stem or 'keyframes'
-        render_states(tl.expand(), fps=float(tl.fps), view=None, name=name)
+        job = render_states(tl.expand(), fps=float(tl.fps), view=None, name=name, widgets=self.keyframes[0].widgets)
+        if job is None:
+            self.status = f'Render video did not start: {getattr(record, "status", "") or "see the Record pane"}'
+            return False
         self.status = f'Rendering {tl.num_frames} frames ({name}) in the Record pane'
         return True
 

@@ -74,6 +74,11 @@ def test_keyframes_scripted_scrub_reorder_jump_save_load(run_viz, tmp_path, png)
         {'keyframes': {'load': str(kf_file)}},
         {'wait_frames': 2},
         {'dump_state': str(dumps['loaded'])},
+        {'set': {'keyframes': {'fps': 2, 'path': 'kf_video.json'}}},  # 4 + 1 + 1 frames
+        {'keyframes': 'render'},
+        {'wait_frames': 2},
+        {'wait_jobs': True, 'timeout_sec': 240},
+        {'dump_state': str(tmp_path / 'rendered.json')},
         {'quit': 0},
     ]
     r = run_viz(['--device', 'cpu', '--window', '1280x800', '--capture-dir', str(cap)], script, timeout=400)
@@ -126,6 +131,30 @@ def test_keyframes_scripted_scrub_reorder_jump_save_load(run_viz, tmp_path, png)
     loaded = d['loaded']['keyframes']
     assert [_req(x) for x in loaded['requests']] == reqs and loaded['thumbs'] == [[64, 64, 3]] * 3
     assert d['loaded']['widgets']['keyframes']['fps'] == 12
+
+    # Render video: the Record pane's job writes the timeline's frames (the first one is keyframe 0's image).
+    import imageio.v2 as imageio
+
+    from engine.states import read_state_doc
+
+    rendered = json.loads((tmp_path / 'rendered.json').read_text())
+    assert rendered['keyframes']['status'].startswith('Rendering 6 frames'), rendered['keyframes']['status']
+    assert rendered['record']['last_error'] is None, rendered['record']['status']
+    (mp4,) = cap.glob('*kf_video*.mp4')
+    frames = [np.asarray(f) for f in imageio.mimread(mp4)]
+    video_doc = read_state_doc(mp4)
+    video_tl = tl.__class__(tl.states, tl.durations, fps=2.0, loop=True, interps=tl.interps, num_ws=16)
+    assert len(frames) == 6
+    from engine.recording import video_state  # the frames as a video renders them (live-only lab readouts off)
+
+    expected_video = [video_state(x, 'image') for x in video_tl.expand()]
+    for i, (got, want) in enumerate(zip([_req(x) for x in video_doc['states']], expected_video, strict=True)):
+        diff = {k: (v, want.to_dict()[k]) for k, v in got.to_dict().items() if v != want.to_dict()[k]}
+        assert not diff, (i, diff)
+    luma = [0.299, 0.587, 0.114]
+    ref0 = Renderer('cpu').render(video_tl.frame(0)).image
+    assert np.abs(frames[0] @ luma - ref0 @ luma).mean() < 4
+    assert video_doc['widgets']['latent']['x'] == 0.0  # dropping the video restores keyframe 0's panes
 
     # The pane with its thumbnail strip is on screen (three thumbnails, not background).
     img = png(shot)

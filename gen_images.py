@@ -103,11 +103,7 @@ def generate_images(
     from engine.devices import pick_device
     from engine.loading import load_generator
 
-    if noise_mode not in ('const', 'random', 'none'):
-        raise ValueError(f"generate_images(): noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
-    psis = [float(truncation_psi)] if np.isscalar(truncation_psi) else [float(p) for p in truncation_psi]  # type: ignore[arg-type]
-    if not psis:
-        raise ValueError('generate_images(): truncation_psi must hold at least one value')
+    psis = _check_psis_and_noise(truncation_psi, noise_mode)
     dev = pick_device(device)
     G = load_generator(network, trust=trust, device=dev)
     _apply_transform(G, translate, rotate)
@@ -133,13 +129,30 @@ def generate_images(
                 cells[layout(p, i)] = img_u8
         if layout is not None:
             if show_avg:
-                w_avg = G.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
-                avg_u8 = _to_u8(G.synthesis(w_avg, noise_mode=noise_mode))
                 rows = len(psis) if len(psis) > 1 else grid[0]  # type: ignore[index]
-                for r in range(rows):
-                    cells[(r, 0)] = avg_u8
+                cells.update(dict.fromkeys([(r, 0) for r in range(rows)], _w_avg_image(G, noise_mode)))
             paths.append(save_png(outdir / 'grid.png', tile_grid(cells)))
     return paths
+
+
+def _check_psis_and_noise(truncation_psi: float | Sequence[float], noise_mode: str) -> list[float]:
+    """``generate_images``' psi value(s) as a list of floats, after checking them and the noise mode.
+
+    Raises:
+        ValueError: an unknown noise mode or an empty psi list.
+    """
+    if noise_mode not in ('const', 'random', 'none'):
+        raise ValueError(f"generate_images(): noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
+    psis = [float(truncation_psi)] if np.isscalar(truncation_psi) else [float(p) for p in truncation_psi]  # type: ignore[arg-type]
+    if not psis:
+        raise ValueError('generate_images(): truncation_psi must hold at least one value')
+    return psis
+
+
+def _w_avg_image(G, noise_mode: str) -> np.ndarray:
+    """The image of ``w_avg`` (the grid's ``show_avg`` column; psi-independent), uint8 [H, W, C]."""
+    w_avg = G.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)  # [1, L, D]
+    return _to_u8(G.synthesis(w_avg, noise_mode=noise_mode))
 
 
 def render_session(

@@ -99,6 +99,7 @@ class CheckpointWidget(Widget):
         self._play_sec = 0.0
         self._visible_until = 0.0
         self._runs_cache: tuple[float, list[tuple[str, int]]] = (0.0, [])
+        self._run_of_cache: tuple[str | None, float, str | None] = (None, 0.0, None)
 
     # ---- state ------------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -154,8 +155,13 @@ class CheckpointWidget(Widget):
         src = self.requested_source()
         if self._remote() is not None:
             return _remote_run_of(src, self._remote_runs()) if src else None
+        cached_src, expiry, cached = self._run_of_cache
+        if src == cached_src and time.monotonic() < expiry:
+            return cached  # run_of() looks at the file system: at most every RESCAN_SEC per source, not every frame
         run = run_of(src) if src else None
-        return str(run) if run is not None else None
+        found = str(run) if run is not None else None
+        self._run_of_cache = (src, time.monotonic() + RESCAN_SEC, found)
+        return found
 
     def _remote_runs(self) -> list[tuple[str, list[str]]]:
         remote = self._remote()

@@ -184,7 +184,7 @@ class CheckpointWidget(Widget):
         if remote is not None:
             remote.request_file_list()  # The answer is used on the next look.
             pkls = next((p for d, p in self._remote_runs() if _same_path(d, key)), [])
-            self.run = ScrubRun(key, tuple(snapshots_from_paths(pkls)), (), ('metrics are not sent by the server',))
+            self.run = ScrubRun(key, tuple(snapshots_from_paths(pkls)))  # No metrics: the server sends no files.
         else:
             sig = run_signature(key)
             if force or key != self._run_key or sig != self._run_sig:

@@ -404,6 +404,8 @@ class CheckpointWidget(Widget):
             self.preload_state = dict(data['state'])
         if update.state == 'done' and update.result:
             self.preload_errors = dict(update.result.get('errors') or {})
+            for source, message in self.preload_errors.items():
+                logger.warning('Checkpoints: loading %s ahead failed: %s', source, message)
         if update.state == 'error':
             self.preload_note = f'failed: {update.error}'
         if update.is_final:
@@ -454,6 +456,7 @@ class CheckpointWidget(Widget):
             'metrics': self.metrics_lines(),
             'notes': list(run.notes) if run is not None else [],
             'preload_state': dict(self.preload_state),
+            'preload_errors': dict(self.preload_errors),
             'preload_want': list(self._preload_want),
             'preload_text': self.preload_text(),
             'preload_job_id': self.preload_job_id,

@@ -25,6 +25,7 @@ import os
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
 import numpy as np
@@ -171,27 +172,9 @@ def _check_labels(fnames: list[str], labels: list[object], drop_bad_labels: bool
 def _open_files(
     source: str, max_images: int | None, labels_from_folders: bool, drop_bad_labels: bool = False
 ) -> _Source:
-    if os.path.isdir(source):
-        all_fnames = sorted(
-            os.path.relpath(os.path.join(root, f), source).replace(os.sep, '/')
-            for root, _dirs, files in os.walk(source)
-            for f in files
-        )
-
-        def opener(fname: str):
-            return open(os.path.join(source, fname), 'rb')
-    else:
-        try:
-            zf = zipfile.ZipFile(source)
-        except (OSError, zipfile.BadZipFile) as e:
-            raise ValueError(
-                f'dataset_tool(): --source must be a folder, a .zip or an MNIST idx file, got {source!r}: {e}'
-            ) from e
-        all_fnames = sorted(zf.namelist())
-
-        def opener(fname: str):
-            return zf.open(fname, 'r')
-
+    """The images of a folder or zip (an MNIST folder is handed to :func:`_open_mnist`), with their labels from the
+    folder names or dataset.json. Raises ValueError naming a bad source, dataset.json or label."""
+    all_fnames, opener = _list_files(source)
     fnames = [f for f in all_fnames if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
     if not fnames:
         idx = os.path.join(source, 'train-images-idx3-ubyte.gz')
@@ -204,23 +187,57 @@ def _open_files(
     if labels_from_folders:
         labels, source_obj.class_names = _class_labels(fnames, source)  # type: ignore[assignment]
     elif 'dataset.json' in all_fnames:
-        try:
-            with opener('dataset.json') as f:
-                table = json.load(f).get('labels')
-        except (OSError, ValueError, AttributeError) as e:
-            raise ValueError(f'dataset_tool(): cannot read dataset.json in {source!r}: {e}') from e
+        table = _read_label_table(opener, source)
         if table is not None:
-            try:
-                table = dict(table)
-            except (TypeError, ValueError) as e:
-                raise ValueError(
-                    f'dataset_tool(): dataset.json in {source!r} must hold "labels": [[fname, label], ...] ({e})'
-                ) from None
             labels = _check_labels(fnames, [table.get(f) for f in fnames], drop_bad_labels, source_obj)
 
     if max_images is not None:
         fnames, labels = fnames[:max_images], labels[:max_images]
+    load, peek = _image_loader(opener, source, source_obj), _image_peeker(opener, source)
+    source_obj.items = [
+        _Item(name=f, load=functools.partial(load, f), peek=functools.partial(peek, f), label=lab)
+        for f, lab in zip(fnames, labels)
+    ]
+    return source_obj
 
+
+def _list_files(source: str) -> tuple[list[str], Callable[[str], Any]]:
+    """(every file name in a folder (relative, '/'-separated) or zip, sorted; a function opening one for reading)."""
+    if os.path.isdir(source):
+        all_fnames = sorted(
+            os.path.relpath(os.path.join(root, f), source).replace(os.sep, '/')
+            for root, _dirs, files in os.walk(source)
+            for f in files
+        )
+        return all_fnames, lambda fname: open(os.path.join(source, fname), 'rb')
+    try:
+        zf = zipfile.ZipFile(source)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ValueError(
+            f'dataset_tool(): --source must be a folder, a .zip or an MNIST idx file, got {source!r}: {e}'
+        ) from e
+    return sorted(zf.namelist()), lambda fname: zf.open(fname, 'r')
+
+
+def _read_label_table(opener: Callable[[str], Any], source: str) -> dict | None:
+    """dataset.json's ``labels`` as {fname: label} (None when it says null). Raises ValueError when unreadable."""
+    try:
+        with opener('dataset.json') as f:
+            table = json.load(f).get('labels')
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f'dataset_tool(): cannot read dataset.json in {source!r}: {e}') from e
+    if table is None:
+        return None
+    try:
+        return dict(table)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f'dataset_tool(): dataset.json in {source!r} must hold "labels": [[fname, label], ...] ({e})'
+        ) from None
+
+
+def _image_loader(opener: Callable[[str], Any], source: str, source_obj: _Source) -> Callable[[str], PIL.Image.Image]:
+    """A function decoding one image (its first frame; the first animated image adds a warning to ``source_obj``)."""
     animated: list[str] = []
 
     def load(fname: str) -> PIL.Image.Image:
@@ -237,6 +254,12 @@ def _open_files(
                     'any other animated image)'
                 )
         return img
+
+    return load
+
+
+def _image_peeker(opener: Callable[[str], Any], source: str) -> Callable[[str], tuple[tuple[int, int], str]]:
+    """A function reading one image's (size, mode) without decoding it; refuses images over MAX_IMAGE_PIXELS."""
 
     def peek(fname: str) -> tuple[tuple[int, int], str]:
         try:
@@ -256,11 +279,7 @@ def _open_files(
         except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f'dataset_tool(): cannot read image {fname!r} in {source!r}: {e}') from e
 
-    source_obj.items = [
-        _Item(name=f, load=functools.partial(load, f), peek=functools.partial(peek, f), label=lab)
-        for f, lab in zip(fnames, labels)
-    ]
-    return source_obj
+    return peek
 
 
 def open_source(
@@ -525,6 +544,36 @@ def convert_dataset(
     if not src.items:
         raise ValueError(f'dataset_tool(): --source {source!r} contains no images')
 
+    out_size, any_color = _resolve_output_size(src, out_size, progress)
+    labels_out: list | None = [] if all(it.label is not None for it in src.items) else None
+    writer = _Writer(dest)
+    ok = False
+    try:
+        arrays = _iter_arrays(src, out_size, transform, resolution, background, to_rgb=any_color)
+        channels = _write_images(writer, src, arrays, labels_out, progress)
+        meta: dict = {'labels': labels_out}
+        if src.class_names is not None:
+            meta['class_names'] = src.class_names
+        writer.write('dataset.json', json.dumps(meta).encode('utf-8'))
+        writer.commit()
+        ok = True
+    finally:
+        if not ok:
+            writer.discard()  # nothing partial at dest
+    return dict(
+        num_images=len(src.items), resolution=tuple(out_size), channels=channels, has_labels=labels_out is not None,
+        dest=dest, warnings=list(src.warnings),
+    )  # fmt: skip
+
+
+def _resolve_output_size(
+    src: _Source, out_size: tuple[int, int] | None, progress: bool
+) -> tuple[tuple[int, int], bool]:
+    """(the output size: ``out_size``, or the images' common size when None; whether any image has colour).
+
+    Raises:
+        ValueError: without ``out_size``, images of mixed sizes or a size that is not a square power of two.
+    """
     if src.fixed_size is not None:  # MNIST: no need to open anything
         scanned, any_color = src.fixed_size, False
     else:
@@ -539,35 +588,23 @@ def convert_dataset(
                 f'--transform=center-crop --resolution={s}x{s}'
             )
         out_size = scanned
+    return out_size, any_color
 
-    labels_out: list | None = [] if all(it.label is not None for it in src.items) else None
-    writer = _Writer(dest)
+
+def _write_images(writer: _Writer, src: _Source, arrays: Iterator, labels_out: list | None, progress: bool) -> int:
+    """Writes each image as ``<idx // 1000 as 5 digits>/img<idx as 8 digits>.png`` (the reference layout), appending
+    ``[fname, label]`` to ``labels_out`` when given. Returns the channel count of the last image (0 for none)."""
     channels = 0
-    ok = False
-    try:
-        arrays = _iter_arrays(src, out_size, transform, resolution, background, to_rgb=any_color)
-        for idx, (item, arr) in enumerate(
-            tqdm(zip(src.items, arrays), total=len(src.items), desc='Writing', unit='img', disable=not progress)
-        ):
-            idx_str = f'{idx:08d}'
-            fname = f'{idx_str[:5]}/img{idx_str}.png'
-            writer.write(fname, _png_bytes(arr))
-            channels = 1 if arr.ndim == 2 else arr.shape[2]
-            if labels_out is not None:
-                labels_out.append([fname, item.label])
-        meta: dict = {'labels': labels_out}
-        if src.class_names is not None:
-            meta['class_names'] = src.class_names
-        writer.write('dataset.json', json.dumps(meta).encode('utf-8'))
-        writer.commit()
-        ok = True
-    finally:
-        if not ok:
-            writer.discard()  # nothing partial at dest
-    return dict(
-        num_images=len(src.items), resolution=tuple(out_size), channels=channels, has_labels=labels_out is not None,
-        dest=dest, warnings=list(src.warnings),
-    )  # fmt: skip
+    for idx, (item, arr) in enumerate(
+        tqdm(zip(src.items, arrays), total=len(src.items), desc='Writing', unit='img', disable=not progress)
+    ):
+        idx_str = f'{idx:08d}'
+        fname = f'{idx_str[:5]}/img{idx_str}.png'
+        writer.write(fname, _png_bytes(arr))
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        if labels_out is not None:
+            labels_out.append([fname, item.label])
+    return channels
 
 
 # ----------------------------------------------------------------------------

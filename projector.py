@@ -79,7 +79,7 @@ def parse_start(value: str) -> tuple[str, Any]:
 
 def _to_u8(img) -> np.ndarray:
     """[1, C, H, W] in [-1, 1] -> [H, W, C] uint8 (`x * 127.5 + 128`, clamped, as the reference tools)."""
-    from engine.projector import to_u8_hwc
+    from engine.image_files import to_u8_hwc
 
     return to_u8_hwc(img)
 
@@ -128,8 +128,6 @@ def project_images(
         engine.loading.LoadError: Network or VGG16 file unreadable or refused.
         ValueError: Bad targets, options or start latent.
     """
-    import torch
-    from tqdm import tqdm
 
     from engine import projector as P
     from engine.devices import pick_device
@@ -154,26 +152,41 @@ def project_images(
                        'pass --vgg16 PATH for the reference loss')  # fmt: skip
     w_start = _start_ws(G, start_kind, start_value, c)
     written = []
-    names = _unique_names(paths)
-    for path, name in zip(paths, names):
-        target = P.load_target(path, int(G.img_resolution), int(G.img_channels))
+    for path, name in zip(paths, _unique_names(paths)):
         out = outdir / name if len(paths) > 1 else outdir
+        res, seconds = _project_one(G, path, cfg=cfg, vgg=vgg, w_start=w_start, c=c, keep_history=save_video,
+                                    progress=progress)  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(total=num_steps, desc=f'Projecting {path.name}', unit='step', disable=not progress)
-        t0 = time.perf_counter()
-
-        def cb(st: P.ProjectionStep, bar=bar) -> None:
-            bar.update(1)
-            bar.set_postfix(dist=f'{st.dist:.4g}', loss=f'{st.loss:.4g}')
-
-        with torch.enable_grad():
-            res = P.project(G, target, cfg=cfg, vgg16=vgg, w_start=w_start, c=c, keep_history=save_video, callback=cb)
-        bar.close()
-        _write_outputs(out, res, cfg, network, path, time.perf_counter() - t0)
+        _write_outputs(out, res, cfg, network, path, seconds)
         if save_video:
             _write_video(G, res, out / 'proj.mp4', video_every, progress)
         written.append(out)
     return written
+
+
+def _project_one(G, path: pathlib.Path, *, cfg, vgg, w_start, c, keep_history: bool, progress: bool):
+    """Loads one target image for ``G`` and projects it (``engine.projector.project``) with a tqdm bar of the steps.
+
+    Returns:
+        (the ProjectionResult, seconds taken).
+    """
+    import torch
+    from tqdm import tqdm
+
+    from engine import projector as P
+
+    target = P.load_target(path, int(G.img_resolution), int(G.img_channels))
+    t0 = time.perf_counter()
+    with tqdm(total=cfg.num_steps, desc=f'Projecting {path.name}', unit='step', disable=not progress) as bar:
+
+        def cb(st: P.ProjectionStep) -> None:
+            bar.update(1)
+            bar.set_postfix(dist=f'{st.dist:.4g}', loss=f'{st.loss:.4g}')
+
+        with torch.enable_grad():
+            res = P.project(G, target, cfg=cfg, vgg16=vgg, w_start=w_start, c=c, keep_history=keep_history,
+                            callback=cb)  # fmt: skip
+    return res, time.perf_counter() - t0
 
 
 def _unique_names(paths: list[pathlib.Path]) -> list[str]:

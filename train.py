@@ -59,20 +59,7 @@ def build_training_options(
     """
     from training.augment import AUGPIPE_SPECS
 
-    if cfg not in CFGS:
-        raise ValueError(f'--cfg must be one of {", ".join(CFGS)}, got {cfg!r}')
-    if gpus < 1 or batch < 1 or batch % gpus != 0:
-        raise ValueError(f'--batch must be a positive multiple of --gpus {gpus}, got {batch}')
-    batch_gpu = batch_gpu or batch // gpus
-    if batch % (gpus * batch_gpu) != 0:
-        raise ValueError(f'--batch must be a multiple of --gpus * --batch-gpu = {gpus} * {batch_gpu}, got {batch}')
-    if batch_gpu % min(mbstd_group, batch_gpu) != 0:
-        raise ValueError(f'--batch-gpu must be a multiple of the minibatch-std group {mbstd_group}, got {batch_gpu}')
-    if aug not in ('noaug', 'ada', 'fixed'):
-        raise ValueError(f'--aug must be noaug, ada or fixed, got {aug!r}')
-    if augpipe not in AUGPIPE_SPECS:
-        raise ValueError(f'--augpipe must be one of {", ".join(AUGPIPE_SPECS)}, got {augpipe!r}')
-
+    batch_gpu = _check_batch_options(cfg, gpus, batch, batch_gpu, mbstd_group, aug, augpipe)
     use_fp16 = device_type == 'cuda' and not fp32
     num_fp16_res = 4 if use_fp16 else 0
     conv_clamp = 256 if use_fp16 else None
@@ -97,23 +84,7 @@ def build_training_options(
     )  # fmt: skip
     if workers > 0:
         c['data_loader_kwargs']['prefetch_factor'] = 2
-
-    # Architecture presets.
-    if cfg == 'stylegan2':
-        c['G_kwargs'].update(class_name='training.networks_stylegan2.Generator', fused_modconv_default='inference_only')
-        c['G_kwargs']['mapping_kwargs']['num_layers'] = map_depth or 8
-        c['loss_kwargs'].update(style_mixing_prob=0.9, pl_weight=2, pl_no_weight_grad=True)
-        c['G_opt_kwargs']['lr'] = glr if glr is not None else 0.002
-    else:
-        c['G_kwargs'].update(class_name='training.networks_stylegan3.Generator')
-        c['G_kwargs']['magnitude_ema_beta'] = 0.5 ** (batch / (20 * 1e3))
-        c['G_kwargs']['mapping_kwargs']['num_layers'] = map_depth or 2
-        c['G_opt_kwargs']['lr'] = glr if glr is not None else 0.0025
-        if cfg == 'stylegan3-r':
-            c['G_kwargs'].update(conv_kernel=1, use_radial_filters=True)
-            c['G_kwargs']['channel_base'] *= 2
-            c['G_kwargs']['channel_max'] *= 2
-            c['loss_kwargs'].update(blur_init_sigma=10, blur_fade_kimg=batch * 200 / 32)
+    _apply_architecture_preset(c, cfg, batch=batch, glr=glr, map_depth=map_depth)
 
     # Augmentation.
     if aug != 'noaug':
@@ -133,6 +104,51 @@ def build_training_options(
         c['resume_pkl'] = resume
         c['ada_kimg'] = 100  # React faster at the beginning.
     return c
+
+
+def _check_batch_options(cfg, gpus, batch, batch_gpu, mbstd_group, aug, augpipe) -> int:
+    """Checks the preset, batch and augmentation options; returns batch_gpu (default: batch // gpus).
+
+    Raises:
+        ValueError: as :func:`build_training_options`.
+    """
+    from training.augment import AUGPIPE_SPECS
+
+    if cfg not in CFGS:
+        raise ValueError(f'--cfg must be one of {", ".join(CFGS)}, got {cfg!r}')
+    if gpus < 1 or batch < 1 or batch % gpus != 0:
+        raise ValueError(f'--batch must be a positive multiple of --gpus {gpus}, got {batch}')
+    batch_gpu = batch_gpu or batch // gpus
+    if batch % (gpus * batch_gpu) != 0:
+        raise ValueError(f'--batch must be a multiple of --gpus * --batch-gpu = {gpus} * {batch_gpu}, got {batch}')
+    if batch_gpu % min(mbstd_group, batch_gpu) != 0:
+        raise ValueError(f'--batch-gpu must be a multiple of the minibatch-std group {mbstd_group}, got {batch_gpu}')
+    if aug not in ('noaug', 'ada', 'fixed'):
+        raise ValueError(f'--aug must be noaug, ada or fixed, got {aug!r}')
+    if augpipe not in AUGPIPE_SPECS:
+        raise ValueError(f'--augpipe must be one of {", ".join(AUGPIPE_SPECS)}, got {augpipe!r}')
+    return batch_gpu
+
+
+def _apply_architecture_preset(c: dict, cfg: str, *, batch: int, glr: float | None, map_depth: int | None) -> None:
+    """The generator class, mapping depth, learning rate and loss options of ``cfg`` (docs/compatibility.md §4):
+    StyleGAN2 (style mixing, path length regularisation) or StyleGAN3-T / -R (magnitude EMA; -R: 1x1 kernels,
+    radial filters, doubled channels, blur fade-in)."""
+    if cfg == 'stylegan2':
+        c['G_kwargs'].update(class_name='training.networks_stylegan2.Generator', fused_modconv_default='inference_only')
+        c['G_kwargs']['mapping_kwargs']['num_layers'] = map_depth or 8
+        c['loss_kwargs'].update(style_mixing_prob=0.9, pl_weight=2, pl_no_weight_grad=True)
+        c['G_opt_kwargs']['lr'] = glr if glr is not None else 0.002
+        return
+    c['G_kwargs'].update(class_name='training.networks_stylegan3.Generator')
+    c['G_kwargs']['magnitude_ema_beta'] = 0.5 ** (batch / (20 * 1e3))
+    c['G_kwargs']['mapping_kwargs']['num_layers'] = map_depth or 2
+    c['G_opt_kwargs']['lr'] = glr if glr is not None else 0.0025
+    if cfg == 'stylegan3-r':
+        c['G_kwargs'].update(conv_kernel=1, use_radial_filters=True)
+        c['G_kwargs']['channel_base'] *= 2
+        c['G_kwargs']['channel_max'] *= 2
+        c['loss_kwargs'].update(blur_init_sigma=10, blur_fade_kimg=batch * 200 / 32)
 
 
 def _check_dataset(data: str, cond: bool, mirror: bool):

@@ -73,6 +73,43 @@ def remote_renderer_factory(connect: str, token: str | None, token_file: str | N
     return lambda device, separate_process: RemoteRenderer(connect, token)
 
 
+def _script_steps(script_path: str | None, screenshot: str | None, screenshot_timeout: float) -> list[dict] | None:
+    """The script hook's steps: ``--script``'s, then ``--screenshot``'s (None: no script).
+
+    Raises:
+        click.BadParameter: an invalid script file.
+    """
+    script = None
+    if script_path is not None:
+        from viz.script import load_script
+
+        try:
+            script = load_script(script_path)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint='--script') from e
+    if screenshot is not None:
+        script = (script or []) + screenshot_script(screenshot, screenshot_timeout)
+    return script
+
+
+def _renderer_kwargs(connect: str | None, token: str | None, token_file: str | None) -> dict:
+    """``Visualizer(renderer_factory=...)``: an embedding program's (the click context's ``obj``, e.g. the GUI tests'),
+    else the remote renderer of ``--connect``, else none (the local render process).
+
+    Raises:
+        click.BadParameter: a token without --connect, or a bad --connect address / token.
+    """
+    kwargs = {}
+    if connect is not None:
+        kwargs['renderer_factory'] = remote_renderer_factory(connect, token, token_file)
+    elif token is not None or token_file is not None:
+        raise click.BadParameter('--token and --token-file go with --connect HOST:PORT', param_hint='--token')
+    obj = click.get_current_context().obj
+    if isinstance(obj, dict) and obj.get('renderer_factory') is not None:
+        kwargs['renderer_factory'] = obj['renderer_factory']  # An embedding program's renderer (the GUI tests').
+    return kwargs
+
+
 @click.command(context_settings={'help_option_names': ['-h', '--help']})
 @click.argument('pkls', nargs=-1, metavar='[PKL]...')
 @click.option(
@@ -206,31 +243,13 @@ def main(
         window_size = parse_window_size(window)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint='--window') from e
-    script = None
-    if script_path is not None:
-        from viz.script import load_script
-
-        try:
-            script = load_script(script_path)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint='--script') from e
-    if screenshot is not None:
-        script = (script or []) + screenshot_script(screenshot, screenshot_timeout)
-
-    kwargs = {}
-    if connect is not None:
-        kwargs['renderer_factory'] = remote_renderer_factory(connect, token, token_file)
-    elif token is not None or token_file is not None:
-        raise click.BadParameter('--token and --token-file go with --connect HOST:PORT', param_hint='--token')
-
+    script = _script_steps(script_path, screenshot, screenshot_timeout)
+    kwargs = _renderer_kwargs(connect, token, token_file)
     from gui_utils.glfw_window import DisplayError, display_problem
 
     problem = display_problem()
     if problem is not None:
         raise click.ClickException(f'cannot open the visualizer window: {problem}')
-    obj = click.get_current_context().obj
-    if isinstance(obj, dict) and obj.get('renderer_factory') is not None:
-        kwargs['renderer_factory'] = obj['renderer_factory']  # An embedding program's renderer (the GUI tests').
     from viz.visualizer import Visualizer
 
     try:

@@ -16,7 +16,7 @@ render process (`engine.jobs`): generator functions that yield progress after ea
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -189,30 +189,15 @@ def average_spectrum_job(
     Raises:
         JobError: bad parameters or a network that fails to load.
     """
-    num = _check_int('average: num', num, 1, MAX_AVERAGE_NUM)
-    batch = _check_int('average: batch', batch, 1, 64)
-    interp = _check_int('average: interp', interp, 1, 16)
-    if not (isinstance(beta, int | float) and math.isfinite(beta) and beta >= 0):
-        raise JobError(f'average: beta must be a finite number >= 0, got {beta!r}')
-    if (mean is None) != (std is None) or (std is not None and not (math.isfinite(std) and std > 0)):
-        raise JobError(f'average: give both mean and std (std > 0) or neither, got mean={mean!r} std={std!r}')
+    num, batch, interp = _check_average_params(num, batch, interp, beta, mean, std)
     request = request.replace(input_transform=None, untransform=False)  # as calc renders them: identity transform
     G, info, device = ctx.prepare(request)
-    seed0 = (
-        int(request.w0_seeds[0][0])
-        if first_seed is None
-        else _check_int('average: first_seed', first_seed, 0, 2**32 - 1)
-    )
-    if seed0 + num - 1 > 2**32 - 1:
-        raise JobError(f'average: seeds {seed0}..{seed0 + num - 1} exceed 2**32 - 1; lower first_seed or num')
+    seed0 = _average_first_seed(request, first_seed, num)
     layer = request.layer_name or OUTPUT_LAYER
     is_image = layer == OUTPUT_LAYER
     chunks = [list(range(s, min(s + batch, seed0 + num))) for s in range(seed0, seed0 + num, batch)]
     two_pass = mean is None
     steps = len(chunks) * (2 if two_pass else 1)
-    done = 0
-    cache: list[torch.Tensor] | None = [] if two_pass else None
-    cached_bytes = 0
 
     def outputs(seeds: list[int]) -> torch.Tensor:
         with torch.no_grad():
@@ -220,31 +205,19 @@ def average_spectrum_job(
             x = ctx.synthesize(G, ws, request, info, layer).to(torch.float32)  # [n, C, H, W]
         return quantize_u8(x) if is_image else x
 
+    def progress_text(what: str, seeds: list[int]) -> str:
+        return f'{what} {min(seeds[-1] - seed0 + 1, num)}/{num}'
+
+    cache: list[torch.Tensor] | None = None
     if two_pass:
-        total = total_sq = count = 0.0
-        for seeds in chunks:
-            x = outputs(seeds)
-            x64 = x.to(torch.float64)
-            total += float(x64.sum())
-            total_sq += float(x64.square().sum())
-            count += x.numel()
-            if cache is not None:
-                cached_bytes += x.numel() * x.element_size()
-                cache = cache + [x.cpu()] if cached_bytes <= MAX_CACHED_IMAGE_BYTES else None
-            done += 1
-            yield Progress(done, steps, f'statistics {min(seeds[-1] - seed0 + 1, num)}/{num}')
-        mean = total / count
-        std = max(total_sq / count - mean * mean, 0.0) ** 0.5
-        if not std > 0:
-            raise JobError(f'average: the {layer} outputs are constant (std = {std}); nothing to analyse')
+        mean, std, cache = yield from _measure_statistics(outputs, chunks, steps, layer, progress_text)
     assert mean is not None and std is not None
     acc = None
     for i, seeds in enumerate(chunks):
         x = cache[i].to(device) if cache is not None else outputs(seeds)
         part = sp.power_spectrum_sum_chunked(x, mean=mean, std=std, beta=beta, interp=interp)  # [S, S] float64
         acc = part if acc is None else acc + part
-        done += 1
-        yield Progress(done, steps, f'spectrum {min(seeds[-1] - seed0 + 1, num)}/{num}')
+        yield Progress(steps - len(chunks) + i + 1, steps, progress_text('spectrum', seeds))
     assert acc is not None
     pkl = info.pkl or 'default network'
     return dict(
@@ -252,6 +225,66 @@ def average_spectrum_job(
         mean=float(mean), std=float(std), source=f'{pkl} seeds {seed0}..{seed0 + num - 1} {layer}', layer=layer,
         first_seed=seed0,
     )  # fmt: skip
+
+
+def _check_average_params(num: Any, batch: Any, interp: Any, beta: Any, mean: Any, std: Any) -> tuple[int, int, int]:
+    """``average_spectrum_job``'s parameters -> (num, batch, interp) as ints; JobError naming a bad one."""
+    num = _check_int('average: num', num, 1, MAX_AVERAGE_NUM)
+    batch = _check_int('average: batch', batch, 1, 64)
+    interp = _check_int('average: interp', interp, 1, 16)
+    if not (isinstance(beta, int | float) and math.isfinite(beta) and beta >= 0):
+        raise JobError(f'average: beta must be a finite number >= 0, got {beta!r}')
+    if (mean is None) != (std is None) or (std is not None and not (math.isfinite(std) and std > 0)):
+        raise JobError(f'average: give both mean and std (std > 0) or neither, got mean={mean!r} std={std!r}')
+    return num, batch, interp
+
+
+def _average_first_seed(request: Any, first_seed: Any, num: int) -> int:
+    """The first seed of an average (default: the request's first seed); JobError when the seeds pass 2**32 - 1."""
+    if first_seed is None:
+        seed0 = int(request.w0_seeds[0][0])
+    else:
+        seed0 = _check_int('average: first_seed', first_seed, 0, 2**32 - 1)
+    if seed0 + num - 1 > 2**32 - 1:
+        raise JobError(f'average: seeds {seed0}..{seed0 + num - 1} exceed 2**32 - 1; lower first_seed or num')
+    return seed0
+
+
+def _measure_statistics(
+    outputs: Callable[[list[int]], torch.Tensor],
+    chunks: list[list[int]],
+    steps: int,
+    layer: str,
+    progress_text: Callable[[str, list[int]], str],
+) -> Generator[Progress, None, tuple[float, float, list[torch.Tensor] | None]]:
+    """First pass of an average without given mean/std (as `avg_spectra.py calc` without them): the mean and std of
+    every output value over all seeds, yielding Progress 1 .. len(chunks) of ``steps``.
+
+    Returns:
+        (mean, std, the outputs kept on the CPU for the second pass, or None when they exceed
+        MAX_CACHED_IMAGE_BYTES and must be rendered again).
+
+    Raises:
+        JobError: constant outputs (std = 0).
+    """
+    total = total_sq = count = 0.0
+    cache: list[torch.Tensor] | None = []
+    cached_bytes = 0
+    for done, seeds in enumerate(chunks, start=1):
+        x = outputs(seeds)
+        x64 = x.to(torch.float64)
+        total += float(x64.sum())
+        total_sq += float(x64.square().sum())
+        count += x.numel()
+        if cache is not None:
+            cached_bytes += x.numel() * x.element_size()
+            cache = cache + [x.cpu()] if cached_bytes <= MAX_CACHED_IMAGE_BYTES else None
+        yield Progress(done, steps, progress_text('statistics', seeds))
+    mean = total / count
+    std = max(total_sq / count - mean * mean, 0.0) ** 0.5
+    if not std > 0:
+        raise JobError(f'average: the {layer} outputs are constant (std = {std}); nothing to analyse')
+    return mean, std, cache
 
 
 def view_spectrum_job(

@@ -144,8 +144,6 @@ def export_generator_onnx(
         OnnxExportError: Missing packages, a failed export, a file with another opset, or a verification
             difference above `tolerance` (the file is then not written).
     """
-    from torch_utils.ops import default_impl
-
     onnx, ort = _require_onnx()
     if int(opset) < MIN_OPSET:
         raise ValueError(f'export_generator_onnx(): opset must be >= {MIN_OPSET}, got {opset}')
@@ -154,31 +152,15 @@ def export_generator_onnx(
     G = G.to('cpu').to(torch.float32).eval().requires_grad_(False)
     module = make_export_module(G, inputs)
     feeds = onnx_inputs(G, inputs, int(batch))
-    args = tuple(torch.from_numpy(v) for v in feeds.values())  # in the order of forward()'s parameters
     output = pathlib.Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f'.{output.name}.', suffix='.part')
     os.close(fd)
     try:
         t0 = time.perf_counter()
-        log = io.StringIO()
-        with default_impl('ref'), torch.no_grad(), contextlib.redirect_stdout(log), warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            try:
-                torch.onnx.export(
-                    module, args, tmp, input_names=list(feeds), output_names=['img'], opset_version=int(opset),
-                    dynamo=True, external_data=False, verbose=False,
-                )  # fmt: skip
-            except Exception as e:
-                raise OnnxExportError(f'torch.onnx.export failed ({type(e).__name__}: {e})') from e
-            expected = module(*args).numpy()
-        logger.debug('torch.onnx.export said: %s', log.getvalue())
+        expected = _export_to(tmp, module, feeds, int(opset))
         export_sec = time.perf_counter() - t0
-        model = onnx.load(tmp, load_external_data=False)
-        got_opset = next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), None)
-        if got_opset != int(opset):
-            raise OnnxExportError(f'the exporter wrote opset {got_opset}, not the requested {opset}; use --opset 18')
-        del model
+        _check_opset(onnx, tmp, int(opset))
         session = ort.InferenceSession(tmp, providers=['CPUExecutionProvider'])
         t1 = time.perf_counter()
         actual = session.run(['img'], feeds)[0]
@@ -198,3 +180,32 @@ def export_generator_onnx(
         output_shape=list(expected.shape), max_abs_diff=diff, file_bytes=output.stat().st_size, ort_ms=ort_ms,
         export_sec=export_sec,
     )  # fmt: skip
+
+
+def _export_to(path: str, module: torch.nn.Module, feeds: dict[str, np.ndarray], opset: int) -> np.ndarray:
+    """``torch.onnx.export`` of ``module`` (with the reference ops, quietly) to ``path``; returns PyTorch's output
+    for ``feeds`` (the verification's expected image). Raises OnnxExportError when the exporter fails."""
+    from torch_utils.ops import default_impl
+
+    args = tuple(torch.from_numpy(v) for v in feeds.values())  # in the order of forward()'s parameters
+    log = io.StringIO()
+    with default_impl('ref'), torch.no_grad(), contextlib.redirect_stdout(log), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        try:
+            torch.onnx.export(
+                module, args, path, input_names=list(feeds), output_names=['img'], opset_version=opset,
+                dynamo=True, external_data=False, verbose=False,
+            )  # fmt: skip
+        except Exception as e:
+            raise OnnxExportError(f'torch.onnx.export failed ({type(e).__name__}: {e})') from e
+        expected = module(*args).numpy()
+    logger.debug('torch.onnx.export said: %s', log.getvalue())
+    return expected
+
+
+def _check_opset(onnx: Any, path: str, opset: int) -> None:
+    """Raises OnnxExportError when the file at ``path`` does not use the default-domain ``opset``."""
+    model = onnx.load(path, load_external_data=False)
+    got_opset = next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), None)
+    if got_opset != opset:
+        raise OnnxExportError(f'the exporter wrote opset {got_opset}, not the requested {opset}; use --opset 18')

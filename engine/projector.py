@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.image_files import to_u8_hwc
 from engine.projector_losses import (
     builtin_distance,
     default_vgg16_path,
@@ -299,18 +300,7 @@ def iter_project(
         ValueError: On a target of the wrong shape/dtype, a bad w_start, or cfg.loss 'vgg16' without `vgg16`.
     """
     func = 'iter_project()'
-    res, C = int(G.img_resolution), int(G.img_channels)
-    if target.dtype != torch.uint8 or tuple(target.shape) != (C, res, res):
-        raise ValueError(
-            f'{func}: target must be uint8 [{C}, {res}, {res}] for this network, got {target.dtype} '
-            f'{list(target.shape)}; prepare it with load_target()'
-        )
-    if cfg.loss == 'vgg16' and vgg16 is None:
-        raise ValueError(f'{func}: loss "vgg16" needs the VGG16 feature file (--vgg16 PATH); or use --loss builtin')
-    use_vgg = vgg16 is not None and cfg.loss in ('vgg16', 'auto')
-    if preview_every < 1:
-        raise ValueError(f'{func}: preview_every must be >= 1, got {preview_every}')
-
+    use_vgg = _check_project_args(func, G, target, cfg, vgg16, preview_every)
     G = copy.deepcopy(G).eval().requires_grad_(False)
     dev = next(G.parameters()).device
     num_ws, w_dim = int(G.num_ws), int(G.w_dim)
@@ -319,20 +309,10 @@ def iter_project(
     w_avg, w_std = estimate_w_stats(G, cfg.w_avg_samples, cfg.seed, c)
     w0 = _start_latent(func, w_start, w_avg, num_ws, w_dim, cfg.space).to(dev)
     w_opt = w0.clone().requires_grad_(True)  # [1, 1 or L, D]
-
     noise_bufs = noise_buffers(G)
-    for buf in noise_bufs.values():
-        buf.copy_(torch.randn(buf.shape, generator=gen).to(dev))
-        buf.requires_grad_(True)
-    bufs = list(noise_bufs.values())
+    bufs = _randomize_noise_buffers(noise_bufs, gen, dev)
     optimizer = torch.optim.Adam([w_opt, *bufs], betas=(0.9, 0.999), lr=cfg.initial_learning_rate)
-
-    target_f = target.to(dev).unsqueeze(0).to(torch.float32)  # [1, C, H, W] in [0, 255]
-    target_features = None
-    if vgg16 is not None and use_vgg:
-        with torch.no_grad():
-            target_features = vgg16_features(vgg16, target_f).detach()
-    target_m11 = target_f / 127.5 - 1
+    distance = _target_distance(target, dev, vgg16 if use_vgg else None, cfg.ssim_weight)
 
     for step in range(cfg.num_steps):
         t = step / cfg.num_steps
@@ -342,11 +322,7 @@ def iter_project(
         noise = torch.randn(w_opt.shape, generator=gen).to(dev) * w_noise_scale(t, w_std, cfg)
         ws = (w_opt + noise).expand(-1, num_ws, -1) if cfg.space == 'w' else w_opt + noise
         synth = G.synthesis(ws, noise_mode='const')  # [1, C, H, W] in about [-1, 1]
-        if use_vgg:
-            assert vgg16 is not None and target_features is not None
-            dist = vgg16_distance(vgg16, synth, target_features)
-        else:
-            dist = builtin_distance(synth, target_m11, cfg.ssim_weight)
+        dist = distance(synth)
         reg = noise_regularizer(bufs) if bufs else torch.zeros([], device=dev)
         loss = dist + cfg.regularize_noise_weight * reg
 
@@ -367,6 +343,52 @@ def iter_project(
             loss=float(loss.detach()),
             synth=synth.detach().clamp(-1, 1).cpu() if show else None,
         )
+
+
+def _check_project_args(
+    func: str, G: Any, target: torch.Tensor, cfg: ProjectorConfig, vgg16: Callable | None, preview_every: int
+) -> bool:
+    """Validates :func:`iter_project`'s target, loss and preview_every; returns whether the VGG16 distance is used.
+
+    Raises:
+        ValueError: as :func:`iter_project`.
+    """
+    res, C = int(G.img_resolution), int(G.img_channels)
+    if target.dtype != torch.uint8 or tuple(target.shape) != (C, res, res):
+        raise ValueError(
+            f'{func}: target must be uint8 [{C}, {res}, {res}] for this network, got {target.dtype} '
+            f'{list(target.shape)}; prepare it with load_target()'
+        )
+    if cfg.loss == 'vgg16' and vgg16 is None:
+        raise ValueError(f'{func}: loss "vgg16" needs the VGG16 feature file (--vgg16 PATH); or use --loss builtin')
+    if preview_every < 1:
+        raise ValueError(f'{func}: preview_every must be >= 1, got {preview_every}')
+    return vgg16 is not None and cfg.loss in ('vgg16', 'auto')
+
+
+def _randomize_noise_buffers(
+    noise_bufs: dict[str, torch.Tensor], gen: torch.Generator, dev: torch.device
+) -> list[torch.Tensor]:
+    """Fills the (copied) generator's noise buffers with N(0, 1) draws from ``gen`` (in order) and makes them
+    optimisable (StyleGAN2 paper, appendix D: the noise maps are optimised too). Returns them as a list."""
+    for buf in noise_bufs.values():
+        buf.copy_(torch.randn(buf.shape, generator=gen).to(dev))
+        buf.requires_grad_(True)
+    return list(noise_bufs.values())
+
+
+def _target_distance(
+    target: torch.Tensor, dev: torch.device, vgg16: Callable | None, ssim_weight: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The distance to ``target`` (uint8 [C, H, W]) of a synthesised [1, C, H, W] image in [-1, 1]: the VGG16
+    feature distance when ``vgg16`` is given (target features computed once here), else the built-in loss."""
+    target_f = target.to(dev).unsqueeze(0).to(torch.float32)  # [1, C, H, W] in [0, 255]
+    if vgg16 is not None:
+        with torch.no_grad():
+            target_features = vgg16_features(vgg16, target_f).detach()
+        return lambda synth: vgg16_distance(vgg16, synth, target_features)
+    target_m11 = target_f / 127.5 - 1
+    return lambda synth: builtin_distance(synth, target_m11, ssim_weight)
 
 
 def _start_latent(
@@ -501,12 +523,7 @@ def projection_job(
     Raises:
         engine.jobs.JobError: Bad options, an unreadable image or VGG16 file, a network that does not load.
     """
-    import io
-
-    import PIL.Image
-
     from engine.jobs import JobError, Progress
-    from engine.loading import LoadError
 
     if not isinstance(target_png, bytes | bytearray) or not 0 < len(target_png) <= MAX_TARGET_BYTES:
         raise JobError('projection: the target must be an image file of at most 64 MB')
@@ -517,23 +534,8 @@ def projection_job(
     except ValueError as e:
         raise JobError(f'projection: {e}') from e
     G, _info, device = ctx.prepare(request)
-    try:
-        with PIL.Image.open(io.BytesIO(bytes(target_png))) as img:
-            target = load_target(img, int(G.img_resolution), int(G.img_channels))
-    except ValueError as e:
-        raise JobError(f'projection: {e}') from e
-    except (PIL.UnidentifiedImageError, OSError) as e:
-        raise JobError(f'projection: the dropped file is not an image PIL can read ({e})') from e
-    vgg = None
-    if loss != 'builtin':
-        source = vgg16 or default_vgg16_path()
-        if source is None and loss == 'vgg16':
-            raise JobError('projection: the VGG16 loss needs the feature file: give its path, or choose "builtin"')
-        if source is not None:
-            try:
-                vgg = load_vgg16(source, trust=trust_vgg16, device=device)
-            except LoadError as e:
-                raise JobError(f'projection: {e}') from e
+    target = _job_target(G, target_png)
+    vgg = _job_vgg16(loss, vgg16, trust_vgg16, device)
     c = _class_of(G, request, device)
     target_hwc = target.permute(1, 2, 0).numpy()
     last = None
@@ -561,6 +563,43 @@ def projection_job(
     }
 
 
+def _job_target(G: Any, target_png: bytes) -> torch.Tensor:
+    """The 'project' job's target: the image file's bytes read by PIL and prepared by :func:`load_target`
+    (uint8 [C, H, W] for ``G``). Raises JobError for a file that is not an image or cannot be prepared."""
+    import io
+
+    import PIL.Image
+
+    from engine.jobs import JobError
+
+    try:
+        with PIL.Image.open(io.BytesIO(bytes(target_png))) as img:
+            return load_target(img, int(G.img_resolution), int(G.img_channels))
+    except ValueError as e:
+        raise JobError(f'projection: {e}') from e
+    except (PIL.UnidentifiedImageError, OSError) as e:
+        raise JobError(f'projection: the dropped file is not an image PIL can read ({e})') from e
+
+
+def _job_vgg16(loss: str, vgg16: str | None, trust_vgg16: bool, device: Any) -> Callable | None:
+    """The 'project' job's VGG16 feature network: None for the built-in loss, or with 'auto' when no file is
+    given nor cached. Raises JobError when 'vgg16' has no file or the file does not load."""
+    from engine.jobs import JobError
+    from engine.loading import LoadError
+
+    if loss == 'builtin':
+        return None
+    source = vgg16 or default_vgg16_path()
+    if source is None and loss == 'vgg16':
+        raise JobError('projection: the VGG16 loss needs the feature file: give its path, or choose "builtin"')
+    if source is None:
+        return None
+    try:
+        return load_vgg16(source, trust=trust_vgg16, device=device)
+    except LoadError as e:
+        raise JobError(f'projection: {e}') from e
+
+
 def _class_of(G: Any, request: Any, device: Any) -> torch.Tensor | None:
     """One-hot class [1, c_dim] of the request (`class_idx`) for conditional networks, else None."""
     if int(getattr(G, 'c_dim', 0)) == 0:
@@ -570,11 +609,6 @@ def _class_of(G: Any, request: Any, device: Any) -> torch.Tensor | None:
     if idx is not None and 0 <= int(idx) < G.c_dim:
         c[0, int(idx)] = 1
     return c
-
-
-def to_u8_hwc(img: torch.Tensor) -> np.ndarray:
-    """[1, C, H, W] in [-1, 1] -> [H, W, C] uint8 (x * 127.5 + 128, clamped)."""
-    return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _side_by_side(target_hwc: np.ndarray, synth: torch.Tensor) -> np.ndarray:

@@ -303,7 +303,16 @@ class CheckpointWidget(Widget):
             self.status = 'Render video needs the Record pane; save the timeline and run gen_video.py --timeline'
             return False
         name = f'scrub-{pathlib.Path(self.run.run_dir).name}' if self.run is not None else 'scrub'
-        render(states, fps=float(self.fps), view=None, name=name)
+        widgets = None
+        if hasattr(self.viz, 'get_session'):  # The first frame's GUI state: dropping the video reopens the scrub.
+            widgets = self.viz.get_session()['widgets']
+            widgets['pickle'] = dict(widgets.get('pickle', {}), pkl=states[0].pkl)
+        job = render(states, fps=float(self.fps), view=None, name=name, widgets=widgets)
+        if job is None:
+            self.status = f'Render video: {getattr(record, "status", "") or "the Record pane could not start"}'
+            return False
+        if hasattr(self.viz, 'set_section_open'):
+            self.viz.set_section_open(getattr(record, 'KEY', 'record'), True)  # Its progress and Cancel.
         self.status = f'Rendering {len(states)} frames ({len(kfs)} snapshots) in the Record pane'
         return True
 

@@ -255,10 +255,32 @@ class EquivarianceWidget(Widget):
             else:
                 self.rotate += d.x * k
 
+    def _speed_field(self, label: str, value: float) -> float:
+        """An animation speed (0 .. 0.5 per second) drag field, ``fs * 6`` wide."""
+        imgui.set_next_item_width(self.font_size * 6)
+        flags = imgui.SliderFlags_.always_clamp
+        return edited(value, imgui.drag_float(label, value, 5e-4, 0.0, 0.5, 'Speed %.3f', flags))
+
     def draw(self) -> None:
-        fs = self.font_size
         imgui.begin_disabled(not self.enabled())
-        imgui.set_next_item_width(fs * 10)
+        self._draw_translate()
+        self._draw_rotate()
+        self._draw_scale_shear_mirror()
+        _, self.untransform = imgui.checkbox('Untransform', self.untransform)
+        imgui.same_line()
+        if imgui.button('Reset##eq'):
+            self.reset()
+        imgui.same_line()
+        _, self.eq_readout = imgui.checkbox('EQ readout', self.eq_readout)
+        imgui.text(self.readout_text())
+        self._draw_measure()
+        imgui.end_disabled()
+        if not self.enabled():
+            imgui.text_disabled('The network has no input transform (StyleGAN2).')
+
+    def _draw_translate(self) -> None:
+        """Translate x/y, Drag fast / slow, Anim, Round to pixels, speed."""
+        imgui.set_next_item_width(self.font_size * 10)
         changed, xy = imgui.drag_float2('Translate', [self.xlate_x, self.xlate_y], 1e-3, -1.0, 1.0, '%.4f')
         if changed:
             self.xlate_x, self.xlate_y = xy
@@ -271,26 +293,20 @@ class EquivarianceWidget(Widget):
         imgui.same_line()
         _, self.xlate_round = imgui.checkbox('Round to pixels', self.xlate_round)
         imgui.same_line()
-        imgui.set_next_item_width(fs * 6)
-        self.xlate_speed = edited(
-            self.xlate_speed,
-            imgui.drag_float(
-                '##xlate_speed', self.xlate_speed, 5e-4, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.always_clamp
-            ),
-        )
-        imgui.set_next_item_width(fs * 10)
+        self.xlate_speed = self._speed_field('##xlate_speed', self.xlate_speed)
+
+    def _draw_rotate(self) -> None:
+        """Rotate (turns), Drag, Anim, speed."""
+        imgui.set_next_item_width(self.font_size * 10)
         self.rotate = edited(self.rotate, imgui.drag_float('Rotate (turns)', self.rotate, 1e-3, -10.0, 10.0, '%.4f'))
         imgui.same_line()
         self._drag_button('Drag##rotate', DRAG_ROTATE, False)
         _, self.rotate_anim = imgui.checkbox('Anim##rotate', self.rotate_anim)
         imgui.same_line()
-        imgui.set_next_item_width(fs * 6)
-        self.rotate_speed = edited(
-            self.rotate_speed,
-            imgui.drag_float(
-                '##rotate_speed', self.rotate_speed, 5e-4, 0.0, 0.5, 'Speed %.3f', imgui.SliderFlags_.always_clamp
-            ),
-        )
+        self.rotate_speed = self._speed_field('##rotate_speed', self.rotate_speed)
+
+    def _draw_scale_shear_mirror(self) -> None:
+        fs = self.font_size
         imgui.set_next_item_width(fs * 6)
         self.scale = edited(
             self.scale,
@@ -301,15 +317,11 @@ class EquivarianceWidget(Widget):
         self.shear = edited(self.shear, imgui.slider_float('Shear', self.shear, *SHEAR_RANGE, '%.3f'))
         imgui.same_line()
         _, self.mirror = imgui.checkbox('Mirror', self.mirror)
-        _, self.untransform = imgui.checkbox('Untransform', self.untransform)
-        imgui.same_line()
-        if imgui.button('Reset##eq'):
-            self.reset()
-        imgui.same_line()
-        _, self.eq_readout = imgui.checkbox('EQ readout', self.eq_readout)
-        imgui.text(self.readout_text())
-        running = self.job_id is not None
-        imgui.begin_disabled(running)
+
+    def _draw_measure(self) -> None:
+        """N, Measure (greyed out while it runs), progress + Cancel, the last result and message."""
+        fs = self.font_size
+        imgui.begin_disabled(self.job.running)
         imgui.set_next_item_width(fs * 6)
         self.measure_num = edited(self.measure_num, imgui.input_int('##measure_num', self.measure_num, 10, 100))
         self.measure_num = int(min(max(self.measure_num, MEASURE_NUM_RANGE[0]), MEASURE_NUM_RANGE[1]))
@@ -329,9 +341,6 @@ class EquivarianceWidget(Widget):
             imgui.push_text_wrap_pos(0.0)
             imgui.text_disabled(self.message)
             imgui.pop_text_wrap_pos()
-        imgui.end_disabled()
-        if not self.enabled():
-            imgui.text_disabled('The network has no input transform (StyleGAN2).')
 
 
 def measure_log_lines(result: dict) -> list[dict]:

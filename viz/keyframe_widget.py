@@ -34,7 +34,7 @@ from viz.widget import Widget
 
 logger = logging.getLogger(__name__)
 
-FPS_RANGE = (1, 240)  # timeline frames per second
+FPS_RANGE = (1, 120)  # timeline frames per second (the Record pane's range)
 DURATION_RANGE_SEC = (0.05, 3600.0)  # one segment
 DEFAULT_DURATION_SEC = 2.0
 THUMB_PX = 64  # longest side of a stored thumbnail
@@ -458,7 +458,10 @@ class KeyframeWidget(Widget):
             self.status = 'Render video needs the Record pane; save the timeline and run gen_video.py --timeline FILE'
             return False
         name = pathlib.Path(self.path).stem or 'keyframes'
-        render_states(tl.expand(), fps=float(tl.fps), view=None, name=name)
+        job = render_states(tl.expand(), fps=float(tl.fps), view=None, name=name, widgets=self.keyframes[0].widgets)
+        if job is None:
+            self.status = f'Render video did not start: {getattr(record, "status", "") or "see the Record pane"}'
+            return False
         self.status = f'Rendering {tl.num_frames} frames ({name}) in the Record pane'
         return True
 
@@ -552,10 +555,13 @@ class KeyframeWidget(Widget):
 
         if not self.keyframes:
             return
-        size = fs * 3.2
+        size = fs * 4.2
         style = imgui.get_style()
         height = (size + 2 * style.frame_padding.y + style.item_spacing.y + imgui.get_text_line_height()
-                  + 2 * style.window_padding.y + style.scrollbar_size + 2)  # fmt: skip
+                  + 2 * style.window_padding.y + 2)  # fmt: skip
+        width = len(self.keyframes) * (size + 2 * style.frame_padding.x + style.item_spacing.x)
+        if width + 2 * style.window_padding.x > imgui.get_content_region_avail().x:
+            height += style.scrollbar_size  # the horizontal scrollbar
         flags = imgui.WindowFlags_.horizontal_scrollbar | imgui.WindowFlags_.no_scroll_with_mouse
         imgui.begin_child('##kfstrip', imgui.ImVec2(0, height), imgui.ChildFlags_.borders, flags)
         for i, kf in enumerate(self.keyframes):

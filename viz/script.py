@@ -30,8 +30,8 @@ Steps (one key each, executed in order; waiting steps hold the script for some f
                                            {"select"|"delete"|"left"|"right"|"jump": i}, {"scrub": seconds},
                                            {"save"|"load": path}, {"duration": [i, s]}, {"interp": [i, "w"|"slerp_z"]}
     {"wait_file": "<path>"}                until the file exists (a test driving real input with xdotool says "done")
-    {"scrub": N | "next" | "prev" | "play" | "pause"}  the Checkpoints pane: show snapshot N of the run (0 = oldest),
-                                           Next / Prev, Play / Pause
+    {"scrub": N | "next" | "prev" | "play" | "pause" | "render"}  the Checkpoints pane: show snapshot N of the run
+                                           (0 = oldest), Next / Prev, Play / Pause, Render video
     {"save_scrub": "<json path>"}          the Checkpoints pane's Save timeline
     {"wait_preload": true, "timeout_sec": S}  until the Checkpoints pane's neighbours are loaded ahead (or failed)
     {"quit": <exit code>}
@@ -269,6 +269,8 @@ class ScriptRunner:
             pane.step(1 if v == 'next' else -1)
         elif v in ('play', 'pause'):
             pane.play(v == 'play')
+        elif v == 'render':
+            pane.render_video()
         else:
             pane.go_to(v)
 

@@ -374,6 +374,24 @@ class SpectrumLabWidget(Widget):
 
     # ---- drawing ------------------------------------------------------------------------------------------
     def draw(self) -> None:
+        self._draw_curve_controls()
+        self._draw_reference()
+        if imgui.button('Pin current'):
+            self.pin()
+        imgui.same_line()
+        imgui.begin_disabled(not self.pins)
+        if imgui.button('Clear pins'):
+            self.pins = []
+        imgui.end_disabled()
+        self._draw_average()
+        self._draw_export()
+        if self.message:
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_disabled(self.message)
+            imgui.pop_text_wrap_pos()
+
+    def _draw_curve_controls(self) -> None:
+        """Radial plot on/off, which curves, Kaiser beta, interp, the dB range."""
         fs = self.font_size
         _, self.show_plot = imgui.checkbox('Radial plot', self.show_plot)
         imgui.same_line()
@@ -392,8 +410,10 @@ class SpectrumLabWidget(Widget):
         changed, rng = imgui.drag_float2('dB', [self.db_min, self.db_max], 0.5, *DB_LIMITS, '%.0f')
         if changed and rng[1] > rng[0]:
             self.db_min, self.db_max = float(rng[0]), float(rng[1])
-        # Reference.
-        imgui.set_next_item_width(fs * 17)
+
+    def _draw_reference(self) -> None:
+        """Reference npz path, Load ref / Clear ref, normalise by its mean/std."""
+        imgui.set_next_item_width(self.font_size * 17)
         changed, self._ref_path_edit = imgui.input_text_with_hint(
             '##ref', 'reference .npz (avg_spectra.py calc)', self._ref_path_edit or self.ref_path
         )
@@ -405,17 +425,11 @@ class SpectrumLabWidget(Widget):
             self.load_reference(None)
             self._ref_path_edit = ''
         _, self.use_ref_norm = imgui.checkbox("Normalise by the reference's mean/std", self.use_ref_norm)
-        # Pins.
-        if imgui.button('Pin current'):
-            self.pin()
-        imgui.same_line()
-        imgui.begin_disabled(not self.pins)
-        if imgui.button('Clear pins'):
-            self.pins = []
-        imgui.end_disabled()
-        # Average.
-        running = self.job_id is not None
-        imgui.begin_disabled(running or self.net is None)
+
+    def _draw_average(self) -> None:
+        """N, Average N seeds (greyed out while a job runs), Clear avg, progress + Cancel."""
+        fs = self.font_size
+        imgui.begin_disabled(self.job.running or self.net is None)
         imgui.set_next_item_width(fs * 6)
         self.avg_num = edited(self.avg_num, imgui.input_int('##avg_num', self.avg_num, 10, 100))
         self.avg_num = int(min(max(self.avg_num, AVG_NUM_RANGE[0]), AVG_NUM_RANGE[1]))
@@ -430,9 +444,11 @@ class SpectrumLabWidget(Widget):
         imgui.end_disabled()
         if draw_progress(self.job, fs * 14, 'lab'):
             self.cancel_job()
-        # Export.
+
+    def _draw_export(self) -> None:
+        """Export npz (greyed out while a job runs), CSV, PNG into ``export_dir``."""
         paths = self.export_paths()
-        imgui.begin_disabled(running)
+        imgui.begin_disabled(self.job.running)
         if imgui.button('Export npz'):
             self.start_export_npz(paths['npz'])
         imgui.end_disabled()
@@ -442,10 +458,6 @@ class SpectrumLabWidget(Widget):
         imgui.same_line()
         if imgui.button('Export PNG'):
             self.export_png(paths['png'])
-        if self.message:
-            imgui.push_text_wrap_pos(0.0)
-            imgui.text_disabled(self.message)
-            imgui.pop_text_wrap_pos()
 
     def draw_plot(self, x: float, y: float, w: float, h: float) -> None:
         """The radial plot in its own undecorated window at (x, y, w, h) of the image area."""

@@ -210,12 +210,20 @@ def test_render_video_uses_the_record_pane_or_says_what_to_do(run):
     viz.show(_snap(run, 0))
     assert not pane.render_video() and 'gen_video.py --timeline' in pane.status
     calls = []
-    viz.record = types.SimpleNamespace(render_states=lambda states, **kw: calls.append((states, kw)))
+    viz.record = types.SimpleNamespace(render_states=lambda states, **kw: calls.append((states, kw)) and None,
+                                       status='This renderer cannot render videos')  # fmt: skip
     pane.set_state({'seconds_per_snapshot': 0.5, 'fps': 4})
+    assert not pane.render_video() and 'cannot render videos' in pane.status  # the Record pane's reason
+    viz.record.render_states = lambda states, **kw: calls.append((states, kw)) or 12
+    viz.get_session = lambda: {'widgets': {'pickle': {'pkl': _snap(run, 2), 'recent': []}, 'latent': {'x': 7.0}}}
+    viz.set_section_open = lambda key, is_open: calls.append(('open', key, is_open))
     assert pane.render_video()
-    (states, kw), = calls  # fmt: skip
+    (states, kw), opened = calls[-2:]
     assert [s.pkl for s in states] == [_snap(run, i) for i in (0, 0, 1, 1, 2, 2)]
-    assert kw == {'fps': 4.0, 'view': None, 'name': 'scrub-00003-run'}
+    assert all(s.w0_seeds == ((7, 1.0),) and s.trunc_psi == 0.5 for s in states)
+    assert kw['fps'] == 4.0 and kw['view'] is None and kw['name'] == 'scrub-00003-run'
+    assert kw['widgets'] == {'pickle': {'pkl': _snap(run, 0), 'recent': []}, 'latent': {'x': 7.0}}  # first frame's
+    assert opened == ('open', 'record', True) and 'Rendering 6 frames (3 snapshots)' in pane.status
 
 
 def test_chosen_run_from_browse_dir(run):

@@ -45,7 +45,7 @@ def test_typed_values_are_clamped_with_notes():
         w.set_duration(0, typed)
         assert w.keyframes[0].duration == expected and w.last_note is not None, typed
     w.set_state({'fps': 10_000, 'time_sec': -3, 'selected': 77})
-    assert w.fps == 240 and w.time_sec == 0.0 and w.selected == 1 and 'fps' in w.last_note
+    assert w.fps == 120 and w.time_sec == 0.0 and w.selected == 1 and 'fps' in w.last_note
     w.set_state({'fps': 'x'})
     assert w.fps == 30
     w.scrub(1e12)
@@ -106,8 +106,9 @@ def test_render_video_calls_the_record_pane():
     class FakeRecord:
         calls: list = []
 
-        def render_states(self, states, *, fps, view=None, name=None):
-            self.calls.append((states, fps, view, name))
+        def render_states(self, states, *, fps, view=None, name=None, widgets=None):
+            self.calls.append((states, fps, view, name, widgets))
+            return 1
 
     class FakeViz:
         record = FakeRecord()
@@ -120,5 +121,6 @@ def test_render_video_calls_the_record_pane():
     w.viz.view = w.__class__.__mro__[1].view.fget(KeyframeWidget(None))  # an empty frame view
     w.path = 'out/my_loop.json'
     assert w.render_video()
-    ((states, fps, view, name),) = FakeRecord.calls
+    ((states, fps, view, name, widgets),) = FakeRecord.calls
     assert states == w.timeline().expand() and fps == 30.0 and view is None and name == 'my_loop'
+    assert widgets is w.keyframes[0].widgets

@@ -69,14 +69,29 @@ def test_script_hook_scrubs_to_the_second_snapshot(run_viz, tiny_run, tmp_path, 
         {'dump_state': str(tmp_path / 'after.json')},
         {'screenshot': str(tmp_path / 'after.png')},
         {'save_scrub': str(tmp_path / 'scrub.json')},
+        {'set': {'checkpoints': {'fps': 2, 'seconds_per_snapshot': 1.0}}},
+        {'scrub': 'render'},  # Render video: through the Record pane
+        {'wait_jobs': True, 'timeout_sec': 240},
     ]
-    r = run_viz([first, *WINDOW], script, timeout=300)
+    r = run_viz([first, *WINDOW], script, timeout=400)
     _ok(r)
     before, after = _state(tmp_path / 'before.json'), _state(tmp_path / 'after.json')
     _check_scrubbed(before, after, tiny_run, png(tmp_path / 'before.png'), png(tmp_path / 'after.png'))
     doc = json.loads((tmp_path / 'scrub.json').read_text())
     assert [k['state']['pkl'] for k in doc['keyframes']] == [str(tiny_run / n) for n in SNAPSHOT_NAMES]
     assert all(k['state']['w0_seeds'] == [[7, 1.0]] for k in doc['keyframes'])
+    # The video: 2 snapshots x 1 s at 2 fps; its first and last frames are the two snapshots' renders of seed 7.
+    import imageio.v2 as imageio
+
+    from engine.protocol import RenderRequest
+    from engine.renderer import Renderer
+
+    frames = [np.asarray(f) for f in imageio.mimread(tmp_path / 'captures' / 'scrub-00000-tiny.mp4')]
+    assert len(frames) == 4, len(frames)
+    for frame, name in ((frames[0], SNAPSHOT_NAMES[0]), (frames[-1], SNAPSHOT_NAMES[1])):
+        expected = Renderer('cpu').render(RenderRequest(pkl=str(tiny_run / name), w0_seeds=((7, 1.0),))).image
+        h, w = expected.shape[:2]
+        assert np.abs(frame[:h, :w].astype(np.float64) - expected).mean() < 6.0, name  # H.264 is lossy
 
 
 @pytest.mark.parametrize('how', ['next_button', 'slider_click', 'slider_typed_beyond_range'])

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -71,6 +74,11 @@ def test_keyframes_scripted_scrub_reorder_jump_save_load(run_viz, tmp_path, png)
         {'keyframes': {'load': str(kf_file)}},
         {'wait_frames': 2},
         {'dump_state': str(dumps['loaded'])},
+        {'set': {'keyframes': {'fps': 2, 'path': 'kf_video.json'}}},  # 4 + 1 + 1 frames
+        {'keyframes': 'render'},
+        {'wait_frames': 2},
+        {'wait_jobs': True, 'timeout_sec': 240},
+        {'dump_state': str(tmp_path / 'rendered.json')},
         {'quit': 0},
     ]
     r = run_viz(['--device', 'cpu', '--window', '1280x800', '--capture-dir', str(cap)], script, timeout=400)
@@ -123,6 +131,30 @@ def test_keyframes_scripted_scrub_reorder_jump_save_load(run_viz, tmp_path, png)
     loaded = d['loaded']['keyframes']
     assert [_req(x) for x in loaded['requests']] == reqs and loaded['thumbs'] == [[64, 64, 3]] * 3
     assert d['loaded']['widgets']['keyframes']['fps'] == 12
+
+    # Render video: the Record pane's job writes the timeline's frames (the first one is keyframe 0's image).
+    import imageio.v2 as imageio
+
+    from engine.states import read_state_doc
+
+    rendered = json.loads((tmp_path / 'rendered.json').read_text())
+    assert rendered['keyframes']['status'].startswith('Rendering 6 frames'), rendered['keyframes']['status']
+    assert rendered['record']['last_error'] is None, rendered['record']['status']
+    (mp4,) = cap.glob('*kf_video*.mp4')
+    frames = [np.asarray(f) for f in imageio.mimread(mp4)]
+    video_doc = read_state_doc(mp4)
+    video_tl = tl.__class__(tl.states, tl.durations, fps=2.0, loop=True, interps=tl.interps, num_ws=16)
+    assert len(frames) == 6
+    from engine.recording import video_state  # the frames as a video renders them (live-only lab readouts off)
+
+    expected_video = [video_state(x, 'image') for x in video_tl.expand()]
+    for i, (got, want) in enumerate(zip([_req(x) for x in video_doc['states']], expected_video, strict=True)):
+        diff = {k: (v, want.to_dict()[k]) for k, v in got.to_dict().items() if v != want.to_dict()[k]}
+        assert not diff, (i, diff)
+    luma = [0.299, 0.587, 0.114]
+    ref0 = Renderer('cpu').render(video_tl.frame(0)).image
+    assert np.abs(frames[0] @ luma - ref0 @ luma).mean() < 4
+    assert video_doc['widgets']['latent']['x'] == 0.0  # dropping the video restores keyframe 0's panes
 
     # The pane with its thumbnail strip is on screen (three thumbnails, not background).
     img = png(shot)
@@ -197,3 +229,65 @@ def test_keyframes_real_clicks_add_play_pause(live_viz, tmp_path):
     assert not s4['widgets']['keyframes']['play_anim'] and s4['widgets']['keyframes']['preview']
     r = app.finish()
     _ok(r)
+
+
+_IDLE_CHILD = textwrap.dedent(
+    """
+    import json, time
+    from tests.viz.fake_visualizer import fake_renderer_factory
+    from viz.visualizer import Visualizer
+
+    app = Visualizer(window_size=(640, 480), separate_process=False, renderer_factory=fake_renderer_factory)
+    out = {}
+
+    def settle():
+        deadline = time.monotonic() + 60
+        while (app.displayed_stamp < app.submitted_stamp or app.view.image is None) and time.monotonic() < deadline:
+            app.frame()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:  # past the grace period
+            app.frame()
+
+    try:
+        gate = app.window.idle
+        gate.grace_sec, gate.max_wait_sec = 0.2, 0.05
+        settle()
+        app.keyframes.add_keyframe()
+        app.latent.set_state({'x': 4.0})
+        app.window.idle.mark_active()
+        settle()
+        app.keyframes.add_keyframe()
+        settle()
+        drawn = app.window.frames_drawn
+        for _ in range(10):
+            app.frame()
+        out['idle_drawn'] = app.window.frames_drawn - drawn
+        app.keyframes.play()  # from outside the frame loop, like a click
+        drawn, stamp = app.window.frames_drawn, app.submitted_stamp
+        for _ in range(10):
+            app.frame()
+        out['play_drawn'] = app.window.frames_drawn - drawn
+        out['play_requests'] = app.submitted_stamp - stamp
+        app.keyframes.pause()
+        settle()
+        drawn = app.window.frames_drawn
+        for _ in range(10):
+            app.frame()
+        out['paused_drawn'] = app.window.frames_drawn - drawn
+    finally:
+        app.close()
+    print('RESULT ' + json.dumps(out))
+    """
+)
+
+
+def test_playing_keeps_the_window_drawing_and_pause_lets_it_idle(gui_env, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, '-c', _IDLE_CHILD], env=gui_env, cwd=tmp_path, capture_output=True, text=True, timeout=180
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    r = json.loads(lines[-1][len('RESULT ') :])
+    assert r['idle_drawn'] == 0, r  # two keyframes, not playing: idle
+    assert r['play_drawn'] == 10 and r['play_requests'] >= 5, r  # playing: every frame drawn, new states submitted
+    assert r['paused_drawn'] == 0, r

@@ -415,9 +415,14 @@ class Renderer:
             for i, (_, cls, _) in enumerate(todo):
                 if cls is not None:
                     c[i, cls] = 1
-            ws = G.mapping(torch.from_numpy(z).to(device), c, truncation_psi=1).to(torch.float32)  # [N, L, D]
+            zt = torch.from_numpy(z).to(device)  # [N, z_dim]
             for i, (seed, _, key) in enumerate(todo):
-                out[seed] = self._ws[key] = ws[i]
+                # One seed per call: the mapping's float rounding depends on the batch size (the GEMM kernel), so a
+                # seed's ws must not depend on which other seeds happened to be mapped with it -- a recording re-rendered
+                # headless (gen_video.py --timeline) or a capture rendered by gen_images.py --session then equals the
+                # GUI's render bit for bit, whatever the GUI had cached.
+                ws = G.mapping(zt[i : i + 1], c[i : i + 1], truncation_psi=1).to(torch.float32)  # [1, L, D]
+                out[seed] = self._ws[key] = ws[0]
             while len(self._ws) > _NUM_CACHED_WS:
                 self._ws.popitem(last=False)
         return out

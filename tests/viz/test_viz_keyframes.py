@@ -187,7 +187,7 @@ def test_keyframes_real_clicks_add_play_pause(live_viz, tmp_path):
         {'wait_file': str(g['g3'])},  # click: Play
         {'wait_frames': 20},
         {'dump_state': str(f['s3'])},
-        {'wait_file': str(g['g4'])},  # click: Pause
+        {'wait_file': str(g['g4'])},  # click: Pause; type -5 into Duration, 99999 into fps
         {'wait_frames': 5},
         {'dump_state': str(f['s4'])},
         {'quit': 0},
@@ -223,10 +223,20 @@ def test_keyframes_real_clicks_add_play_pause(live_viz, tmp_path):
     tl = KeyframeTimeline(tuple(reqs), (2.0, 2.0), fps=30, loop=True, num_ws=s3['net']['num_ws'])
     assert _req(s3['request']) == tl.frame(s3['keyframes']['frame'])
     app.click(*center(f['s3'], 'play'))  # the same button reads Pause while playing
+    for name, text in (('duration', '-5'), ('fps', '99999')):  # typed out of range: clamped with a note
+        x, y, w, h = json.loads(f['s3'].read_text())['keyframes']['rects'][name]
+        app.click(x + w * 0.2, y + h / 2)
+        app.key('ctrl+a')
+        app.type(text)
+        app.key('Return')
     g['g4'].write_text('go')
     app.wait_for(f['s4'])
     s4 = json.loads(f['s4'].read_text())
-    assert not s4['widgets']['keyframes']['play_anim'] and s4['widgets']['keyframes']['preview']
+    kw4 = s4['widgets']['keyframes']
+    assert not kw4['play_anim'] and kw4['preview']
+    assert kw4['keyframes'][1]['duration'] == 0.05 and kw4['fps'] == 120, kw4  # keyframe 2 was selected
+    assert any('duration -5' in n and 'clamped to 0.05' in n for n in s4['notes']), s4['notes']
+    assert any('fps 99999' in n and 'clamped to 120' in n for n in s4['notes']), s4['notes']
     r = app.finish()
     _ok(r)
 

@@ -24,9 +24,11 @@ from imgui_bundle import imgui
 from engine.protocol import RenderRequest, clamp_request, request_errors
 from engine.states import (
     INTERPS,
+    TIMELINE_FORMAT,
     KeyframeTimeline,
     load_keyframes,
     make_keyframes_doc,
+    read_state_doc,
     slerp_allowed,
     write_json,
 )
@@ -444,6 +446,28 @@ class KeyframeWidget(Widget):
         self.selected = 0
         self.path = str(path)
         self.status = f'Loaded {len(kfs)} keyframes from {pathlib.Path(path).name}'
+        return True
+
+    @staticmethod
+    def is_keyframe_file(path: str) -> bool:
+        """Whether ``path`` is a keyframe timeline JSON (what a drop onto the window loads into this pane)."""
+        if not str(path).lower().endswith('.json'):
+            return False
+        try:
+            return 'keyframes' in read_state_doc(path, (TIMELINE_FORMAT,))
+        except ValueError:
+            return False
+
+    def load_dropped(self, path: str) -> bool:
+        """A keyframe timeline dropped onto the window: loaded into this pane, and its first keyframe shown (its
+        panes restored when the file has them, else the timeline's first frame previewed)."""
+        if not self.load(path):
+            return False
+        if self.keyframes[0].widgets:
+            self.jump_to(0)
+        else:
+            self.scrub(0.0)
+        self.status = f'Loaded {len(self.keyframes)} keyframes from {pathlib.Path(path).name}'
         return True
 
     def render_video(self) -> bool:

@@ -328,6 +328,17 @@ def _source_options(fn: Callable) -> Callable:
     return fn
 
 
+def _figure_options(fn: Callable) -> Callable:
+    """``--save FILE`` and ``--dpi INT`` of the plotting commands (see :func:`_finish_figure`)."""
+    opts = [
+        click.option('--save', metavar='FILE', type=str, default=None, show_default=True, help='Save to .png/.pdf/.svg instead of opening a window'),
+        click.option('--dpi', metavar='INT', type=click.IntRange(min=10), default=100, show_default=True, help='Resolution of saved PNGs'),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 @click.group(help=__doc__)
 def main():
     pass
@@ -408,17 +419,7 @@ def calc(source, num, seed, batch, device, trunc, trust, dest, mean, std, beta, 
 
 @main.command()
 @click.argument('npz', metavar='NPZ', type=str)
-@click.option(
-    '--save',
-    metavar='FILE',
-    type=str,
-    default=None,
-    show_default=True,
-    help='Save to .png/.pdf/.svg instead of opening a window',
-)
-@click.option(
-    '--dpi', metavar='INT', type=click.IntRange(min=10), default=100, show_default=True, help='Resolution of saved PNGs'
-)
+@_figure_options
 @click.option(
     '--smooth',
     metavar='BINS',
@@ -440,17 +441,7 @@ def heatmap(npz, save, dpi, smooth):
 
 @main.command()
 @click.argument('npz', metavar='NPZ...', nargs=-1, required=True, type=str)
-@click.option(
-    '--save',
-    metavar='FILE',
-    type=str,
-    default=None,
-    show_default=True,
-    help='Save to .png/.pdf/.svg instead of opening a window',
-)
-@click.option(
-    '--dpi', metavar='INT', type=click.IntRange(min=10), default=100, show_default=True, help='Resolution of saved PNGs'
-)
+@_figure_options
 @click.option(
     '--smooth',
     metavar='BINS',

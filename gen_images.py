@@ -34,7 +34,7 @@ if str(_REPO) not in sys.path:
 
 from engine import latents  # noqa: E402
 from engine.cli_types import FiniteFloatRange, SeedList  # noqa: E402
-from engine.image_files import save_png, tile_grid  # noqa: E402
+from engine.image_files import save_png, tile_grid, to_u8_hwc  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def generate_images(
         for p, i in tqdm(todo, desc='Generating', unit='img', disable=not progress):
             name, latent, c = items[i]
             ws = _truncated_ws(G, latent, c, psis[p], truncation_cutoff)
-            img_u8 = _to_u8(G.synthesis(ws, noise_mode=noise_mode))
+            img_u8 = to_u8_hwc(G.synthesis(ws, noise_mode=noise_mode))
             if not grid_only:
                 suffix = f'-psi{psis[p]:g}' if len(psis) > 1 else ''
                 paths.append(save_png(outdir / f'{name}{suffix}.png', img_u8))
@@ -152,7 +152,7 @@ def _check_psis_and_noise(truncation_psi: float | Sequence[float], noise_mode: s
 def _w_avg_image(G, noise_mode: str) -> np.ndarray:
     """The image of ``w_avg`` (the grid's ``show_avg`` column; psi-independent), uint8 [H, W, C]."""
     w_avg = G.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)  # [1, L, D]
-    return _to_u8(G.synthesis(w_avg, noise_mode=noise_mode))
+    return to_u8_hwc(G.synthesis(w_avg, noise_mode=noise_mode))
 
 
 def render_session(
@@ -270,13 +270,6 @@ def _apply_transform(G, translate: tuple[float, float], rotate: float) -> None:
         G.synthesis.input.transform.copy_(torch.from_numpy(m))
     elif tuple(translate) != (0.0, 0.0) or rotate != 0.0:
         raise ValueError('--translate/--rotate need a StyleGAN3 network; this one has no synthesis.input.transform')
-
-
-def _to_u8(img) -> np.ndarray:
-    """Generator output [1, C, H, W] in [-1, 1] -> uint8 [H, W, C]: `x * 127.5 + 128`, clamped."""
-    import torch
-
-    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
 
 
 class _Vec2Type(click.ParamType):

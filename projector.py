@@ -79,7 +79,7 @@ def parse_start(value: str) -> tuple[str, Any]:
 
 def _to_u8(img) -> np.ndarray:
     """[1, C, H, W] in [-1, 1] -> [H, W, C] uint8 (`x * 127.5 + 128`, clamped, as the reference tools)."""
-    from engine.projector import to_u8_hwc
+    from engine.image_files import to_u8_hwc
 
     return to_u8_hwc(img)
 

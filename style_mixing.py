@@ -25,7 +25,7 @@ if str(_REPO) not in sys.path:
 
 from engine import latents  # noqa: E402
 from engine.cli_types import SeedList  # noqa: E402
-from engine.image_files import save_png, tile_grid  # noqa: E402
+from engine.image_files import save_png, tile_grid, to_u8_hwc  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -63,32 +63,14 @@ def style_mixing_images(
     """
     import torch
 
-    if not row_seeds or not col_seeds:
-        raise ValueError('style_mixing_images(): pass at least one row seed and one column seed')
-    bad = [s for s in styles if not 0 <= s < G.num_ws]
-    if bad or not styles:
-        raise ValueError(
-            f'--styles must be indices in [0, {G.num_ws}) for this network (num_ws={G.num_ws}), got {styles}; '
-            f'e.g. 0-{min(6, G.num_ws - 1)}'
-        )
-    if class_idx is not None and not 0 <= class_idx < max(G.c_dim, 1):
-        raise ValueError(f'--class must be in [0, {G.c_dim}) for this network, got {class_idx}')
-    device = G.mapping.w_avg.device
+    _check_mixing_args(G, row_seeds, col_seeds, styles, class_idx)
     seeds = list(dict.fromkeys(row_seeds + col_seeds))
-    z, c = latents.zc_from_seeds(seeds, G.z_dim, G.c_dim)
-    if class_idx is not None and G.c_dim > 0:
-        c[:] = 0
-        c[:, class_idx] = 1
     with torch.no_grad():
-        ws = G.mapping(
-            torch.from_numpy(z).to(device), torch.from_numpy(c).to(device), truncation_psi=truncation_psi,
-            truncation_cutoff=truncation_cutoff,
-        )  # fmt: skip  # [S, L, D]
+        ws = _seed_ws(G, seeds, truncation_psi, truncation_cutoff, class_idx)  # [S, L, D]
         w_of = {s: ws[i] for i, s in enumerate(seeds)}
 
         def render(w):
-            img = G.synthesis(w[None], noise_mode=noise_mode)
-            return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
+            return to_u8_hwc(G.synthesis(w[None], noise_mode=noise_mode))
 
         cells: dict[tuple[int | None, int | None], np.ndarray] = {}
         for s in row_seeds:
@@ -103,6 +85,36 @@ def style_mixing_images(
     rows, cols = [None, *row_seeds], [None, *col_seeds]
     grid = tile_grid({(rows.index(r), cols.index(col)): img for (r, col), img in cells.items()})
     return grid, cells
+
+
+def _check_mixing_args(G, row_seeds: list[int], col_seeds: list[int], styles: list[int], class_idx: int | None):
+    """Raises ValueError for empty seed lists, style indices outside [0, num_ws) or a class outside [0, c_dim)."""
+    if not row_seeds or not col_seeds:
+        raise ValueError('style_mixing_images(): pass at least one row seed and one column seed')
+    bad = [s for s in styles if not 0 <= s < G.num_ws]
+    if bad or not styles:
+        raise ValueError(
+            f'--styles must be indices in [0, {G.num_ws}) for this network (num_ws={G.num_ws}), got {styles}; '
+            f'e.g. 0-{min(6, G.num_ws - 1)}'
+        )
+    if class_idx is not None and not 0 <= class_idx < max(G.c_dim, 1):
+        raise ValueError(f'--class must be in [0, {G.c_dim}) for this network, got {class_idx}')
+
+
+def _seed_ws(G, seeds: list[int], truncation_psi: float, truncation_cutoff: int | None, class_idx: int | None):
+    """Truncated ws [S, num_ws, w_dim] of the seeds (z and per-seed classes as every tool draws them; ``class_idx``
+    for every seed when given), on G's device."""
+    import torch
+
+    device = G.mapping.w_avg.device
+    z, c = latents.zc_from_seeds(seeds, G.z_dim, G.c_dim)
+    if class_idx is not None and G.c_dim > 0:
+        c[:] = 0
+        c[:, class_idx] = 1
+    return G.mapping(
+        torch.from_numpy(z).to(device), torch.from_numpy(c).to(device), truncation_psi=truncation_psi,
+        truncation_cutoff=truncation_cutoff,
+    )  # fmt: skip
 
 
 def style_mixing(

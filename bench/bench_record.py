@@ -3,14 +3,18 @@
 rate, for the bundled 64 px StyleGAN3 net and a 256 px StyleGAN3 net (random weights, same architecture family).
 
 - offline: ``gen_video.render_timeline`` on N recorded states (a latent walk, one new state per frame): render
-  through ``engine.renderer.Renderer`` plus H.264 encoding; frames/s of finished video frames.
+  through ``engine.renderer.Renderer`` plus H.264 encoding (``engine.recording.render_video_job`` run in-process);
+  frames/s of finished video frames.
+- job: what the GUI does after Stop: the same states as the render process's ``'render_video'`` job
+  (``engine.recording.render_video_job`` through ``AsyncRenderer.start_job``), timed from start to the 'done' update.
+  ``render_timeline`` runs that same generator in-process, so offline and job differ only by the process hop.
 - live: the GUI's path, ``engine.async_renderer.AsyncRenderer`` (separate render process, frames through shared
   memory), with a new request submitted as soon as the previous result arrives: the best rate at which the GUI can
   show new images while animating (its FPS limit aside).
 
-Prints frames/s of both and the ratio offline / live (> 1: recording renders faster than the live view updates, so
-a recorded video is never limited by the GUI's render rate). Both run in the same process one after the other, so
-the ratio holds on a shared machine even when the absolute numbers do not.
+Prints frames/s of each and the ratios offline / live and job / live (> 1: recording renders faster than the live
+view updates, so a recorded video is never limited by the GUI's render rate). All run one after the other in the
+same session, so the ratios hold on a shared machine even when the absolute numbers do not.
 
 Example:
     python bench/bench_record.py --frames 24 --device cpu
@@ -92,6 +96,29 @@ def _live(pkl, n, device) -> float:
         return n / (time.perf_counter() - t0)
 
 
+def _job(pkl, n, device, tmp) -> float:
+    from engine.async_renderer import AsyncRenderer
+
+    states = _states(pkl, n + 1, device)
+    with AsyncRenderer(device, separate_process=True, spare_process=False) as r:
+
+        def run(batch, output) -> float:
+            job_id = r.start_job('render_video', {'states': batch, 'output': str(output), 'fps': 30.0})
+            t0 = time.perf_counter()
+            deadline = time.monotonic() + 1200
+            while time.monotonic() < deadline:
+                for u in r.job_updates():
+                    if u.job_id == job_id and u.is_final:
+                        if u.state != 'done':
+                            raise RuntimeError(f'render_video job ended {u.state}: {u.error}')
+                        return time.perf_counter() - t0
+                time.sleep(0.002)
+            raise TimeoutError('render_video job did not finish in 1200 s')
+
+        run(states[:1], tmp / 'job-warm.mp4')  # load + first render outside the timing
+        return n / run(states[1:], tmp / 'job.mp4')
+
+
 @click.command()
 @click.option('--frames', type=click.IntRange(min=2, max=10000), default=24, show_default=True)
 @click.option('--device', default='cpu', show_default=True, help='cpu, cuda, cuda:N or mps')
@@ -102,9 +129,11 @@ def main(frames: int, device: str, skip_256: bool) -> None:
         nets = [('bundled 64 px', None)] + ([] if skip_256 else [('SG3 256 px', _net_256(tmp))])
         for name, pkl in nets:
             off = _offline(pkl, frames, device, tmp)
+            job = _job(pkl, frames, device, tmp)
             live = _live(pkl, frames, device)
-            print(f'{name}: offline {off:.2f} frames/s (render + H.264), live GUI render rate {live:.2f} frames/s, '
-                  f'ratio offline/live {off / live:.2f}')  # fmt: skip
+            print(f'{name}: offline {off:.2f} frames/s (render + H.264), job in the render process {job:.2f} frames/s, '
+                  f'live GUI render rate {live:.2f} frames/s; ratio offline/live {off / live:.2f}, '
+                  f'job/live {job / live:.2f}')  # fmt: skip
 
 
 if __name__ == '__main__':

@@ -1,20 +1,35 @@
 """Image files written by the command-line tools: atomic PNGs of uint8 images and grids of equal-sized images.
 
 Shared by ``gen_images.py``, ``style_mixing.py`` and ``projector.py`` (one writer, one tiling rule). Images are
-uint8 [H, W, C] with C = 1 (greyscale), 3 (RGB) or 4 (RGBA), the layout ``engine.projector.to_u8_hwc`` makes from a
-generator output in [-1, 1].
+uint8 [H, W, C] with C = 1 (greyscale), 3 (RGB) or 4 (RGBA), the layout :func:`to_u8_hwc` makes from a
+generator output in [-1, 1] (:func:`to_u8_hwc`).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+from typing import Any
 
 import numpy as np
 
 from engine.states import save_png_with_state
 
-__all__ = ['save_png', 'tile_grid']
+__all__ = ['save_png', 'tile_grid', 'to_u8_hwc']
+
+
+def to_u8_hwc(img: Any) -> np.ndarray:
+    """A generator output to an 8-bit image, as the reference tools convert it: ``x * 127.5 + 128``, clamped.
+
+    Args:
+        img: torch tensor [1, C, H, W] in [-1, 1], any device and float dtype.
+
+    Returns:
+        numpy uint8 [H, W, C] on the CPU.
+    """
+    import torch
+
+    return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def save_png(path: str | os.PathLike, img_u8: np.ndarray) -> pathlib.Path:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.image_files import to_u8_hwc
 from engine.projector_losses import (
     builtin_distance,
     default_vgg16_path,
@@ -608,11 +609,6 @@ def _class_of(G: Any, request: Any, device: Any) -> torch.Tensor | None:
     if idx is not None and 0 <= int(idx) < G.c_dim:
         c[0, int(idx)] = 1
     return c
-
-
-def to_u8_hwc(img: torch.Tensor) -> np.ndarray:
-    """[1, C, H, W] in [-1, 1] -> [H, W, C] uint8 (x * 127.5 + 128, clamped)."""
-    return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _side_by_side(target_hwc: np.ndarray, synth: torch.Tensor) -> np.ndarray:

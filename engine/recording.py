@@ -35,7 +35,7 @@ import numpy as np
 
 from engine.jobs import JobError, Progress
 from engine.protocol import RenderRequest
-from engine.states import TIMELINE_VIEWS, compose_view, make_timeline, request_from_dict, write_json
+from engine.states import TIMELINE_VIEWS, compose_view, default_mode, make_timeline, request_from_dict, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +182,12 @@ class _PngSink:
         import PIL.Image
 
         name = os.path.basename(self.pattern % len(self.names))
-        PIL.Image.fromarray(frame, 'RGB').save(self.tmp / name, compress_level=4)
+        PIL.Image.fromarray(frame, 'RGB').save(self.tmp / name, compress_level=4)  # plain open(): umask modes
         self.names.append(name)
 
     def commit(self, doc: dict) -> dict:
         write_json(self.tmp / self.json_path.name, doc)
+        os.chmod(self.tmp, default_mode(is_dir=True))
         if not self.folder.exists():
             os.replace(self.tmp, self.folder)  # one rename: the whole sequence appears at once
         else:  # an existing folder (a pattern into it): move the files in, the JSON last
@@ -255,6 +256,7 @@ class _VideoSink:
         os.close(fd)
         self.extra.append(pathlib.Path(js))
         write_json(js, doc)
+        os.chmod(final, default_mode())
         os.replace(final, self.path)
         os.replace(js, self.json_path)
         self.abort()  # removes what is left (the untagged encode)

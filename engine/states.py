@@ -6,7 +6,8 @@ Three JSON documents share one ``format``/``version`` header (the layout is desc
   GUI as it was, ``network`` describes the network that rendered it.
 - ``sg3viz-session``: a saved session; ``widgets`` and (since this release) ``request``.
 - ``sg3viz-timeline``: ``states``, a list of request dicts rendered one per video frame at ``fps``; ``view`` says
-  what a frame shows (:data:`TIMELINE_VIEWS`).
+  what a frame shows (:data:`TIMELINE_VIEWS`). Instead of ``states`` it may hold ``keyframes`` (the visualizer's
+  Keyframes pane writes them): :class:`KeyframeTimeline` interpolates between them (:func:`interpolate_states`).
 
 A capture PNG carries its document in an ``iTXt`` chunk with the keyword :data:`PNG_STATE_KEY` (PNG 1.2 spec,
 section 4.2.3.3), so the picture alone reopens the state; the JSON sidecar next to it holds the same document. A
@@ -38,12 +39,26 @@ MAX_TIMELINE_FRAMES = 1_000_000
 MP4_SUFFIXES = ('.mp4', '.mov', '.m4v')  # engine.mp4_state.MP4_SUFFIXES
 
 
+def default_mode(is_dir: bool = False) -> int:
+    """The permissions a plain ``open()`` / ``mkdir()`` would give (0o666 / 0o777 less the umask, read from
+    /proc/self/status where there is one, else a umask of 0o022). ``tempfile`` creates files 0o600 and folders
+    0o700; files renamed into place get these modes instead."""
+    umask = 0o022
+    try:
+        with open('/proc/self/status') as f:
+            umask = next((int(line.split()[1], 8) for line in f if line.startswith('Umask:')), umask)
+    except (OSError, ValueError, IndexError):
+        pass
+    return (0o777 if is_dir else 0o666) & ~umask
+
+
 def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -21,6 +21,7 @@ names, since the training helper owns no other module in `training/`.)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
@@ -480,40 +481,9 @@ def training_loop(
         TrainingError: if the dataset cannot be read, is empty, or the resume file does not fit (user-facing).
     """
     device = torch.device(device)
-    if batch_gpu < 1 or batch_size % (batch_gpu * num_gpus) != 0:
-        raise ValueError(
-            f'training_loop(): batch_size must be a multiple of batch_gpu * num_gpus = {batch_gpu} * {num_gpus}, '
-            f'got {batch_size}'
-        )
-    for name, value in (('training_set_kwargs', training_set_kwargs), ('G_kwargs', G_kwargs), ('D_kwargs', D_kwargs)):
-        if not isinstance(value, dict):
-            raise ValueError(f'training_loop(): {name} must be a dict (class_name and options), got {value!r}')
-    if metrics_num is not None and (isinstance(metrics_num, bool) or int(metrics_num) < 1):
-        raise ValueError(f'training_loop(): metrics_num must be a positive integer or None, got {metrics_num!r}')
+    _check_loop_args(batch_size, batch_gpu, num_gpus, metrics_num, training_set_kwargs, G_kwargs, D_kwargs)
     run_dir = pathlib.Path(run_dir)
-    handler: logging.Handler | None = None
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale(run_dir, resume_pkl)
-        handler = logging.FileHandler(run_dir / 'log.txt', encoding='utf-8')
-        handler.setFormatter(logging.Formatter('%(message)s'))
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
-    saved_rng = (np.random.get_state(), torch.random.get_rng_state())  # The loop seeds both; restored after.
-    saved_flags = (conv2d_gradfix.enabled, grid_sample_gradfix.enabled)
-    saved_cuda = (
-        torch.backends.cudnn.benchmark,
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-    )
-    try:
-        if device.type == 'cuda':
-            torch.backends.cudnn.benchmark = cudnn_benchmark
-            torch.backends.cuda.matmul.allow_tf32 = False  # Exact fp32 matmuls (the reference's choice).
-            torch.backends.cudnn.allow_tf32 = False
-            conv2d_gradfix.enabled = True  # Faster double-backward of convolutions (R1, path length).
-            grid_sample_gradfix.enabled = True
+    with _run_log(run_dir, rank, resume_pkl), _loop_global_state(device, cudnn_benchmark):
         opts = TrainingOptions(
             run_dir=run_dir, training_set_kwargs=dict(training_set_kwargs or {}), data_loader_kwargs=data_loader_kwargs,
             G_kwargs=G_kwargs, D_kwargs=D_kwargs, G_opt_kwargs=G_opt_kwargs, D_opt_kwargs=D_opt_kwargs,
@@ -527,6 +497,72 @@ def training_loop(
             progress_fn=progress_fn,
         )  # fmt: skip
         return _training_loop(opts)
+
+
+def _check_loop_args(
+    batch_size: int,
+    batch_gpu: int,
+    num_gpus: int,
+    metrics_num: int | None,
+    training_set_kwargs: Any,
+    G_kwargs: Any,
+    D_kwargs: Any,
+) -> None:
+    """Raises ValueError (naming the argument) for :func:`training_loop`'s inconsistent batch sizes, missing network
+    or dataset options, or a non-positive metrics_num."""
+    if batch_gpu < 1 or batch_size % (batch_gpu * num_gpus) != 0:
+        raise ValueError(
+            f'training_loop(): batch_size must be a multiple of batch_gpu * num_gpus = {batch_gpu} * {num_gpus}, '
+            f'got {batch_size}'
+        )
+    for name, value in (('training_set_kwargs', training_set_kwargs), ('G_kwargs', G_kwargs), ('D_kwargs', D_kwargs)):
+        if not isinstance(value, dict):
+            raise ValueError(f'training_loop(): {name} must be a dict (class_name and options), got {value!r}')
+    if metrics_num is not None and (isinstance(metrics_num, bool) or int(metrics_num) < 1):
+        raise ValueError(f'training_loop(): metrics_num must be a positive integer or None, got {metrics_num!r}')
+
+
+@contextlib.contextmanager
+def _run_log(run_dir: pathlib.Path, rank: int, resume_pkl: str | None) -> Iterator[None]:
+    """On rank 0: creates ``run_dir`` (removing stale files of an earlier run there) and copies this module's log
+    to ``run_dir/log.txt`` while the loop runs (at least INFO). Other ranks: nothing."""
+    handler: logging.Handler | None = None
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale(run_dir, resume_pkl)
+        handler = logging.FileHandler(run_dir / 'log.txt', encoding='utf-8')
+        handler.setFormatter(logging.Formatter('%(message)s'))
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+@contextlib.contextmanager
+def _loop_global_state(device: torch.device, cudnn_benchmark: bool) -> Iterator[None]:
+    """The global state the loop changes, restored afterwards: the numpy and torch RNG states (the loop seeds both),
+    the gradfix switches and, on CUDA, cudnn.benchmark and TF32 off (exact fp32 matmuls, the reference's choice) with
+    the gradfix ops on (faster double-backward of convolutions for R1 and path length)."""
+    saved_rng = (np.random.get_state(), torch.random.get_rng_state())
+    saved_flags = (conv2d_gradfix.enabled, grid_sample_gradfix.enabled)
+    saved_cuda = (
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+    )
+    try:
+        if device.type == 'cuda':
+            torch.backends.cudnn.benchmark = cudnn_benchmark
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            conv2d_gradfix.enabled = True
+            grid_sample_gradfix.enabled = True
+        yield
     finally:
         np.random.set_state(saved_rng[0])
         torch.random.set_rng_state(saved_rng[1])
@@ -534,9 +570,6 @@ def training_loop(
         torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = (
             saved_cuda
         )
-        if handler is not None:
-            logger.removeHandler(handler)
-            handler.close()
 
 
 def _info(rank, msg, *args):
@@ -697,27 +730,7 @@ def _training_loop(o: TrainingOptions) -> dict:
     if o.augment_kwargs is not None and (o.augment_p > 0 or o.ada_target is not None):
         augment_pipe = AugmentPipe(**o.augment_kwargs).train().requires_grad_(False).to(o.device)
         augment_pipe.p.copy_(torch.as_tensor(o.augment_p))
-    cur_nimg = 0
-    if o.resume_pkl is not None and o.rank == 0:
-        snap_kimg = _resume_into(o.resume_pkl, G, D, G_ema, augment_pipe, training_set.resolution, o.rank)
-        kimg = o.resume_kimg if o.resume_kimg is not None else (snap_kimg or 0)
-        cur_nimg = int(round(kimg * 1000))
-    elif o.resume_kimg is not None:
-        cur_nimg = int(round(o.resume_kimg * 1000))
-    for name, module in [('G', G), ('D', D)]:
-        num_params = sum(p.numel() for p in module.parameters())
-        _info(o.rank, '%s: %s, %d parameters', name, type(module).__name__, num_params)
-
-    # Distribute across processes: rank 0's weights (including resumed ones) and progress.
-    if o.num_gpus > 1:
-        _info(o.rank, 'Distributing across %d processes...', o.num_gpus)
-        for dist_module in [G, D, G_ema, augment_pipe]:
-            if dist_module is not None:
-                for tensor in misc.params_and_buffers(dist_module):
-                    torch.distributed.broadcast(tensor, src=0)
-        nimg = torch.tensor([cur_nimg], dtype=torch.int64, device=o.device)
-        torch.distributed.broadcast(nimg, src=0)
-        cur_nimg = int(nimg.item())
+    cur_nimg = _resume_and_distribute(o, [G, D, G_ema, augment_pipe], training_set.resolution)
 
     # Resuming without a known kimg (a foreign or renamed pickle: transfer learning): no G_ema / blur ramp-ups.
     loss_kwargs = dict(o.loss_kwargs or {})
@@ -731,15 +744,7 @@ def _training_loop(o: TrainingOptions) -> dict:
     phases = _make_phases(G, D, o.G_opt_kwargs, o.D_opt_kwargs, o.G_reg_interval, o.D_reg_interval)
     ada_stats = training_stats.Collector(regex='Loss/signs/real') if o.ada_target is not None else None
 
-    # Image grids.
-    grid_size, grid_z, grid_c = o.grid_size, None, None
-    if o.rank == 0 and o.image_snapshot_ticks is not None:
-        _info(o.rank, 'Exporting sample images...')
-        grid_size, images, labels = setup_snapshot_image_grid(training_set, o.random_seed, o.grid_size)
-        save_image_grid(images, o.run_dir / 'reals.png', drange=[0, 255], grid_size=grid_size)
-        grid_z = list(torch.randn([labels.shape[0], G.z_dim], device=o.device).split(o.batch_gpu))
-        grid_c = list(torch.from_numpy(labels).to(o.device).split(o.batch_gpu))
-        save_image_grid(generate_grid(G_ema, grid_z, grid_c), o.run_dir / 'fakes_init.png', [-1, 1], grid_size)
+    grid_size, grid_z, grid_c = _snapshot_grids(o, training_set, G_ema)
 
     # Logs.
     stats_jsonl = stats_tfevents = None
@@ -760,6 +765,48 @@ def _training_loop(o: TrainingOptions) -> dict:
             stats_jsonl.close()
         if stats_tfevents is not None:
             stats_tfevents.close()
+
+
+def _resume_and_distribute(o: TrainingOptions, modules: list, resolution: int) -> int:
+    """Loads the resume snapshot into ``modules`` ([G, D, G_ema, augment_pipe or None]) on rank 0, logs the
+    parameter counts and, with several processes, broadcasts rank 0's weights and progress. Returns cur_nimg (the
+    snapshot's kimg or ``resume_kimg``, in images; 0 when unknown)."""
+    G, D, G_ema, augment_pipe = modules
+    cur_nimg = 0
+    if o.resume_pkl is not None and o.rank == 0:
+        snap_kimg = _resume_into(o.resume_pkl, G, D, G_ema, augment_pipe, resolution, o.rank)
+        kimg = o.resume_kimg if o.resume_kimg is not None else (snap_kimg or 0)
+        cur_nimg = int(round(kimg * 1000))
+    elif o.resume_kimg is not None:
+        cur_nimg = int(round(o.resume_kimg * 1000))
+    for name, module in [('G', G), ('D', D)]:
+        num_params = sum(p.numel() for p in module.parameters())
+        _info(o.rank, '%s: %s, %d parameters', name, type(module).__name__, num_params)
+    if o.num_gpus > 1:  # Rank 0's weights (including resumed ones) and progress.
+        _info(o.rank, 'Distributing across %d processes...', o.num_gpus)
+        for dist_module in modules:
+            if dist_module is not None:
+                for tensor in misc.params_and_buffers(dist_module):
+                    torch.distributed.broadcast(tensor, src=0)
+        nimg = torch.tensor([cur_nimg], dtype=torch.int64, device=o.device)
+        torch.distributed.broadcast(nimg, src=0)
+        cur_nimg = int(nimg.item())
+    return cur_nimg
+
+
+def _snapshot_grids(o: TrainingOptions, training_set: Any, G_ema: Any):
+    """On rank 0 with image snapshots: writes reals.png and fakes_init.png and returns (grid_size, grid_z, grid_c)
+    (the fixed latents [N, z_dim] / labels of every fakes*.png, split into batch_gpu chunks); else
+    (``o.grid_size``, None, None)."""
+    if o.rank != 0 or o.image_snapshot_ticks is None:
+        return o.grid_size, None, None
+    _info(o.rank, 'Exporting sample images...')
+    grid_size, images, labels = setup_snapshot_image_grid(training_set, o.random_seed, o.grid_size)
+    save_image_grid(images, o.run_dir / 'reals.png', drange=[0, 255], grid_size=grid_size)
+    grid_z = list(torch.randn([labels.shape[0], G_ema.z_dim], device=o.device).split(o.batch_gpu))
+    grid_c = list(torch.from_numpy(labels).to(o.device).split(o.batch_gpu))
+    save_image_grid(generate_grid(G_ema, grid_z, grid_c), o.run_dir / 'fakes_init.png', [-1, 1], grid_size)
+    return grid_size, grid_z, grid_c
 
 
 def _fetch_iteration_inputs(o: TrainingOptions, s: _TrainState, num_phases: int):
@@ -824,6 +871,44 @@ def _report_tick(
     )
 
 
+def _run_iteration(o: TrainingOptions, s: _TrainState, batch_idx: int, cur_nimg: int) -> None:
+    """One training iteration: every phase whose interval divides ``batch_idx`` (lazy regularisation, StyleGAN2
+    paper Sec. 3.1), then the G_ema update."""
+    with torch.autograd.profiler.record_function('data_fetch'):
+        real_img, real_c, all_gen_z, all_gen_c = _fetch_iteration_inputs(o, s, len(s.phases))
+    for phase, gen_z, gen_c in zip(s.phases, all_gen_z, all_gen_c):
+        if batch_idx % phase.interval != 0:
+            continue
+        run_phase(phase, s.loss, real_img, real_c, gen_z, gen_c, cur_nimg, o.num_gpus)
+    with torch.autograd.profiler.record_function('Gema'):
+        _update_ema(s.G_ema, s.G, ema_beta(o.batch_size, cur_nimg, o.ema_kimg, s.ema_rampup))
+
+
+def _tick_snapshots(
+    o: TrainingOptions, s: _TrainState, cur_tick: int, cur_nimg: int, batch_idx: int, done: bool
+) -> pathlib.Path | None:
+    """At the end of a tick: the image snapshot (fakes*.png, rank 0) and the network snapshot with its metrics, when
+    their intervals say so (always on the last tick). Returns the network snapshot's path when one was written."""
+    is_image_tick = o.image_snapshot_ticks is not None and (done or cur_tick % o.image_snapshot_ticks == 0)
+    if o.rank == 0 and is_image_tick and s.grid_size is not None:
+        images = generate_grid(s.G_ema, s.grid_z, s.grid_c)
+        fakes = unused_path(o.run_dir / f'fakes{progress_tag(cur_nimg, o.kimg_per_tick)}.png')
+        save_image_grid(images, fakes, [-1, 1], s.grid_size)
+    if o.network_snapshot_ticks is None or not (done or cur_tick % o.network_snapshot_ticks == 0):
+        return None
+    modules = [('G', s.G), ('D', s.D), ('G_ema', s.G_ema), ('augment_pipe', s.augment_pipe)]
+    snapshot_pkl, snapshot_data = _save_snapshot(
+        o.run_dir, cur_nimg, cur_tick, batch_idx, modules, o.training_set_kwargs, o.num_gpus, o.rank,
+        kimg_per_tick=o.kimg_per_tick,
+    )  # fmt: skip
+    if o.metrics:
+        _info(o.rank, 'Evaluating metrics...')
+        s.stats_metrics.update(_eval_metrics(o.metrics, snapshot_data, snapshot_pkl, o.training_set_kwargs,
+                                             o.run_dir, o.num_gpus, o.rank, o.device, num=o.metrics_num))  # fmt: skip
+    del snapshot_data
+    return snapshot_pkl
+
+
 def _train(o: TrainingOptions, s: _TrainState) -> dict:
     """The iteration loop proper (options `o`, state `s` prepared by `_training_loop`)."""
     total_nimg = int(round(o.total_kimg * 1000))
@@ -839,17 +924,7 @@ def _train(o: TrainingOptions, s: _TrainState) -> dict:
     _info(o.rank, 'Training for %g kimg (from %g kimg)...', o.total_kimg, cur_nimg / 1e3)
 
     while True:
-        # One iteration: every phase whose interval divides batch_idx.
-        with torch.autograd.profiler.record_function('data_fetch'):
-            real_img, real_c, all_gen_z, all_gen_c = _fetch_iteration_inputs(o, s, len(s.phases))
-        for phase, gen_z, gen_c in zip(s.phases, all_gen_z, all_gen_c):
-            if batch_idx % phase.interval != 0:
-                continue
-            run_phase(phase, s.loss, real_img, real_c, gen_z, gen_c, cur_nimg, o.num_gpus)
-
-        # G_ema, counters, ADA.
-        with torch.autograd.profiler.record_function('Gema'):
-            _update_ema(s.G_ema, s.G, ema_beta(o.batch_size, cur_nimg, o.ema_kimg, s.ema_rampup))
+        _run_iteration(o, s, batch_idx, cur_nimg)
         cur_nimg += o.batch_size
         batch_idx += 1
         if s.ada_stats is not None and o.ada_target is not None and batch_idx % o.ada_interval == 0:
@@ -868,33 +943,7 @@ def _train(o: TrainingOptions, s: _TrainState) -> dict:
             done = True
             _info(o.rank, 'Aborting...')
 
-        # Image snapshot.
-        is_image_tick = o.image_snapshot_ticks is not None and (done or cur_tick % o.image_snapshot_ticks == 0)
-        if o.rank == 0 and is_image_tick and s.grid_size is not None:
-            images = generate_grid(s.G_ema, s.grid_z, s.grid_c)
-            fakes = unused_path(o.run_dir / f'fakes{progress_tag(cur_nimg, o.kimg_per_tick)}.png')
-            save_image_grid(images, fakes, [-1, 1], s.grid_size)
-
-        # Network snapshot and metrics.
-        if o.network_snapshot_ticks is not None and (done or cur_tick % o.network_snapshot_ticks == 0):
-            modules = [('G', s.G), ('D', s.D), ('G_ema', s.G_ema), ('augment_pipe', s.augment_pipe)]
-            snapshot_pkl, snapshot_data = _save_snapshot(
-                o.run_dir,
-                cur_nimg,
-                cur_tick,
-                batch_idx,
-                modules,
-                o.training_set_kwargs,
-                o.num_gpus,
-                o.rank,
-                kimg_per_tick=o.kimg_per_tick,
-            )
-            if o.metrics:
-                _info(o.rank, 'Evaluating metrics...')
-                s.stats_metrics.update(_eval_metrics(o.metrics, snapshot_data, snapshot_pkl, o.training_set_kwargs,
-                                                     o.run_dir, o.num_gpus, o.rank, o.device,
-                                                     num=o.metrics_num))  # fmt: skip
-            del snapshot_data
+        snapshot_pkl = _tick_snapshots(o, s, cur_tick, cur_nimg, batch_idx, done) or snapshot_pkl
 
         # Collect statistics.
         s.stats_collector.update()

@@ -310,15 +310,41 @@ class RecordWidget(Widget):
 
     def _launch(self, params: dict) -> int | None:
         job_id = self.viz.start_job('render_video', params) if self.viz is not None else None
-        if job_id is None:
-            self.status = 'This renderer cannot render videos'
+        if job_id is None:  # e.g. a remote render server: keep the states on disk for gen_video.py --timeline
             self.retry = params
+            saved = self.save_states()
+            self.status = 'This renderer cannot render videos' + (
+                f'; the states are in {saved}: gen_video.py --timeline {saved} renders them' if saved else ''
+            )
             return None
         self.jobs[job_id] = _Job(job_id, params['output'], len(params['states']))
         self._params[job_id] = params
         self.last_error = None
         self.status = f'Rendering {len(params["states"])} frames to {params["output"]}'
         return job_id
+
+    def save_states(self) -> str | None:
+        """Writes the last failed (or unstartable) render's timeline JSON where its video would have gone
+        (``engine.recording.timeline_json_path``), so ``gen_video.py --timeline`` can render it. Returns the path, or
+        None (nothing to save, or the write failed: ``status`` says why)."""
+        from engine.recording import timeline_json_path
+        from engine.states import make_timeline, write_json
+
+        params = self.retry
+        if params is None:
+            return None
+        try:
+            doc = make_timeline(
+                list(params['states']), fps=params['fps'], view=params['view'], network=params['network']
+            )
+            doc['height_px'] = params['height_px']
+            if params.get('widgets'):
+                doc['widgets'] = params['widgets']
+            return str(write_json(timeline_json_path(params['output']), doc))
+        except (OSError, ValueError) as e:
+            self.status = f'Cannot save the states: {e}'
+            logger.error('%s', self.status)
+            return None
 
     def retry_render(self) -> int | None:
         """Starts the last failed render again (same states and output settings)."""
@@ -470,6 +496,11 @@ class RecordWidget(Widget):
         if self.retry is not None and job is None:
             if imgui.button('Retry render'):
                 self.retry_render()
+            imgui.same_line()
+            if imgui.button('Save states JSON'):
+                saved = self.save_states()
+                if saved:
+                    self.status = f'Saved {saved}: gen_video.py --timeline {saved} renders it'
         if self.status:
             imgui.push_text_wrap_pos(0.0)
             if self.last_error:

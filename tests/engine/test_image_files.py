@@ -79,3 +79,15 @@ def test_seed_list_parses_and_names_bad_values():
     out = run(cmd, ['--seeds', '1', '--styles', '4294967296']).output
     assert 'style indices must be in [0, 2**32), got 4294967296' in out
     assert run(cmd, ['--seeds', 'x']).exit_code == 2
+
+
+def test_to_u8_hwc_is_the_reference_conversion():
+    import torch
+
+    from engine.image_files import to_u8_hwc
+
+    img = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.999, 1.0, 3.0]).reshape(1, 1, 1, 7).repeat(1, 3, 2, 1)  # [1, 3, 2, 7]
+    out = to_u8_hwc(img)
+    assert out.dtype == np.uint8 and out.shape == (2, 7, 3)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 64, 128, 255, 255, 255])  # x * 127.5 + 128, clamped, truncated
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])

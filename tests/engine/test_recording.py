@@ -18,7 +18,7 @@ from engine.jobs import JobRunner, JobSpec
 from engine.protocol import RenderRequest
 from engine.recording import render_video_job, run_video_job
 from engine.renderer import Renderer
-from engine.states import compose_view, is_state_file, read_state_doc
+from engine.states import compose_view, default_mode, is_state_file, read_state_doc
 
 
 @pytest.fixture(scope='module')
@@ -76,6 +76,7 @@ def test_states_render_to_the_same_frames_as_individual_requests(tmp_path, sg3_p
             if expected.shape != first:  # the layer frame (36 px) is resized to the first frame's size with Lanczos
                 expected = np.asarray(PIL.Image.fromarray(expected).resize(first[1::-1], PIL.Image.Resampling.LANCZOS))
             assert np.array_equal(np.asarray(PIL.Image.open(f)), expected), (view, f.name)
+        assert out.stat().st_mode & 0o777 == default_mode(is_dir=True)
         doc = json.loads((out / 'states.json').read_text())
         assert doc['format'] == 'sg3viz-timeline' and doc['view'] == view and doc['fps'] == 10
         assert RenderRequest.from_dict(doc['states'][4]).input_transform == states[4].input_transform
@@ -114,6 +115,7 @@ def test_mp4_frames_size_and_metadata_round_trip(tmp_path, sg3_pkl, renderer):
         s.replace(fft_show=True) for s in states
     ]
     assert _listing(tmp_path) == ['v.json', 'v.mp4']  # no temporary files left
+    assert {(tmp_path / n).stat().st_mode & 0o777 for n in ('v.json', 'v.mp4')} == {default_mode()}  # not 0o600
     # An odd native size is padded to even for H.264.
     odd = [s.replace(layer_name='output') for s in states[:2]]
     r2 = run_video_job(renderer, odd, str(tmp_path / 'o.mp4'), fps=12, view='image', height_px=17)
@@ -267,3 +269,16 @@ def test_mp4_reader_rejects_hostile_files_clearly(tmp_path, case, match):
     with pytest.raises(ValueError, match=match):
         read_state_doc(p)
     assert not is_state_file(p)
+
+
+def test_a_render_does_not_depend_on_what_the_renderer_mapped_before():
+    """The GUI's renderer has mapped other seeds (in other batches) before it renders a recording; the headless
+    re-render starts cold. Both must give the same ws and pixels (the mapping's float rounding depends on the batch
+    size, so seeds are mapped one at a time). The bundled network: a tiny mapping rounds alike in any batch."""
+    if not (pathlib.Path(__file__).resolve().parents[2] / 'models' / 'default.pkl').exists():
+        pytest.skip('models/default.pkl (bundled default network) is missing')
+    state = RenderRequest(device='cpu', w0_seeds=((1, 0.3), (2, 0.7)), return_ws=True)
+    warm = Renderer('cpu')
+    warm.render(RenderRequest(device='cpu', w0_seeds=((5, 0.25), (1, 0.25), (7, 0.25), (2, 0.25))))
+    a, b = warm.render(state), Renderer('cpu').render(state)
+    assert a.ws == b.ws and np.array_equal(a.image, b.image)

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import zipfile
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -171,22 +172,44 @@ def _detector_cases(folder: pathlib.Path, marker: str) -> list[Case]:
     ]
 
 
+_Spec = tuple[str, bytes, str, str]  # (name, file bytes, expected outcome, message pattern)
+
+
+def _adder(specs: list[_Spec]) -> Callable[..., None]:
+    """``add(name, data, expect, match='')`` appending one case's spec to ``specs``."""
+
+    def add(name: str, data: bytes, expect: str, match: str = '') -> None:
+        specs.append((name, data, expect, match))
+
+    return add
+
+
 def write_cases(folder: pathlib.Path) -> list[Case]:
-    """Writes every hostile file under `folder` and returns the cases."""
+    """Writes every hostile file under `folder` (`<name>.pkl`) and returns the cases."""
     folder.mkdir(parents=True, exist_ok=True)
-    cases: list[Case] = []
     marker = str(folder / 'PWNED')
-
-    def add(name: str, data: bytes, expect: str, match: str = '', kind: str = 'network', suffix: str = '.pkl') -> None:
-        path = folder / f'{name}{suffix}'
-        path.write_bytes(data)
-        cases.append(Case(name, str(path), expect, match, marker, kind))
-
     G = small_generator()
     valid = pickle.dumps({'G_ema': G, 'G': G, 'D': None, 'augment_pipe': None, 'training_set_kwargs': None})
-    add('valid', valid, 'ok')
+    specs: list[_Spec] = [('valid', valid, 'ok', '')]
+    specs += _callable_cases(marker)
+    specs += _persistence_cases(G, marker)
+    specs += _storage_cases()
+    specs += _reference_bomb_cases(G)
+    specs += _constructor_cases()
+    specs += _attribute_injection_cases(G)
+    specs += _foreign_file_cases(valid, marker)
+    cases = []
+    for name, data, expect, match in specs:
+        path = folder / f'{name}.pkl'
+        path.write_bytes(data)
+        cases.append(Case(name, str(path), expect, match, marker, 'network'))
+    return cases + _detector_cases(folder, marker)
 
-    # Callables: a pickle that calls anything but our allow-list is refused, and the call never happens.
+
+def _callable_cases(marker: str) -> list[_Spec]:
+    """Callables: a pickle that calls anything but our allow-list is refused, and the call never happens."""
+    specs: list[_Spec] = []
+    add = _adder(specs)
     payloads: list[tuple[str, Callable, tuple]] = [
         ('os_system', os.system, (f'touch {marker}',)),
         ('eval', eval, (f'open({marker!r}, "w")',)),
@@ -200,8 +223,13 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
     ]
     for name, func, args in payloads:
         add(f'callable_{name}', pickle.dumps({'G_ema': _Reduce(func, *args)}), 'UnsafePickleError', 'refused')
+    return specs
 
-    # Persistence records with injected code: the embedded source is never executed.
+
+def _persistence_cases(G: Any, marker: str) -> list[_Spec]:
+    """Persistence records with injected code: the embedded source is never executed."""
+    specs: list[_Spec] = []
+    add = _adder(specs)
     evil_src = f'open({marker!r}, "w").write("x")\nclass Evil:\n    pass\n'
     rec = dict(type='class', version=6, module_src=evil_src, class_name='Evil', state={})
     add('persistent_unknown_class', pickle.dumps({'G_ema': Persistent(rec)}), 'UnsafePickleError', 'Evil')
@@ -219,8 +247,13 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
     add(
         'persistent_inner_class_top_level', pickle.dumps({'G_ema': Persistent(inner)}), 'UnsafePickleError', 'top level'
     )
+    return specs
 
-    # Storage size claims: a few bytes must not ask for gigabytes.
+
+def _storage_cases() -> list[_Spec]:
+    """Storage size claims: a few bytes must not ask for gigabytes."""
+    specs: list[_Spec] = []
+    add = _adder(specs)
     add(
         'storage_claim_nested_zip',
         pickle.dumps({'G_ema': _Reduce(torch.storage._load_from_bytes, _storage_blob(2**31 - 1, 16))}),
@@ -245,8 +278,13 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
     # 109 bytes: an object array claiming 1e9 elements (NumPy would allocate 8 GB of pointers before filling it).
     obj_bomb = pickle.dumps(np.empty(0, dtype=object), protocol=2).replace(b'K\x00\x85', b'J\x00\xca\x9a;\x85')
     add('numpy_object_array_bomb', obj_bomb, 'UnsafePickleError', 'object array')
+    return specs
 
-    # Reference bombs.
+
+def _reference_bomb_cases(G: Any) -> list[_Spec]:
+    """Reference bombs and deep nesting."""
+    specs: list[_Spec] = []
+    add = _adder(specs)
     a: list = []
     for _ in range(60):
         a = [a, a]
@@ -262,8 +300,13 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
     )
     add('deep_tuple_dict_key', _deep_tuple_key(100_000), 'ResourceLimitError', 'max_depth')
     add('deep_lists', b'\x80\x04' + b']' * 100_000 + b'a' * 99_999 + b'.', 'ResourceLimitError', 'max_depth')
+    return specs
 
-    # Constructor bombs: checked before anything is built.
+
+def _constructor_cases() -> list[_Spec]:
+    """Constructor bombs: checked before anything is built."""
+    specs: list[_Spec] = []
+    add = _adder(specs)
     base = dict(SG3_KWARGS)
     for name, change, match in [
         ('num_layers', dict(num_layers=10**7), r'num_layers must be an integer in \[0, 64\]'),
@@ -288,8 +331,13 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
         )
     many = {f'k{i}': 1 for i in range(100_000)}
     add('ctor_many_kwargs', pickle.dumps({'G_ema': generator_record(**many)}), 'ResourceLimitError', 'limits')
+    return specs
 
-    # Attribute injection: the loaded network's derived attributes are ours, not the file's.
+
+def _attribute_injection_cases(G: Any) -> list[_Spec]:
+    """Attribute injection: the loaded network's derived attributes are ours, not the file's."""
+    specs: list[_Spec] = []
+    add = _adder(specs)
     tree = meta_tree(pickle.dumps({'G_ema': G}))['G_ema']
     synth = tree[1]['state']['_modules']['synthesis'][1]['state']
     synth['layer_names'] = ['__init__', 'register_buffer']
@@ -298,8 +346,13 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
         child[1]['state'].update(up_factor=4096, down_factor=4096, up_taps=10**6, forward='x', padding=[10**6] * 4)
     tree[1]['state'].update(num_ws=10**9, z_dim=10**9, img_resolution=10**6)
     add('attr_injection', pickle.dumps({'G_ema': to_persistent(tree)}), 'ok')
+    return specs
 
-    # Truncated and foreign files.
+
+def _foreign_file_cases(valid: bytes, marker: str) -> list[_Spec]:
+    """Truncated and foreign files (and a payload nested in a tensor blob)."""
+    specs: list[_Spec] = []
+    add = _adder(specs)
     for frac in (0.01, 0.5, 0.999):
         add(f'truncated_{frac}', valid[: int(len(valid) * frac)], 'LoadError', 'truncated')
     images = io.BytesIO()
@@ -331,4 +384,4 @@ def write_cases(folder: pathlib.Path) -> list[Case]:
         'UnsafePickleError',
         'nested tensor blob',
     )
-    return cases + _detector_cases(folder, marker)
+    return specs

@@ -139,3 +139,18 @@ def test_names_and_hostile_values(tmp_path):
     assert w.stop() is None  # not recording
     w.start()
     assert w.stop() is None and 'Nothing recorded' in w.status
+
+
+def test_a_renderer_without_jobs_keeps_the_states_on_disk(tmp_path):
+    """A remote render server runs no jobs: the timeline JSON is written where the video would go."""
+    import json
+
+    w = RecordWidget(None)
+    w.viz = _Viz(tmp_path)
+    w.viz.start_job = lambda kind, params: None
+    assert w.render_states([_req(0.0), _req(0.5)], fps=12, view='fft') is None
+    side = tmp_path / '00000-record.json'
+    assert 'cannot render videos' in w.status and str(side) in w.status
+    doc = json.loads(side.read_text())
+    assert doc['format'] == 'sg3viz-timeline' and doc['fps'] == 12 and doc['view'] == 'fft'
+    assert [s['trunc_psi'] for s in doc['states']] == [0.0, 0.5] and w.retry is not None

@@ -107,6 +107,13 @@ def test_record_layer_animation_to_mp4_and_drop_it_back(run_viz, tmp_path):
         assert err[i] < 4 and int(np.argmin(err)) == i, (i, err)
         assert ref[i].std() > 3  # a real layer view
 
+    # gen_video.py --timeline on the mp4 alone reproduces the GUI's video frame for frame (same encoder input).
+    import gen_video
+
+    assert gen_video.render_timeline(mp4, str(tmp_path / 'again.mp4'), progress=False) == 11
+    again = [np.asarray(f) for f in imageio.mimread(tmp_path / 'again.mp4')]
+    assert all(np.array_equal(a, b) for a, b in zip(frames, again))
+
     # Dropping the mp4 restores the first recorded state (animation off) and nothing else changes.
     assert drop['error_text'] is None, drop['error_text']
     assert doc['widgets']['latent']['anim'] is True and doc['widgets']['latent']['x'] > 2.0  # it moved before frame 0

@@ -100,6 +100,7 @@ class CheckpointWidget(Widget):
         self._visible_until = 0.0
         self._runs_cache: tuple[float, list[tuple[str, int]]] = (0.0, [])
         self._run_of_cache: tuple[str | None, float, str | None] = (None, 0.0, None)
+        self._next_remote_ask = 0.0
 
     # ---- state ------------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -171,18 +172,21 @@ class CheckpointWidget(Widget):
         return [(str(d), [str(p) for p in pkls]) for d, pkls in runs]
 
     def refresh(self, force: bool = False) -> ScrubRun | None:
-        """Lists the active run again when it changed, or when its folder changed (looked at every ``RESCAN_SEC``)."""
-        key = self.active_run_dir()
+        """Lists the active run again when it changed, or when its folder changed (looked at every ``RESCAN_SEC``;
+        on a render server: its file list is asked for every ``RESCAN_SEC``, the answer used when it comes)."""
         now = time.monotonic()
+        remote = self._remote()
+        if remote is not None and (force or now >= self._next_remote_ask):
+            remote.request_file_list()
+            self._next_remote_ask = now + RESCAN_SEC
+        key = self.active_run_dir()
         if key is None:
             self.run, self._run_key = None, None
             return None
         if not force and key == self._run_key and now < self._next_scan:
             return self.run
         self._next_scan = now + RESCAN_SEC
-        remote = self._remote()
         if remote is not None:
-            remote.request_file_list()  # The answer is used on the next look.
             pkls = next((p for d, p in self._remote_runs() if _same_path(d, key)), [])
             self.run = ScrubRun(key, tuple(snapshots_from_paths(pkls)))  # No metrics: the server sends no files.
         else:

@@ -246,6 +246,8 @@ class FakeRemote:
         self.asked += 1
 
     def file_list(self):
+        if not self.asked:  # like RemoteRenderer: nothing until the list was asked for
+            return None, [], None
         pkls = ['/srv/runs/00001-a/network-snapshot-000100.pkl', '/srv/runs/00001-a/network-snapshot-000050.pkl']
         return '/srv/runs', [('/srv/runs/00001-a', pkls), ('/srv/runs/loose', ['/srv/runs/loose/net.pkl'])], None
 

@@ -130,3 +130,48 @@ def test_real_input_scrubs_to_the_second_snapshot(live_viz, tiny_run, tmp_path, 
     _check_scrubbed(before, after, tiny_run, png(tmp_path / 'ready.png'), png(tmp_path / 'final.png'))
     if how == 'slider_typed_beyond_range':
         assert any('#99 is outside #1..#2; showing #2' in n for n in after['notes']), after['notes']
+
+
+@pytest.mark.slow
+def test_remote_lists_the_servers_run_and_scrubs_it(gui_env, tiny_run, tmp_path):
+    """--connect (torch blocked in the GUI): the pane lists the server's run, scrubs it, and says that metrics and
+    preloading are not available there."""
+    import shutil
+
+    from tests.engine.remote_helpers import start_server_process
+    from tests.viz.test_viz_remote import REPO as _REPO
+    from tests.viz.test_viz_remote import run_blocked_visualizer
+
+    if not (_REPO / 'models' / 'default.pkl').exists():
+        pytest.skip('models/default.pkl (bundled default network) is missing')
+    root = tmp_path / 'root'
+    shutil.copytree(tiny_run, root / tiny_run.name)
+    first, second = (str(root / tiny_run.name / n) for n in SNAPSHOT_NAMES)
+    proc, address, _token = start_server_process(tmp_path, '--root', str(root))
+    wait = {'wait_result': True, 'timeout_sec': 240}
+    script = [
+        wait,
+        {'open': CLOSE_OTHERS},
+        {'load': first},
+        wait,
+        {'wait_frames': 300},  # the server's file list arrives; the pane looks again every 2 s
+        {'dump_state': str(tmp_path / 'before.json')},
+        {'scrub': 'next'},
+        wait,
+        {'dump_state': str(tmp_path / 'after.json')},
+    ]
+    try:
+        r = run_blocked_visualizer(
+            gui_env, ['--connect', address, '--token-file', str(tmp_path / 'token'), '--window', '1024x640'],
+            script, tmp_path, timeout=600,
+        )  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    _ok(r)
+    before, after = _state(tmp_path / 'before.json'), _state(tmp_path / 'after.json')
+    ck = before['checkpoints']
+    assert ck['snapshots'] == [first, second] and ck['position'] == 0, ck
+    assert ck['metrics'] == ['Metrics: not available from the render server']
+    assert 'not available when rendering on a server' in ck['preload_text']
+    assert after['displayed_request']['pkl'] == second and after['error_text'] is None

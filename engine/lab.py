@@ -142,7 +142,12 @@ def seed_latents(G: Any, seeds: list[int], request: Any, device: torch.device) -
     psi = float(request.trunc_psi) if request is not None else 1.0
     cutoff = request.trunc_cutoff if request is not None else None
     zt, ct = torch.from_numpy(z).to(device), torch.from_numpy(c).to(device)
-    return G.mapping(zt, ct, truncation_psi=psi, truncation_cutoff=cutoff)
+    if cutoff is None or float(cutoff) == int(cutoff):
+        return G.mapping(zt, ct, truncation_psi=psi, truncation_cutoff=None if cutoff is None else int(cutoff))
+    from engine.renderer import truncate_ws  # a fractional cutoff (a keyframe blend): the renderer's truncation
+
+    ws = G.mapping(zt, ct, truncation_psi=1)
+    return truncate_ws(ws, G.mapping.w_avg.to(ws), psi, float(cutoff))
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:

@@ -88,8 +88,6 @@ def download(
     Raises:
         LoadError: When every attempt failed (the message names the URL and the last error).
     """
-    from tqdm import tqdm
-
     folder = pathlib.Path(cache) if cache is not None else cache_dir()
     path = folder / _cache_name(url)
     if path.is_file():
@@ -102,28 +100,7 @@ def download(
             time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
         tmp_name = None
         try:
-            request = urllib.request.Request(url, headers={'User-Agent': 'sg3viz'})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                total = response.headers.get('Content-Length')
-                total = int(total) if total and total.isdigit() else None
-                with (
-                    tempfile.NamedTemporaryFile(dir=folder, prefix=f'.{path.name}.', suffix='.part', delete=False) as f,
-                    tqdm(
-                        total=total, unit='B', unit_scale=True, desc=path.name[17:], disable=not progress, leave=False
-                    ) as bar,
-                ):
-                    tmp_name = f.name
-                    num_bytes = 0
-                    while chunk := response.read(1 << 20):
-                        if num_bytes == 0 and chunk.lstrip()[:1] == b'<':
-                            raise _NotAFile(f'{url} returned an HTML page, not a file (a login, quota or error page?)')
-                        f.write(chunk)
-                        num_bytes += len(chunk)
-                        bar.update(len(chunk))
-                    f.flush()
-                    os.fsync(f.fileno())
-                if total is not None and num_bytes != total:
-                    raise OSError(f'incomplete download: got {num_bytes} of {total} bytes')
+            tmp_name = _fetch_to_temp(url, folder, path.name, timeout=timeout, progress=progress)
             verify_download(pathlib.Path(tmp_name))
             os.replace(tmp_name, path)
             tmp_name = None
@@ -144,6 +121,46 @@ def download(
         f'could not download {url}: {last_error}; check the URL and your network connection, or download the file '
         'yourself and pass its path'
     )
+
+
+def _fetch_to_temp(url: str, folder: pathlib.Path, name: str, *, timeout: float, progress: bool) -> str:
+    """One download attempt: streams ``url`` into a new temporary file ``.<name>.*.part`` in ``folder`` (fsynced) and
+    returns its path once complete (its length is the ``Content-Length`` when the server sent one).
+
+    Raises:
+        _NotAFile: the server answered with an HTML page.
+        OSError: a short transfer or a local write error; urllib.error.URLError / TimeoutError: network errors.
+        The temporary file is removed on every error.
+    """
+    from tqdm import tqdm
+
+    tmp_name = None
+    try:
+        request = urllib.request.Request(url, headers={'User-Agent': 'sg3viz'})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            total = response.headers.get('Content-Length')
+            total = int(total) if total and total.isdigit() else None
+            with (
+                tempfile.NamedTemporaryFile(dir=folder, prefix=f'.{name}.', suffix='.part', delete=False) as f,
+                tqdm(total=total, unit='B', unit_scale=True, desc=name[17:], disable=not progress, leave=False) as bar,
+            ):
+                tmp_name = f.name
+                num_bytes = 0
+                while chunk := response.read(1 << 20):
+                    if num_bytes == 0 and chunk.lstrip()[:1] == b'<':
+                        raise _NotAFile(f'{url} returned an HTML page, not a file (a login, quota or error page?)')
+                    f.write(chunk)
+                    num_bytes += len(chunk)
+                    bar.update(len(chunk))
+                f.flush()
+                os.fsync(f.fileno())
+            if total is not None and num_bytes != total:
+                raise OSError(f'incomplete download: got {num_bytes} of {total} bytes')
+        return tmp_name
+    except BaseException:
+        if tmp_name is not None and os.path.exists(tmp_name):
+            os.remove(tmp_name)
+        raise
 
 
 def verify_download(path: pathlib.Path) -> None:

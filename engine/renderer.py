@@ -341,17 +341,7 @@ class Renderer:
             w = w.clone()
             w_mix = mapped[int(req.stylemix_seed)][mix]
             w[mix] = w_mix if mix_weight == 1.0 else w[mix] + mix_weight * (w_mix - w[mix])
-        # Truncation trick: lerp the first `cutoff` ws toward w_avg; a fractional cutoff truncates the next w partly.
-        cutoff = float(info.num_ws) if req.trunc_cutoff is None else max(0.0, min(float(req.trunc_cutoff), info.num_ws))
-        full = int(np.floor(cutoff))
-        frac = cutoff - full
-        psi = float(req.trunc_psi)
-        if psi != 1 and cutoff > 0:
-            w = w.clone()
-            w[:full] = w_avg + (w[:full] - w_avg) * psi
-            if frac > 0 and full < info.num_ws:
-                w[full] = w_avg + (w[full] - w_avg) * (1.0 + (psi - 1.0) * frac)
-        return w.unsqueeze(0)
+        return truncate_ws(w.unsqueeze(0), w_avg, float(req.trunc_psi), req.trunc_cutoff)
 
     def _map_slerp(self, net: LoadedNet, req: RenderRequest, device: torch.device) -> torch.Tensor:
         """ws [num_ws, w_dim] of ``z = slerp(z_a, z_b, t)`` for w0_seeds ((a, 1 - t), (b, t)) (``seed_blend``
@@ -547,6 +537,34 @@ def _check_request(req: RenderRequest, info: NetInfo) -> None:
         raise _RenderError('render(): ' + '; '.join(problems))
 
 
+def truncate_ws(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: float | None) -> torch.Tensor:
+    """The truncation trick (StyleGAN, Karras et al. 2019, Sec. 3; StyleGAN2 Appendix B) with a cutoff that may be
+    fractional: ws ``i < floor(cutoff)`` become ``w_avg + psi * (w_i - w_avg)``; w ``floor(cutoff)`` moves by the
+    fraction, its psi being ``1 + (psi - 1) * (cutoff - floor(cutoff))``; the rest stay. An integer cutoff is the
+    reference's ``truncation_cutoff`` exactly (docs/state_files.md, "Keyframes").
+
+    Args:
+        ws: [N, num_ws, w_dim] float32 (not modified).
+        w_avg: [w_dim], same device and dtype.
+        psi: truncation psi (1 = off).
+        cutoff: number of leading ws truncated (None = all; clamped into 0..num_ws).
+
+    Returns:
+        ws truncated, [N, num_ws, w_dim] (``ws`` itself when nothing changes).
+    """
+    num_ws = ws.shape[1]
+    c = float(num_ws) if cutoff is None else max(0.0, min(float(cutoff), float(num_ws)))
+    full = int(np.floor(c))
+    frac = c - full
+    if psi == 1 or c <= 0:
+        return ws
+    ws = ws.clone()
+    ws[:, :full] = w_avg + (ws[:, :full] - w_avg) * psi
+    if frac > 0 and full < num_ws:
+        ws[:, full] = w_avg + (ws[:, full] - w_avg) * (1.0 + (psi - 1.0) * frac)
+    return ws
+
+
 def _user_transform(m) -> np.ndarray:
     return np.asarray(m, dtype=np.float64).reshape(3, 3)
 
@@ -613,4 +631,4 @@ class _Timer:
         return (time.perf_counter() - self.t0) * 1e3
 
 
-__all__ = ['Renderer']
+__all__ = ['Renderer', 'truncate_ws']

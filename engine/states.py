@@ -6,7 +6,8 @@ Three JSON documents share one ``format``/``version`` header (the layout is desc
   GUI as it was, ``network`` describes the network that rendered it.
 - ``sg3viz-session``: a saved session; ``widgets`` and (since this release) ``request``.
 - ``sg3viz-timeline``: ``states``, a list of request dicts rendered one per video frame at ``fps``; ``view`` says
-  what a frame shows (:data:`TIMELINE_VIEWS`).
+  what a frame shows (:data:`TIMELINE_VIEWS`). Instead of ``states`` it may hold ``keyframes`` (the visualizer's
+  Keyframes pane writes them): :class:`KeyframeTimeline` interpolates between them (:func:`interpolate_states`).
 
 A capture PNG carries its document in an ``iTXt`` chunk with the keyword :data:`PNG_STATE_KEY` (PNG 1.2 spec,
 section 4.2.3.3), so the picture alone reopens the state; the JSON sidecar next to it holds the same document. A

@@ -24,9 +24,11 @@ from imgui_bundle import imgui
 from engine.protocol import RenderRequest, clamp_request, request_errors
 from engine.states import (
     INTERPS,
+    TIMELINE_FORMAT,
     KeyframeTimeline,
     load_keyframes,
     make_keyframes_doc,
+    read_state_doc,
     slerp_allowed,
     write_json,
 )
@@ -56,6 +58,12 @@ class Keyframe:
     interp: str = 'w'
     thumb: np.ndarray | None = None
     tex: Any = None  # gui_utils.gl_utils.Texture of the thumbnail (made while drawing)
+    thumb_b64: str | None = None  # the thumbnail as base64 PNG (made once, for sessions and files)
+
+    def thumb_png_b64(self) -> str | None:
+        if self.thumb_b64 is None and self.thumb is not None:
+            self.thumb_b64 = thumb_to_b64(self.thumb)
+        return self.thumb_b64
 
 
 def make_thumbnail(img: np.ndarray, max_side: int = THUMB_PX) -> np.ndarray:
@@ -162,7 +170,7 @@ class KeyframeWidget(Widget):
     def _kf_to_json(kf: Keyframe) -> dict:
         d: dict[str, Any] = {'state': kf.request.to_dict(), 'duration': kf.duration, 'interp': kf.interp}
         d['widgets'] = kf.widgets
-        b64 = thumb_to_b64(kf.thumb)
+        b64 = kf.thumb_png_b64()
         if b64 is not None:
             d['thumbnail_png'] = b64
         return d
@@ -300,7 +308,7 @@ class KeyframeWidget(Widget):
         self.stop_preview()
         widgets = {}
         if self.viz is not None:
-            widgets = {k: v for k, v in self.viz.get_session()['widgets'].items() if k not in NOT_RESTORED}
+            widgets = {w.KEY: w.get_state() for w in self.viz.widgets if w.STATE_KEYS and w.KEY not in NOT_RESTORED}
         kf = Keyframe(req.replace(stamp=0, return_ws=False), widgets)
         if self.keyframes:
             prev = self.keyframes[self.selected if self.selected >= 0 else -1]
@@ -316,7 +324,7 @@ class KeyframeWidget(Widget):
         """Thumbnail of the displayed image when it answers the keyframe's request (else later, in on_result)."""
         view = self.view
         if kf.thumb is None and view.image is not None and view.image_request == kf.request and view.error is None:
-            kf.thumb = make_thumbnail(view.image)
+            kf.thumb, kf.thumb_b64 = make_thumbnail(view.image), None
             self._drop_texture(kf)
 
     def on_result(self, result) -> None:
@@ -406,7 +414,7 @@ class KeyframeWidget(Widget):
         if tl is None:
             self.status = f'Save failed: {self._timeline_error or "add at least 2 keyframes first"}'
             return False
-        extras = [{'widgets': kf.widgets, **({'thumbnail_png': b} if (b := thumb_to_b64(kf.thumb)) else {})}
+        extras = [{'widgets': kf.widgets, **({'thumbnail_png': b} if (b := kf.thumb_png_b64()) else {})}
                   for kf in self.keyframes]  # fmt: skip
         doc = make_keyframes_doc(
             tl, network=self.network_facts(), extras=extras, durations=[kf.duration for kf in self.keyframes],
@@ -444,6 +452,28 @@ class KeyframeWidget(Widget):
         self.selected = 0
         self.path = str(path)
         self.status = f'Loaded {len(kfs)} keyframes from {pathlib.Path(path).name}'
+        return True
+
+    @staticmethod
+    def is_keyframe_file(path: str) -> bool:
+        """Whether ``path`` is a keyframe timeline JSON (what a drop onto the window loads into this pane)."""
+        if not str(path).lower().endswith('.json'):
+            return False
+        try:
+            return 'keyframes' in read_state_doc(path, (TIMELINE_FORMAT,))
+        except ValueError:
+            return False
+
+    def load_dropped(self, path: str) -> bool:
+        """A keyframe timeline dropped onto the window: loaded into this pane, and its first keyframe shown (its
+        panes restored when the file has them, else the timeline's first frame previewed)."""
+        if not self.load(path):
+            return False
+        if self.keyframes[0].widgets:
+            self.jump_to(0)
+        else:
+            self.scrub(0.0)
+        self.status = f'Loaded {len(self.keyframes)} keyframes from {pathlib.Path(path).name}'
         return True
 
     def render_video(self) -> bool:

@@ -234,12 +234,18 @@ class Visualizer:
 
     def handle_drop(self, paths: list[str]) -> None:
         """Dropped files: a capture (a PNG carrying our state chunk, or its .json sidecar), a saved session or a
-        recording (its .mp4 or timeline .json: the first recorded state) restores that state (``engine.states``); W / W+ latents (.npz, .npy) go to the Latent pane; other images start a
-        projection (the Projection pane opens); everything else goes to the Network pane (pickles, URLs, run
-        directories)."""
+        recording (its .mp4 or timeline .json: the first recorded state) restores that state (``engine.states``); a
+        keyframe timeline .json loads into the Keyframes pane (its first keyframe shown); W / W+ latents (.npz, .npy)
+        go to the Latent pane; other images start a projection (the Projection pane opens); everything else goes to
+        the Network pane (pickles, URLs, run directories)."""
         from engine.states import CAPTURE_FORMAT, SESSION_FORMAT, png_state
 
         for p in paths:
+            if self.keyframes.is_keyframe_file(p):  # a keyframe timeline: into the Keyframes pane
+                self.set_section_open(self.keyframes.KEY, True)
+                if not self.keyframes.load_dropped(p):
+                    self.pickle.load_error = self.keyframes.status
+                return
             low = str(p).lower()
             doc = png_state(p) if low.endswith('.png') else None
             if doc is not None or low.endswith(('.json', '.mp4', '.mov', '.m4v')):

@@ -188,6 +188,12 @@ def test_renderer_stylemix_weight_and_fractional_cutoff(net, renderer):
     expected[0] = w_avg + 0.5 * (w2[0] - w_avg)
     expected[1] = w_avg + 0.75 * (w2[1] - w_avg)
     np.testing.assert_allclose(cut, expected, atol=1e-6)
+    # The lab's seed latents (Average N seeds) use the same fractional truncation.
+    from engine.lab import seed_latents
+
+    with torch.no_grad():
+        lab_ws = seed_latents(G, [2], base.replace(trunc_psi=0.5, trunc_cutoff=1.5), torch.device('cpu'))
+    np.testing.assert_allclose(lab_ws[0].double().numpy(), expected, atol=1e-6)
     int_cut = renderer.render(base.replace(trunc_psi=0.5, trunc_cutoff=2))
     float_cut = renderer.render(base.replace(trunc_psi=0.5, trunc_cutoff=2.0))
     assert np.array_equal(int_cut.image, float_cut.image)

@@ -10,7 +10,6 @@ import pathlib
 import pickle
 import socket
 import subprocess
-import threading
 import zipfile
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 import dnnlib
 from engine import loading, safe_pickle
 from engine.loading import LoadError, UnsafePickleError
+from tests.http_server import serve_http
 
 SG3_KWARGS = dict(
     z_dim=8,
@@ -385,15 +385,8 @@ def _http_server(directory: pathlib.Path, bad_length: bool = False):
                 return
             super().do_GET()
 
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f'http://127.0.0.1:{server.server_address[1]}', requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(Handler) as url:
+        yield url, requests
 
 
 def test_http_download_cached_once(tmp_path, pkl_dir, monkeypatch):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import http.server
 import pickle
-import threading
 
 import pytest
 
 from engine import loading
 from metrics import metric_utils
+from tests.http_server import serve_http
 
 
 @contextlib.contextmanager
@@ -29,15 +29,8 @@ def _server(body: bytes):
             self.end_headers()
             self.wfile.write(body)
 
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f'http://127.0.0.1:{server.server_address[1]}', requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_http(Handler) as url:
+        yield url, requests
 
 
 def _valid_pickle() -> bytes:

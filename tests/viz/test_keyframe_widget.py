@@ -124,3 +124,19 @@ def test_render_video_calls_the_record_pane():
     ((states, fps, view, name, widgets),) = FakeRecord.calls
     assert states == w.timeline().expand() and fps == 30.0 and view is None and name == 'my_loop'
     assert widgets is w.keyframes[0].widgets
+
+
+def test_stylemix_weight_field_clamps_and_reaches_the_request():
+    from viz.stylemix_widget import StylemixWidget
+
+    w = StylemixWidget(None)
+    w.set_state({'enabled': [True, False, True], 'seed': 9, 'weight': 0.25})
+    args: dict = {}
+    w.update_request(args, 0.0)
+    assert args['stylemix_idx'] == (0, 2) and args['stylemix_weight'] == 0.25 and args['stylemix_seed'] == 9
+    w.set_state({'weight': 7})
+    assert w.weight == 1.0 and 'stylemix_weight 7.0 is outside 0..1; clamped to 1' in w.last_note
+    w.set_state({'weight': -1, 'enabled': []})
+    args = {}
+    w.update_request(args, 0.0)
+    assert w.weight == 0.0 and args['stylemix_weight'] == 1.0  # no ws ticked: the request's default

@@ -187,7 +187,7 @@ def test_keyframes_real_clicks_add_play_pause(live_viz, tmp_path):
         {'wait_file': str(g['g3'])},  # click: Play
         {'wait_frames': 20},
         {'dump_state': str(f['s3'])},
-        {'wait_file': str(g['g4'])},  # click: Pause
+        {'wait_file': str(g['g4'])},  # click: Pause; type -5 into Duration, 99999 into fps
         {'wait_frames': 5},
         {'dump_state': str(f['s4'])},
         {'quit': 0},
@@ -223,10 +223,20 @@ def test_keyframes_real_clicks_add_play_pause(live_viz, tmp_path):
     tl = KeyframeTimeline(tuple(reqs), (2.0, 2.0), fps=30, loop=True, num_ws=s3['net']['num_ws'])
     assert _req(s3['request']) == tl.frame(s3['keyframes']['frame'])
     app.click(*center(f['s3'], 'play'))  # the same button reads Pause while playing
+    for name, text in (('duration', '-5'), ('fps', '99999')):  # typed out of range: clamped with a note
+        x, y, w, h = json.loads(f['s3'].read_text())['keyframes']['rects'][name]
+        app.click(x + w * 0.2, y + h / 2)
+        app.key('ctrl+a')
+        app.type(text)
+        app.key('Return')
     g['g4'].write_text('go')
     app.wait_for(f['s4'])
     s4 = json.loads(f['s4'].read_text())
-    assert not s4['widgets']['keyframes']['play_anim'] and s4['widgets']['keyframes']['preview']
+    kw4 = s4['widgets']['keyframes']
+    assert not kw4['play_anim'] and kw4['preview']
+    assert kw4['keyframes'][1]['duration'] == 0.05 and kw4['fps'] == 120, kw4  # keyframe 2 was selected
+    assert any('duration -5' in n and 'clamped to 0.05' in n for n in s4['notes']), s4['notes']
+    assert any('fps 99999' in n and 'clamped to 120' in n for n in s4['notes']), s4['notes']
     r = app.finish()
     _ok(r)
 
@@ -291,3 +301,43 @@ def test_playing_keeps_the_window_drawing_and_pause_lets_it_idle(gui_env, tmp_pa
     assert r['idle_drawn'] == 0, r  # two keyframes, not playing: idle
     assert r['play_drawn'] == 10 and r['play_requests'] >= 5, r  # playing: every frame drawn, new states submitted
     assert r['paused_drawn'] == 0, r
+
+
+def test_dropping_a_keyframe_file_loads_the_pane_and_shows_the_first_keyframe(run_viz, tmp_path):
+    from engine.states import KeyframeTimeline, make_keyframes_doc, write_json
+
+    a = RenderRequest(w0_seeds=((3, 1.0),), trunc_psi=0.7)
+    b = RenderRequest(w0_seeds=((4, 1.0),))
+    doc = make_keyframes_doc(KeyframeTimeline((a, b), (1.0, 1.0), fps=10, loop=True), extras=[
+        {'widgets': {'latent': {'x': 3.0, 'y': 0.0}, 'trunc_noise': {'psi': 0.7}}}, {}])  # fmt: skip
+    with_widgets, plain = write_json(tmp_path / 'kf.json', doc), tmp_path / 'plain.json'
+    doc['keyframes'][0].pop('widgets')
+    doc['keyframes'][0]['state']['w0_seeds'] = [[8, 1.0]]
+    write_json(plain, doc)
+    broken = tmp_path / 'broken.json'
+    doc['keyframes'][1]['duration'] = 'long'
+    write_json(broken, doc)
+    dumps = [tmp_path / f'd{i}.json' for i in range(3)]
+    script = [
+        {'wait_result': True, 'timeout_sec': 120},
+        {'drop': [str(with_widgets)]},
+        {'wait_frames': 2},  # the drop arrives at the next frame's start
+        {'wait_result': True, 'timeout_sec': 60},
+        {'dump_state': str(dumps[0])},
+        {'drop': [str(plain)]},  # no panes stored: the timeline's first frame is previewed
+        {'wait_frames': 2},
+        {'wait_result': True, 'timeout_sec': 60},
+        {'dump_state': str(dumps[1])},
+        {'drop': [str(broken)]},
+        {'wait_frames': 2},
+        {'dump_state': str(dumps[2])},
+        {'quit': 0},
+    ]
+    _ok(run_viz(['--fake-renderer', '--window', '1280x800'], script, timeout=180))
+    d0, d1, d2 = (json.loads(p.read_text()) for p in dumps)
+    assert d0['keyframes']['count'] == 2 and d0['error_text'] is None, (d0['keyframes'], d0['error_text'])
+    assert d0['widgets']['latent']['x'] == 3.0, (d0['widgets']['latent'], d0['notes'], d0['keyframes']['status'])
+    assert _req(d0['displayed_request']).w0_seeds == ((3, 1.0),) and _req(d0['displayed_request']).trunc_psi == 0.7
+    assert d1['widgets']['keyframes']['preview'] and _req(d1['displayed_request']).w0_seeds == ((8, 1.0),)
+    assert d1['widgets']['latent']['x'] == 3.0  # the panes stay as they were
+    assert d2['keyframes']['count'] == 2 and 'broken.json' in d2['error_text'] and 'duration' in d2['error_text']

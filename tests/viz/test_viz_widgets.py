@@ -105,7 +105,7 @@ def test_viz_stylemix_indices_and_request():
     w.set_state({'seed': 5, 'enabled': [False, True]})
     args = {}
     w.update_request(args, 0.0)
-    assert args == {'stylemix_idx': (1,), 'stylemix_seed': 5}
+    assert args == {'stylemix_idx': (1,), 'stylemix_seed': 5, 'stylemix_weight': 1.0}
     assert len(w.enabled) == 4
 
 

@@ -284,6 +284,7 @@ def test_a_render_does_not_depend_on_what_the_renderer_mapped_before():
     assert a.ws == b.ws and np.array_equal(a.image, b.image)
 
 
+@pytest.mark.slow  # starts a render process (tens of seconds on a busy 2-core machine)
 def test_closing_the_render_process_mid_job_leaves_nothing(tmp_path, sg3_pkl):
     """Quitting the visualizer while a video renders: the worker returns, the job generator is finalised and its
     temporary files go (a SIGKILLed process can leave hidden ``.NAME.*`` temporaries; nothing else)."""

@@ -30,12 +30,14 @@ import _compat_pickle
 import ast
 import collections
 import dataclasses
+import functools
 import importlib
 import io
 import logging
 import math
 import pickle
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
@@ -104,9 +106,18 @@ DEFAULT_SIGNATURES: tuple[ModuleSignature, ...] = (
 )
 
 
+# CPython 3.11 keeps the AST converter's recursion depth per interpreter, not per thread: two threads in ast.parse()
+# at once (the network cache loads pickles in threads, e.g. the Checkpoints pane's preload beside the shown network)
+# can fail with "SystemError: AST constructor recursion depth mismatch" (CPython issue gh-106905). One parse at a time.
+_AST_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=16)
 def _defined_classes(module_src: str) -> frozenset[str]:
-    """Top-level class names defined by a module source, from its syntax tree (the source is never executed)."""
-    tree = ast.parse(module_src)
+    """Top-level class names defined by a module source, from its syntax tree (the source is never executed).
+    Cached: every snapshot of a run carries the same network source."""
+    with _AST_LOCK:
+        tree = ast.parse(module_src)
     return frozenset(node.name for node in tree.body if isinstance(node, ast.ClassDef))
 
 

@@ -99,6 +99,7 @@ class CheckpointWidget(Widget):
         self._play_sec = 0.0
         self._visible_until = 0.0
         self._runs_cache: tuple[float, list[tuple[str, int]]] = (0.0, [])
+        self._run_of_cache: tuple[str | None, float, str | None] = (None, 0.0, None)
 
     # ---- state ------------------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -154,8 +155,13 @@ class CheckpointWidget(Widget):
         src = self.requested_source()
         if self._remote() is not None:
             return _remote_run_of(src, self._remote_runs()) if src else None
+        cached_src, expiry, cached = self._run_of_cache
+        if src == cached_src and time.monotonic() < expiry:
+            return cached  # run_of() looks at the file system: at most every RESCAN_SEC per source, not every frame
         run = run_of(src) if src else None
-        return str(run) if run is not None else None
+        found = str(run) if run is not None else None
+        self._run_of_cache = (src, time.monotonic() + RESCAN_SEC, found)
+        return found
 
     def _remote_runs(self) -> list[tuple[str, list[str]]]:
         remote = self._remote()
@@ -178,7 +184,7 @@ class CheckpointWidget(Widget):
         if remote is not None:
             remote.request_file_list()  # The answer is used on the next look.
             pkls = next((p for d, p in self._remote_runs() if _same_path(d, key)), [])
-            self.run = ScrubRun(key, tuple(snapshots_from_paths(pkls)), (), ('metrics are not sent by the server',))
+            self.run = ScrubRun(key, tuple(snapshots_from_paths(pkls)))  # No metrics: the server sends no files.
         else:
             sig = run_signature(key)
             if force or key != self._run_key or sig != self._run_sig:
@@ -398,6 +404,8 @@ class CheckpointWidget(Widget):
             self.preload_state = dict(data['state'])
         if update.state == 'done' and update.result:
             self.preload_errors = dict(update.result.get('errors') or {})
+            for source, message in self.preload_errors.items():
+                logger.warning('Checkpoints: loading %s ahead failed: %s', source, message)
         if update.state == 'error':
             self.preload_note = f'failed: {update.error}'
         if update.is_final:
@@ -448,6 +456,7 @@ class CheckpointWidget(Widget):
             'metrics': self.metrics_lines(),
             'notes': list(run.notes) if run is not None else [],
             'preload_state': dict(self.preload_state),
+            'preload_errors': dict(self.preload_errors),
             'preload_want': list(self._preload_want),
             'preload_text': self.preload_text(),
             'preload_job_id': self.preload_job_id,

@@ -305,3 +305,46 @@ def test_preload_through_the_render_worker(tiny_run):
             time.sleep(0.02)
         assert res.error is None and res.source == second
     assert CountingRenderer.loads == [first, second]  # shown from the preloaded copy: loaded once
+
+
+def test_concurrent_safe_loads_do_not_race_in_the_ast_parser():
+    """Preloading runs safe-mode loads in several threads at once. On CPython 3.11 two threads in ast.parse() could
+    fail with "SystemError: AST constructor recursion depth mismatch" (seen in the GUI as a snapshot that failed to
+    preload, then stayed failed); a thread switch inside the parser is forced here by finalizers run by the garbage
+    collector. Without the lock in engine.safe_pickle this failed about 1 parse in 15."""
+    import gc
+    import inspect
+    import sys
+
+    from engine import safe_pickle
+    from training import networks_stylegan3
+
+    class Finalized:
+        def __del__(self):
+            sum(range(50))
+
+    src = inspect.getsource(networks_stylegan3)
+    errors: list = []
+
+    def work(k: int) -> None:
+        for i in range(40):
+            try:
+                assert 'Generator' in safe_pickle._defined_classes(f'{src}\n# thread {k} parse {i}\n')
+            except Exception as e:  # noqa: BLE001 -- collected and reported below
+                errors.append(repr(e))
+            a, b = Finalized(), Finalized()
+            a.other, b.other = b, a  # a cycle: freed by the collector, which runs __del__ (Python code)
+
+    old_interval, old_threshold = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(1e-6)
+    gc.set_threshold(50, 5, 5)
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+        gc.set_threshold(*old_threshold)
+    assert errors == [], f'{len(errors)} of 160 parses failed: {errors[:2]}'

@@ -16,8 +16,14 @@ Prints frames/s of each and the ratios offline / live and job / live (> 1: recor
 view updates, so a recorded video is never limited by the GUI's render rate). All run one after the other in the
 same session, so the ratios hold on a shared machine even when the absolute numbers do not.
 
+Threads: offline runs with torch's default thread count (all CPUs), the render process with one CPU fewer
+(``engine.render_worker``); on a busy small machine the default oversubscribes the CPUs and offline rendering is
+several times slower than it need be: ``OMP_NUM_THREADS=1`` gives both paths one thread (the line printed first says
+what offline used).
+
 Example:
     python bench/bench_record.py --frames 24 --device cpu
+    OMP_NUM_THREADS=1 python bench/bench_record.py --frames 24 --device cpu
 """
 
 from __future__ import annotations
@@ -124,6 +130,9 @@ def _job(pkl, n, device, tmp) -> float:
 @click.option('--device', default='cpu', show_default=True, help='cpu, cuda, cuda:N or mps')
 @click.option('--skip-256', is_flag=True, help='Only the bundled 64 px net')
 def main(frames: int, device: str, skip_256: bool) -> None:
+    import torch
+
+    print(f'offline (this process): torch threads {torch.get_num_threads()}')
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
         nets = [('bundled 64 px', None)] + ([] if skip_256 else [('SG3 256 px', _net_256(tmp))])

@@ -214,15 +214,23 @@ class _VideoSink:
         os.close(fd)
         self.tmp = pathlib.Path(tmp)
         self.extra: list[pathlib.Path] = []
-        self._gen = imageio_ffmpeg.write_frames(
-            str(self.tmp), (size_hw[1], size_hw[0]), fps=fractions.Fraction(fps).limit_denominator(1001),
-            codec='libx264', pix_fmt_out='yuv420p', macro_block_size=1, ffmpeg_log_level='error',
-            ffmpeg_timeout=FFMPEG_CLOSE_TIMEOUT_SEC, output_params=['-crf', str(CRF), '-preset', 'medium'],
-        )  # fmt: skip
-        self._gen.send(None)  # starts ffmpeg
+        self._gen: Any = None
         self.count = 0
+        try:
+            self._gen = imageio_ffmpeg.write_frames(
+                str(self.tmp), (size_hw[1], size_hw[0]), fps=fractions.Fraction(fps).limit_denominator(1001),
+                codec='libx264', pix_fmt_out='yuv420p', macro_block_size=1, ffmpeg_log_level='error',
+                ffmpeg_timeout=FFMPEG_CLOSE_TIMEOUT_SEC, output_params=['-crf', str(CRF), '-preset', 'medium'],
+            )  # fmt: skip
+            self._gen.send(None)  # starts ffmpeg
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, Exception):
+                raise JobError(f'cannot start ffmpeg (imageio-ffmpeg) for {self.path.name}: {e}') from e
+            raise
 
     def write(self, frame: np.ndarray) -> None:
+        assert self._gen is not None, 'write() after commit() or abort()'
         try:
             self._gen.send(np.ascontiguousarray(frame).tobytes())
         except OSError as e:

@@ -282,3 +282,22 @@ def test_a_render_does_not_depend_on_what_the_renderer_mapped_before():
     warm.render(RenderRequest(device='cpu', w0_seeds=((5, 0.25), (1, 0.25), (7, 0.25), (2, 0.25))))
     a, b = warm.render(state), Renderer('cpu').render(state)
     assert a.ws == b.ws and np.array_equal(a.image, b.image)
+
+
+@pytest.mark.slow  # starts a render process (tens of seconds on a busy 2-core machine)
+def test_closing_the_render_process_mid_job_leaves_nothing(tmp_path, sg3_pkl):
+    """Quitting the visualizer while a video renders: the worker returns, the job generator is finalised and its
+    temporary files go (a SIGKILLed process can leave hidden ``.NAME.*`` temporaries; nothing else)."""
+    import time
+
+    from engine.async_renderer import AsyncRenderer
+
+    states = _walk(sg3_pkl, 60)
+    with AsyncRenderer('cpu', separate_process=True, spare_process=False) as r:
+        job = r.start_job('render_video', {'states': states, 'output': str(tmp_path / 'v.mp4'), 'fps': 10.0})
+        done, deadline = 0, time.monotonic() + 300
+        while done < 2 and time.monotonic() < deadline:
+            done = max([done] + [u.done for u in r.job_updates() if u.job_id == job and u.state == 'running'])
+            time.sleep(0.01)
+        assert done >= 2 and _listing(tmp_path)  # rendering, temporaries present
+    assert _listing(tmp_path) == []

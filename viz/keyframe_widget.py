@@ -6,6 +6,9 @@ Play / Pause / Loop at a chosen fps, Save / Load as the keyframes form of an ``s
 While previewing (scrubbing or playing) :meth:`KeyframeWidget.override` replaces the request the app submits by the
 timeline's state at the preview time: the frame ``floor(time_sec * fps)`` of the video the timeline renders to, so the
 preview shows exactly what ``gen_video.py --timeline`` writes.
+
+(About 700 lines, over the usual 600: the pane is an editor, a player and a file format in one, kept together so that
+its state, actions and drawing stay in one place.)
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ class KeyframeWidget(Widget):
 
     def __init__(self, viz=None) -> None:
         super().__init__(viz)
-        self.keyframes: list[Keyframe] = []  # type: ignore[assignment]  # get_state/set_state convert
+        self.keyframes: list[Keyframe] = []  # get_state / set_state convert to and from JSON dicts
         self.fps = 30
         self.loop = True
         self.time_sec = 0.0
@@ -208,7 +211,7 @@ class KeyframeWidget(Widget):
     def _replace_keyframes(self, kfs: list[Keyframe]) -> None:
         for kf in self.keyframes:
             self._drop_texture(kf)
-        self.keyframes = kfs  # type: ignore[assignment]
+        self.keyframes = kfs
         self._timeline_key = None
 
     def validate(self) -> None:
@@ -518,7 +521,7 @@ class KeyframeWidget(Widget):
         elif k == 'scrub':
             self.scrub(v)
         elif k in ('save', 'load'):
-            simple[k](str(v))  # type: ignore[call-arg]
+            self.save(str(v)) if k == 'save' else self.load(str(v))
         elif k == 'duration':
             self.set_duration(int(v[0]), v[1])
         elif k == 'interp':

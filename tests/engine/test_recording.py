@@ -301,3 +301,18 @@ def test_closing_the_render_process_mid_job_leaves_nothing(tmp_path, sg3_pkl):
             time.sleep(0.01)
         assert done >= 2 and _listing(tmp_path)  # rendering, temporaries present
     assert _listing(tmp_path) == []
+
+
+def test_widgets_a_dropped_recording_restores():
+    from engine.states import widgets_from_doc
+
+    tl = {'format': 'sg3viz-timeline', 'states': [{}], 'widgets': {'latent': {'x': 1.5, 'anim': True, 'speed': 2.0}}}
+    assert widgets_from_doc(tl) == {'latent': {'x': 1.5, 'anim': False, 'speed': 2.0}}  # a still of frame 0
+    kf = {'format': 'sg3viz-timeline', 'keyframes': [{'state': {}, 'widgets': {'equivariance': {'rotate_anim': True}}}]}
+    assert widgets_from_doc(kf) == {'equivariance': {'rotate_anim': False}}
+    with pytest.raises(ValueError, match='timeline without GUI state'):
+        widgets_from_doc({'format': 'sg3viz-timeline', 'states': [{}]}, 'hand.json')
+    with pytest.raises(ValueError, match='must be an object'):
+        widgets_from_doc({'format': 'sg3viz-timeline', 'widgets': {'latent': 3}})
+    cap = {'format': 'sg3viz-capture', 'widgets': {'latent': {'anim': True}}}
+    assert widgets_from_doc(cap) == {'latent': {'anim': True}}  # a capture restores as it was saved

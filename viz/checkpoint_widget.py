@@ -558,6 +558,8 @@ class CheckpointWidget(Widget):
             for line in self.metrics_lines():
                 imgui.text(line)
             imgui.text_disabled(self.preload_text())
+            if self.preload_errors and imgui.is_item_hovered():
+                imgui.set_tooltip('\n'.join(self.preload_errors.values()))  # Why a snapshot could not be loaded ahead.
             self._draw_output()
             for note in run.notes[:3]:
                 imgui.text_disabled(note)

@@ -68,8 +68,17 @@ def serve(
     """
     from engine.jobs import JobRunner
 
-    pending: RenderRequest | None = None
     jobs = JobRunner(renderer, send_job) if send_job is not None else None
+    try:
+        _serve_loop(renderer, recv, send, jobs)
+    finally:
+        if jobs is not None:
+            jobs.cancel_all()  # Closes the jobs' generators now: their cleanup (temporary files) runs before exit.
+
+
+def _serve_loop(renderer, recv: Callable[[float | None], list], send: Callable[[RenderResult], bool], jobs) -> None:
+    """The loop of :func:`serve` (returns on 'close' or when the parent is gone)."""
+    pending: RenderRequest | None = None
     while True:
         try:
             if pending is not None:
@@ -150,6 +159,14 @@ def child_main(
         return True
 
     serve(made, recv, send, send_job=send_job)
+    # Leave without interpreter finalisation: with torch's and the network cache's threads still alive it can abort
+    # ("terminate called without an active exception") after everything is done. The jobs are closed (serve), the
+    # parent unlinks the shared-memory blocks, and nothing else of ours needs an exit hook.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _usable_cpus() -> int:

@@ -354,9 +354,10 @@ class Visualizer:
         timeout = win.idle.wait_timeout(busy=self._is_busy())
         if timeout is not None and not win.wait_for_activity(timeout):
             result = self.renderer.get_result()  # e.g. a notice that the render process restarted
-            if result is None:
-                return
-            self._on_result(result)
+            if not self._dispatch_job_updates() and result is None:
+                return  # Nothing new: no frame. (Job progress, e.g. a preload, redraws the pane.)
+            if result is not None:
+                self._on_result(result)
         dt = win.begin_frame()
         self._poll_renderer()
         dropped = win.pop_dropped()
@@ -397,10 +398,16 @@ class Visualizer:
         result = self.renderer.get_result()
         if result is not None:
             self._on_result(result)
+        self._dispatch_job_updates()
+
+    def _dispatch_job_updates(self) -> bool:
+        """Hands the renderer's new job updates to the widgets; True when there were any."""
         updates = getattr(self.renderer, 'job_updates', None)
-        for update in updates() if updates is not None else ():
+        got = list(updates()) if updates is not None else []
+        for update in got:
             for w in self.widgets:
                 w.on_job_update(update)
+        return bool(got)
 
     def _on_result(self, result: RenderResult) -> None:
         self.window.idle.mark_active()

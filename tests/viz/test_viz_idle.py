@@ -35,6 +35,22 @@ _CHILD = textwrap.dedent(
         for _ in range(20):  # idle: each call waits for events (or 50 ms) and draws nothing
             app.frame()
         out['idle_drawn'] = app.window.frames_drawn - drawn
+        # A render-process job's progress (e.g. a preload) redraws the idle window without input: 40 steps of 50 ms,
+        # progress at most every 0.1 s. Started, then past the grace period, then counted.
+        job_id = app.start_job('sleep', {'num': 40, 'step_sec': 0.05})
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.3:
+            app.frame()
+        drawn = app.window.frames_drawn
+        for _ in range(20):
+            app.frame()
+        out['job_id'] = job_id
+        out['job_drawn'] = app.window.frames_drawn - drawn
+        while app.renderer.job_updates() or time.monotonic() - t0 < 2.5:  # let it finish, drain its updates
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.5:
+            app.frame()
         # Real input: move the pointer over the window; the next frame must be drawn.
         x, y = glfw.get_window_pos(app.window.handle)
         drawn = app.window.frames_drawn
@@ -67,5 +83,6 @@ def test_viz_idle_waits_and_wakes_on_input(gui_env, tmp_path):
     r = json.loads(lines[-1][len('RESULT ') :])
     assert r['got_image']
     assert r['idle_drawn'] == 0, r  # no input, no animation, nothing pending: nothing drawn
+    assert r['job_id'] is not None and r['job_drawn'] >= 2, r  # job progress arrives and is drawn without input
     assert r['input_drawn'] >= 1, r  # mouse motion wakes the loop and draws (then the grace period runs)
     assert r['anim_drawn'] == 10, r  # an animation never idles

@@ -16,7 +16,6 @@ import os
 import pathlib
 import pickle
 import sys
-import tempfile
 
 import click
 
@@ -44,6 +43,7 @@ def convert_network_pickle(
         FileExistsError: `dest` exists and `overwrite` is False.
     """
     from engine import legacy_tf
+    from engine.atomic_files import atomic_path
     from engine.loading import LoadError, resolve_source
 
     dest = pathlib.Path(dest)
@@ -61,19 +61,10 @@ def convert_network_pickle(
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
             raise LoadError(f'{path} is a corrupt or truncated pickle ({type(e).__name__}: {e})') from e
     out = {'G': data['G'], 'D': data['D'], 'G_ema': data['G_ema'], 'augment_pipe': None, 'training_set_kwargs': None}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.part', delete=False) as f:
-        tmp = f.name
-        try:
-            pickle.dump(out, f)
-            f.flush()
-            os.fsync(f.fileno())
-        except BaseException:
-            f.close()
-            os.remove(tmp)
-            raise
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, dest)
+    with atomic_path(dest, suffix='.part', mode=0o644) as tmp, open(tmp, 'wb') as f:
+        pickle.dump(out, f)
+        f.flush()
+        os.fsync(f.fileno())
     return out
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 from typing import Any
 
 import numpy as np
+
+from engine.atomic_files import atomic_path
 
 __all__ = ['LatentFileError', 'read_latent_state', 'read_latents', 'read_ws', 'write_ws']
 
@@ -165,17 +166,8 @@ def write_ws(path: str | os.PathLike, ws: Any, *, state: dict | None = None) -> 
     if path.suffix.lower() != '.npz':
         path = path.with_name(path.name + '.npz')
     state_text = json.dumps(state or {}, default=str)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, w=arr, state_json=np.array(state_text))  # key STATE_KEY
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, suffix='.part', mode=0o644) as tmp, open(tmp, 'wb') as f:
+        np.savez(f, w=arr, state_json=np.array(state_text))  # key STATE_KEY
+        f.flush()
+        os.fsync(f.fileno())
     return path

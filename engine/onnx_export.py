@@ -20,13 +20,14 @@ import io
 import logging
 import os
 import pathlib
-import tempfile
 import time
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
+
+from engine.atomic_files import atomic_path
 
 __all__ = ['ExportReport', 'OnnxExportError', 'export_generator_onnx', 'make_export_module', 'onnx_inputs']
 
@@ -153,10 +154,8 @@ def export_generator_onnx(
     module = make_export_module(G, inputs)
     feeds = onnx_inputs(G, inputs, int(batch))
     output = pathlib.Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f'.{output.name}.', suffix='.part')
-    os.close(fd)
-    try:
+    with atomic_path(output, suffix='.part', mode=0o644) as tmp_path:
+        tmp = str(tmp_path)
         t0 = time.perf_counter()
         expected = _export_to(tmp, module, feeds, int(opset))
         export_sec = time.perf_counter() - t0
@@ -170,11 +169,6 @@ def export_generator_onnx(
             raise OnnxExportError(
                 f'ONNX Runtime output differs from PyTorch by {diff:.3g} (> {tolerance:g}); the file was not written'
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return ExportReport(
         output=str(output), opset=int(opset), inputs={k: list(v.shape) for k, v in feeds.items()},
         output_shape=list(expected.shape), max_abs_diff=diff, file_bytes=output.stat().st_size, ort_ms=ort_ms,

@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic_files import default_mode
 from engine.jobs import JobError, Progress
 from engine.protocol import RenderRequest
-from engine.states import TIMELINE_VIEWS, compose_view, default_mode, make_timeline, request_from_dict, write_json
+from engine.states import TIMELINE_VIEWS, compose_view, make_timeline, request_from_dict, write_json
 
 logger = logging.getLogger(__name__)
 

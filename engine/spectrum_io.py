@@ -25,10 +25,11 @@ import csv
 import io
 import math
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from engine.atomic_files import atomic_write_bytes
 
 DB_FLOOR = 1e-10  # Powers below this are clamped before 10*log10 (i.e. -100 dB).
 NYQUIST = 0.5  # cycles/pixel
@@ -181,21 +182,6 @@ def profile_rows(label: str, profiles: dict[str, np.ndarray], *, radial: bool = 
 # Files (written atomically: a temporary file in the same folder, then os.replace).
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=os.path.splitext(path)[1], dir=parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_spectrum(path: str, result: dict) -> None:
     """Writes a spectrum npz atomically: spectrum [S, S] float64 + image_size + metadata arrays.
 
@@ -212,7 +198,7 @@ def save_spectrum(path: str, result: dict) -> None:
         beta=np.float64(result['beta']), interp=np.int64(result['interp']), num=np.int64(result['num']),
         mean=np.float64(result['mean']), std=np.float64(result['std']), source=np.str_(result['source']),
     )  # fmt: skip
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def save_rows_csv(path: str, rows: list[tuple]) -> None:
@@ -221,7 +207,7 @@ def save_rows_csv(path: str, rows: list[tuple]) -> None:
     writer = csv.writer(buf, lineterminator='\n')
     writer.writerow(CSV_HEADER)
     writer.writerows(rows)
-    _atomic_write(path, buf.getvalue().encode())
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def load_spectrum(path: str) -> dict:

@@ -23,11 +23,11 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any
 
 import numpy as np
 
+from engine.atomic_files import atomic_write_bytes
 from engine.protocol import RenderRequest, clamp_request, request_errors
 
 PNG_STATE_KEY = 'sg3viz-state'
@@ -42,39 +42,10 @@ MAX_TIMELINE_FRAMES = 1_000_000
 MP4_SUFFIXES = ('.mp4', '.mov', '.m4v')  # engine.mp4_state.MP4_SUFFIXES
 
 
-def default_mode(is_dir: bool = False) -> int:
-    """The permissions a plain ``open()`` / ``mkdir()`` would give (0o666 / 0o777 less the umask, read from
-    /proc/self/status where there is one, else a umask of 0o022). ``tempfile`` creates files 0o600 and folders
-    0o700; files renamed into place get these modes instead."""
-    umask = 0o022
-    try:
-        with open('/proc/self/status') as f:
-            umask = next((int(line.split()[1], 8) for line in f if line.startswith('Umask:')), umask)
-    except (OSError, ValueError, IndexError):
-        pass
-    return (0o777 if is_dir else 0o666) & ~umask
-
-
-def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_json(path: str | os.PathLike, doc: dict) -> pathlib.Path:
     """Writes ``doc`` as indented JSON, atomically (a temporary file renamed over ``path``). Returns the path."""
     p = pathlib.Path(path)
-    _atomic_write_bytes(p, (json.dumps(doc, indent=2) + '\n').encode())
+    atomic_write_bytes(p, (json.dumps(doc, indent=2) + '\n').encode())
     return p
 
 
@@ -98,7 +69,7 @@ def save_png_with_state(path: str | os.PathLike, img_u8: np.ndarray, doc: dict |
     buf = io.BytesIO()
     Image.fromarray(img_u8).save(buf, format='PNG', pnginfo=info)
     p = pathlib.Path(path)
-    _atomic_write_bytes(p, buf.getvalue())
+    atomic_write_bytes(p, buf.getvalue())
     return p
 
 

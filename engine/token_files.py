@@ -7,18 +7,16 @@ from __future__ import annotations
 import os
 import pathlib
 
+from engine.atomic_files import atomic_path
+
 __all__ = ['read_token_file', 'write_token_file']
 
 
 def write_token_file(path: str | os.PathLike, token: str) -> None:
     """Writes ``token`` to ``path`` (``~`` expanded, parents created) atomically, readable by the owner only (0600)."""
     p = pathlib.Path(path).expanduser()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f'.{p.name}.{os.getpid()}.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as f:
-        f.write(token + '\n')
-    os.replace(tmp, p)
+    with atomic_path(p, mode=0o600) as tmp:  # mkstemp creates it 0600: the token is never readable by others
+        tmp.write_text(token + '\n')
 
 
 def read_token_file(path: str | os.PathLike) -> str:

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from engine import mp4_state
+from engine.atomic_files import default_mode
 from engine.jobs import JobRunner, JobSpec
 from engine.protocol import RenderRequest
 from engine.recording import render_video_job, run_video_job
 from engine.renderer import Renderer
-from engine.states import compose_view, default_mode, is_state_file, read_state_doc
+from engine.states import compose_view, is_state_file, read_state_doc
 
 
 @pytest.fixture(scope='module')
